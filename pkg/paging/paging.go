@@ -1,0 +1,55 @@
+// Package paging implements AIP-158 list pages over a stable key (keyset, not OFFSET): the page token is the
+// opaque encoding of the last key returned, so a page costs the same at any depth.
+package paging
+
+import (
+	"encoding/base64"
+	"encoding/json"
+
+	"github.com/authplane/authplane/pkg/apierr"
+)
+
+const (
+	DefaultSize = 100
+	MaxSize     = 1000
+)
+
+// Size returns the effective page size.
+func Size(requested int32) int {
+	switch {
+	case requested <= 0:
+		return DefaultSize
+	case requested > MaxSize:
+		return MaxSize
+	default:
+		return int(requested)
+	}
+}
+
+type token struct {
+	After string `json:"a"`
+	Scope string `json:"s,omitempty"` // what the list was of (a token is refused for another list)
+}
+
+// Decode returns the key after which the page starts ("" for the first page).
+// scope names the list (for example "clients/acme/ws1") so a token cannot be replayed against another list.
+func Decode(pageToken, scope string) (string, error) {
+	if pageToken == "" {
+		return "", nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(pageToken)
+	var t token
+	if err == nil {
+		err = json.Unmarshal(raw, &t)
+	}
+	if err != nil || t.After == "" || t.Scope != scope {
+		return "", apierr.Field("page_token", "page_token is not valid for this list")
+	}
+	return t.After, nil
+}
+
+// Encode makes the next page token when a page came back full.
+func Encode(lastKey, scope string) string {
+	raw, _ := json.Marshal(token{After: lastKey, Scope: scope})
+	return base64.RawURLEncoding.EncodeToString(raw)
+}

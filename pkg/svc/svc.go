@@ -1,0 +1,52 @@
+// Package svc is what every service is built from: its dependencies, handed over by the process that runs it,
+// and the connections to the other services (in this process or over the network, the same either way).
+package svc
+
+import (
+	"log/slog"
+
+	"google.golang.org/grpc"
+
+	"github.com/authplane/authplane/pkg/changes"
+	"github.com/authplane/authplane/pkg/db"
+	"github.com/authplane/authplane/pkg/metrics"
+	"github.com/authplane/authplane/pkg/secrets"
+)
+
+// Service names, as used by --services and AUTHPLANE_<NAME>_ADDR.
+const (
+	Gateway   = "gateway"
+	Tenant    = "tenant"
+	Workspace = "workspace"
+	Pool      = "pool"
+	Schema    = "schema"
+	Client    = "client"
+	Token     = "token"
+)
+
+// All lists every service name in start order.
+var All = []string{Tenant, Workspace, Pool, Schema, Client, Token, Gateway}
+
+// Conns reach each gRPC service.
+type Conns struct {
+	Tenant, Workspace, Pool, Schema, Client, Token grpc.ClientConnInterface
+}
+
+// Deps are what a service is given.
+type Deps struct {
+	DB      *db.DB
+	Bus     *changes.Bus
+	Log     *slog.Logger
+	Metrics *metrics.Metrics
+	Keyring *secrets.Keyring
+	Conns   Conns
+	// IssuerURL is the public base URL; a workspace's issuer is IssuerURL/tenant/server.
+	IssuerURL string
+	// RootClientID and RootClientSecret are the operator's credentials from the configuration (may be empty).
+	RootClientID, RootClientSecret string
+}
+
+// Service is a gRPC service ready to be registered on a server or an in-process connection.
+type Service interface {
+	Register(r grpc.ServiceRegistrar)
+}

@@ -1,0 +1,166 @@
+package workspace
+
+import (
+	"context"
+	"strings"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/authplane/authplane/pkg/db"
+)
+
+var migrations = []db.Migration{
+	{Version: 1, Name: "servers and scopes", SQL: `
+CREATE TABLE workspace_servers (
+  tenant_id TEXT NOT NULL,
+  id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  description TEXT NOT NULL DEFAULT '',
+  type TEXT NOT NULL,
+  grant_types TEXT NOT NULL,
+  access_token_ttl_ms {{bigint}} NOT NULL,
+  refresh_token_ttl_ms {{bigint}} NOT NULL,
+  id_token_ttl_ms {{bigint}} NOT NULL,
+  created_at {{bigint}} NOT NULL,
+  updated_at {{bigint}} NOT NULL,
+  PRIMARY KEY (tenant_id, id)
+);
+CREATE TABLE workspace_scopes (
+  tenant_id TEXT NOT NULL,
+  id TEXT NOT NULL,
+  server_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  description TEXT NOT NULL DEFAULT '',
+  system {{bool}} NOT NULL DEFAULT FALSE,
+  created_at {{bigint}} NOT NULL,
+  PRIMARY KEY (tenant_id, id)
+);
+CREATE UNIQUE INDEX workspace_scopes_name ON workspace_scopes (tenant_id, server_id, name)`},
+}
+
+// serverRow is a workspace as stored. Grant types are space-separated.
+type serverRow struct {
+	TenantID          string `gorm:"primaryKey"`
+	ID                string `gorm:"primaryKey"`
+	Name              string
+	Description       string
+	Type              string
+	GrantTypes        string
+	AccessTokenTTLMs  int64 `gorm:"column:access_token_ttl_ms"`
+	RefreshTokenTTLMs int64 `gorm:"column:refresh_token_ttl_ms"`
+	IDTokenTTLMs      int64 `gorm:"column:id_token_ttl_ms"`
+	CreatedAt         int64 `gorm:"autoCreateTime:false"`
+	UpdatedAt         int64 `gorm:"autoUpdateTime:false"`
+}
+
+func (serverRow) TableName() string { return "workspace_servers" }
+
+func (r *serverRow) grants() []string { return strings.Fields(r.GrantTypes) }
+
+type scopeRow struct {
+	TenantID    string `gorm:"primaryKey"`
+	ID          string `gorm:"primaryKey"`
+	ServerID    string
+	Name        string
+	Description string
+	System      bool
+	CreatedAt   int64 `gorm:"autoCreateTime:false"`
+}
+
+func (scopeRow) TableName() string { return "workspace_scopes" }
+
+// store is the only code that touches the workspace service's tables.
+type store struct{ db *db.DB }
+
+func (s *store) tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	return s.db.WithContext(ctx).Transaction(fn)
+}
+
+// createServer inserts a workspace with its predefined scopes, in one transaction.
+func (s *store) createServer(ctx context.Context, row *serverRow, scopes []scopeRow) error {
+	return s.tx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Create(row).Error; err != nil {
+			return err
+		}
+		if len(scopes) > 0 {
+			return tx.Create(&scopes).Error
+		}
+		return nil
+	})
+}
+
+// ensureServer inserts a workspace and its scopes unless the workspace exists (idempotent provisioning).
+func (s *store) ensureServer(ctx context.Context, row *serverRow, scopes []scopeRow) error {
+	return s.tx(ctx, func(tx *gorm.DB) error {
+		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(row)
+		if res.Error != nil || res.RowsAffected == 0 {
+			return res.Error
+		}
+		return tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&scopes).Error
+	})
+}
+
+func (s *store) getServer(ctx context.Context, tenantID, id string) (*serverRow, error) {
+	var row serverRow
+	err := db.Tenant(s.db.WithContext(ctx), tenantID).Where("id = ?", id).Take(&row).Error
+	return &row, err
+}
+
+func (s *store) listServers(ctx context.Context, tenantID, after string, limit int) ([]serverRow, error) {
+	var rows []serverRow
+	err := db.Tenant(s.db.WithContext(ctx), tenantID).Where("id > ?", after).Order("id").Limit(limit).Find(&rows).Error
+	return rows, err
+}
+
+func (s *store) updateServer(ctx context.Context, row *serverRow) error {
+	return db.Tenant(s.db.WithContext(ctx), row.TenantID).Where("id = ?", row.ID).
+		Select("name", "description", "grant_types", "access_token_ttl_ms", "refresh_token_ttl_ms", "id_token_ttl_ms", "updated_at").
+		Updates(row).Error
+}
+
+func (s *store) deleteServer(ctx context.Context, tenantID, id string) (bool, error) {
+	var deleted int64
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		if err := db.Tenant(tx, tenantID).Where("server_id = ?", id).Delete(&scopeRow{}).Error; err != nil {
+			return err
+		}
+		res := db.Tenant(tx, tenantID).Where("id = ?", id).Delete(&serverRow{})
+		deleted = res.RowsAffected
+		return res.Error
+	})
+	return deleted > 0, err
+}
+
+func (s *store) deleteTenant(ctx context.Context, tenantID string) error {
+	return s.tx(ctx, func(tx *gorm.DB) error {
+		if err := db.Tenant(tx, tenantID).Delete(&scopeRow{}).Error; err != nil {
+			return err
+		}
+		return db.Tenant(tx, tenantID).Delete(&serverRow{}).Error
+	})
+}
+
+func (s *store) createScope(ctx context.Context, row *scopeRow) error {
+	return s.db.WithContext(ctx).Create(row).Error
+}
+
+func (s *store) getScope(ctx context.Context, tenantID, id string) (*scopeRow, error) {
+	var row scopeRow
+	err := db.Tenant(s.db.WithContext(ctx), tenantID).Where("id = ?", id).Take(&row).Error
+	return &row, err
+}
+
+func (s *store) listScopes(ctx context.Context, tenantID, serverID, after string, limit int) ([]scopeRow, error) {
+	q := db.Tenant(s.db.WithContext(ctx), tenantID).Where("server_id = ? AND name > ?", serverID, after).Order("name")
+	if limit > 0 {
+		q = q.Limit(limit)
+	}
+	var rows []scopeRow
+	return rows, q.Find(&rows).Error
+}
+
+func (s *store) deleteScope(ctx context.Context, tenantID, id string) (int64, error) {
+	res := db.Tenant(s.db.WithContext(ctx), tenantID).Where("id = ? AND system = ?", id, false).Delete(&scopeRow{})
+	return res.RowsAffected, res.Error
+}
