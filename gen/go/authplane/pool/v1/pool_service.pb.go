@@ -7,9 +7,17 @@
 package poolv1
 
 import (
+	_ "github.com/authplane/authplane/gen/go/authplane/access/v1"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	emptypb "google.golang.org/protobuf/types/known/emptypb"
+	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
+	structpb "google.golang.org/protobuf/types/known/structpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
+	sync "sync"
 	unsafe "unsafe"
 )
 
@@ -20,20 +28,2414 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// An identity pool: a set of users with their own schemas, password rules and lockout.
+type Pool struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Caller-chosen (`^[a-z0-9][a-z0-9_-]{0,62}$`) or generated.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Output only.
+	TenantId    string `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Name        string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Description string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	// The schema users' `payload` must satisfy; none when empty.
+	PayloadSchemaId string `protobuf:"bytes,5,opt,name=payload_schema_id,json=payloadSchemaId,proto3" json:"payload_schema_id,omitempty"`
+	// The schema users' `metadata` must satisfy; none when empty.
+	MetadataSchemaId string `protobuf:"bytes,6,opt,name=metadata_schema_id,json=metadataSchemaId,proto3" json:"metadata_schema_id,omitempty"`
+	// How users of the pool authenticate. Supported: `password` (the default).
+	AuthenticationMechanisms []string `protobuf:"bytes,7,rep,name=authentication_mechanisms,json=authenticationMechanisms,proto3" json:"authentication_mechanisms,omitempty"`
+	// One of authentication_mechanisms; defaults to the first.
+	PreferredAuthenticationMechanism string            `protobuf:"bytes,8,opt,name=preferred_authentication_mechanism,json=preferredAuthenticationMechanism,proto3" json:"preferred_authentication_mechanism,omitempty"`
+	PasswordPolicy                   *PasswordPolicy   `protobuf:"bytes,9,opt,name=password_policy,json=passwordPolicy,proto3" json:"password_policy,omitempty"`
+	PasswordSettings                 *PasswordSettings `protobuf:"bytes,10,opt,name=password_settings,json=passwordSettings,proto3" json:"password_settings,omitempty"`
+	LockoutPolicy                    *LockoutPolicy    `protobuf:"bytes,11,opt,name=lockout_policy,json=lockoutPolicy,proto3" json:"lockout_policy,omitempty"`
+	// Output only.
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// Output only.
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Pool) Reset() {
+	*x = Pool{}
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Pool) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Pool) ProtoMessage() {}
+
+func (x *Pool) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Pool.ProtoReflect.Descriptor instead.
+func (*Pool) Descriptor() ([]byte, []int) {
+	return file_authplane_pool_v1_pool_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *Pool) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Pool) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *Pool) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Pool) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Pool) GetPayloadSchemaId() string {
+	if x != nil {
+		return x.PayloadSchemaId
+	}
+	return ""
+}
+
+func (x *Pool) GetMetadataSchemaId() string {
+	if x != nil {
+		return x.MetadataSchemaId
+	}
+	return ""
+}
+
+func (x *Pool) GetAuthenticationMechanisms() []string {
+	if x != nil {
+		return x.AuthenticationMechanisms
+	}
+	return nil
+}
+
+func (x *Pool) GetPreferredAuthenticationMechanism() string {
+	if x != nil {
+		return x.PreferredAuthenticationMechanism
+	}
+	return ""
+}
+
+func (x *Pool) GetPasswordPolicy() *PasswordPolicy {
+	if x != nil {
+		return x.PasswordPolicy
+	}
+	return nil
+}
+
+func (x *Pool) GetPasswordSettings() *PasswordSettings {
+	if x != nil {
+		return x.PasswordSettings
+	}
+	return nil
+}
+
+func (x *Pool) GetLockoutPolicy() *LockoutPolicy {
+	if x != nil {
+		return x.LockoutPolicy
+	}
+	return nil
+}
+
+func (x *Pool) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Pool) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+// What every new password of the pool must satisfy. Lengths and counts are in characters (Unicode code points).
+type PasswordPolicy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Default 8.
+	MinLength int32 `protobuf:"varint,1,opt,name=min_length,json=minLength,proto3" json:"min_length,omitempty"`
+	// Default 128; at most 1024 (72 bytes with bcrypt, which ignores what follows).
+	MaxLength int32 `protobuf:"varint,2,opt,name=max_length,json=maxLength,proto3" json:"max_length,omitempty"`
+	// Minimum number of upper-case letters.
+	CapitalLetters int32 `protobuf:"varint,3,opt,name=capital_letters,json=capitalLetters,proto3" json:"capital_letters,omitempty"`
+	// Minimum number of lower-case letters.
+	LowercaseLetters int32 `protobuf:"varint,4,opt,name=lowercase_letters,json=lowercaseLetters,proto3" json:"lowercase_letters,omitempty"`
+	// Minimum number of decimal digits.
+	Digits int32 `protobuf:"varint,5,opt,name=digits,proto3" json:"digits,omitempty"`
+	// Minimum number of characters that are neither letters nor digits.
+	SpecialCharacters int32 `protobuf:"varint,6,opt,name=special_characters,json=specialCharacters,proto3" json:"special_characters,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *PasswordPolicy) Reset() {
+	*x = PasswordPolicy{}
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PasswordPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PasswordPolicy) ProtoMessage() {}
+
+func (x *PasswordPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PasswordPolicy.ProtoReflect.Descriptor instead.
+func (*PasswordPolicy) Descriptor() ([]byte, []int) {
+	return file_authplane_pool_v1_pool_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PasswordPolicy) GetMinLength() int32 {
+	if x != nil {
+		return x.MinLength
+	}
+	return 0
+}
+
+func (x *PasswordPolicy) GetMaxLength() int32 {
+	if x != nil {
+		return x.MaxLength
+	}
+	return 0
+}
+
+func (x *PasswordPolicy) GetCapitalLetters() int32 {
+	if x != nil {
+		return x.CapitalLetters
+	}
+	return 0
+}
+
+func (x *PasswordPolicy) GetLowercaseLetters() int32 {
+	if x != nil {
+		return x.LowercaseLetters
+	}
+	return 0
+}
+
+func (x *PasswordPolicy) GetDigits() int32 {
+	if x != nil {
+		return x.Digits
+	}
+	return 0
+}
+
+func (x *PasswordPolicy) GetSpecialCharacters() int32 {
+	if x != nil {
+		return x.SpecialCharacters
+	}
+	return 0
+}
+
+// How the pool hashes new passwords. Stored hashes of another method or cost still verify and are re-hashed
+// with these settings at their next successful verification.
+type PasswordSettings struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// `argon2id` (default), `bcrypt` or `pbkdf2-sha256`.
+	HashingMethod string          `protobuf:"bytes,1,opt,name=hashing_method,json=hashingMethod,proto3" json:"hashing_method,omitempty"`
+	Argon2        *Argon2Settings `protobuf:"bytes,2,opt,name=argon2,proto3" json:"argon2,omitempty"`
+	Bcrypt        *BcryptSettings `protobuf:"bytes,3,opt,name=bcrypt,proto3" json:"bcrypt,omitempty"`
+	Pbkdf2        *Pbkdf2Settings `protobuf:"bytes,4,opt,name=pbkdf2,proto3" json:"pbkdf2,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PasswordSettings) Reset() {
+	*x = PasswordSettings{}
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PasswordSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PasswordSettings) ProtoMessage() {}
+
+func (x *PasswordSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PasswordSettings.ProtoReflect.Descriptor instead.
+func (*PasswordSettings) Descriptor() ([]byte, []int) {
+	return file_authplane_pool_v1_pool_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *PasswordSettings) GetHashingMethod() string {
+	if x != nil {
+		return x.HashingMethod
+	}
+	return ""
+}
+
+func (x *PasswordSettings) GetArgon2() *Argon2Settings {
+	if x != nil {
+		return x.Argon2
+	}
+	return nil
+}
+
+func (x *PasswordSettings) GetBcrypt() *BcryptSettings {
+	if x != nil {
+		return x.Bcrypt
+	}
+	return nil
+}
+
+func (x *PasswordSettings) GetPbkdf2() *Pbkdf2Settings {
+	if x != nil {
+		return x.Pbkdf2
+	}
+	return nil
+}
+
+// Argon2id cost (RFC 9106). Defaults: 19456 KiB, 2 iterations, parallelism 1 (OWASP's recommendation).
+type Argon2Settings struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Memory per hash in KiB; bounded by the server's hashing memory budget.
+	MemoryKib     uint32 `protobuf:"varint,1,opt,name=memory_kib,json=memoryKib,proto3" json:"memory_kib,omitempty"`
+	Iterations    uint32 `protobuf:"varint,2,opt,name=iterations,proto3" json:"iterations,omitempty"`
+	Parallelism   uint32 `protobuf:"varint,3,opt,name=parallelism,proto3" json:"parallelism,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Argon2Settings) Reset() {
+	*x = Argon2Settings{}
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Argon2Settings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Argon2Settings) ProtoMessage() {}
+
+func (x *Argon2Settings) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Argon2Settings.ProtoReflect.Descriptor instead.
+func (*Argon2Settings) Descriptor() ([]byte, []int) {
+	return file_authplane_pool_v1_pool_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Argon2Settings) GetMemoryKib() uint32 {
+	if x != nil {
+		return x.MemoryKib
+	}
+	return 0
+}
+
+func (x *Argon2Settings) GetIterations() uint32 {
+	if x != nil {
+		return x.Iterations
+	}
+	return 0
+}
+
+func (x *Argon2Settings) GetParallelism() uint32 {
+	if x != nil {
+		return x.Parallelism
+	}
+	return 0
+}
+
+type BcryptSettings struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Default 12; 10 to 14.
+	Cost          int32 `protobuf:"varint,1,opt,name=cost,proto3" json:"cost,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BcryptSettings) Reset() {
+	*x = BcryptSettings{}
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BcryptSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BcryptSettings) ProtoMessage() {}
+
+func (x *BcryptSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BcryptSettings.ProtoReflect.Descriptor instead.
+func (*BcryptSettings) Descriptor() ([]byte, []int) {
+	return file_authplane_pool_v1_pool_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *BcryptSettings) GetCost() int32 {
+	if x != nil {
+		return x.Cost
+	}
+	return 0
+}
+
+type Pbkdf2Settings struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Default 600000 (HMAC-SHA256).
+	Iterations    int32 `protobuf:"varint,1,opt,name=iterations,proto3" json:"iterations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Pbkdf2Settings) Reset() {
+	*x = Pbkdf2Settings{}
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Pbkdf2Settings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Pbkdf2Settings) ProtoMessage() {}
+
+func (x *Pbkdf2Settings) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Pbkdf2Settings.ProtoReflect.Descriptor instead.
+func (*Pbkdf2Settings) Descriptor() ([]byte, []int) {
+	return file_authplane_pool_v1_pool_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Pbkdf2Settings) GetIterations() int32 {
+	if x != nil {
+		return x.Iterations
+	}
+	return 0
+}
+
+// How many consecutive failed password checks block a user, and for how long. A success resets the count.
+type LockoutPolicy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Default 10.
+	MaxAttempts int32 `protobuf:"varint,1,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
+	// Default 15 minutes.
+	BlockDuration *durationpb.Duration `protobuf:"bytes,2,opt,name=block_duration,json=blockDuration,proto3" json:"block_duration,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LockoutPolicy) Reset() {
+	*x = LockoutPolicy{}
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LockoutPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LockoutPolicy) ProtoMessage() {}
+
+func (x *LockoutPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LockoutPolicy.ProtoReflect.Descriptor instead.
+func (*LockoutPolicy) Descriptor() ([]byte, []int) {
+	return file_authplane_pool_v1_pool_service_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *LockoutPolicy) GetMaxAttempts() int32 {
+	if x != nil {
+		return x.MaxAttempts
+	}
+	return 0
+}
+
+func (x *LockoutPolicy) GetBlockDuration() *durationpb.Duration {
+	if x != nil {
+		return x.BlockDuration
+	}
+	return nil
+}
+
+type CreatePoolRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Pool          *Pool                  `protobuf:"bytes,2,opt,name=pool,proto3" json:"pool,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreatePoolRequest) Reset() {
+	*x = CreatePoolRequest{}
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreatePoolRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreatePoolRequest) ProtoMessage() {}
+
+func (x *CreatePoolRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreatePoolRequest.ProtoReflect.Descriptor instead.
+func (*CreatePoolRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_pool_v1_pool_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *CreatePoolRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *CreatePoolRequest) GetPool() *Pool {
+	if x != nil {
+		return x.Pool
+	}
+	return nil
+}
+
+type ListPoolsRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	TenantId  string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	PageSize  int32                  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string                 `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only the pools that use this schema for payload or metadata.
+	SchemaId      string `protobuf:"bytes,4,opt,name=schema_id,json=schemaId,proto3" json:"schema_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPoolsRequest) Reset() {
+	*x = ListPoolsRequest{}
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPoolsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPoolsRequest) ProtoMessage() {}
+
+func (x *ListPoolsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPoolsRequest.ProtoReflect.Descriptor instead.
+func (*ListPoolsRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_pool_v1_pool_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ListPoolsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ListPoolsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListPoolsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListPoolsRequest) GetSchemaId() string {
+	if x != nil {
+		return x.SchemaId
+	}
+	return ""
+}
+
+type ListPoolsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pools         []*Pool                `protobuf:"bytes,1,rep,name=pools,proto3" json:"pools,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPoolsResponse) Reset() {
+	*x = ListPoolsResponse{}
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPoolsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPoolsResponse) ProtoMessage() {}
+
+func (x *ListPoolsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPoolsResponse.ProtoReflect.Descriptor instead.
+func (*ListPoolsResponse) Descriptor() ([]byte, []int) {
+	return file_authplane_pool_v1_pool_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ListPoolsResponse) GetPools() []*Pool {
+	if x != nil {
+		return x.Pools
+	}
+	return nil
+}
+
+func (x *ListPoolsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type GetPoolRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	PoolId        string                 `protobuf:"bytes,2,opt,name=pool_id,json=poolId,proto3" json:"pool_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPoolRequest) Reset() {
+	*x = GetPoolRequest{}
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPoolRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPoolRequest) ProtoMessage() {}
+
+func (x *GetPoolRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPoolRequest.ProtoReflect.Descriptor instead.
+func (*GetPoolRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_pool_v1_pool_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *GetPoolRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *GetPoolRequest) GetPoolId() string {
+	if x != nil {
+		return x.PoolId
+	}
+	return ""
+}
+
+type UpdatePoolRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	PoolId   string                 `protobuf:"bytes,2,opt,name=pool_id,json=poolId,proto3" json:"pool_id,omitempty"`
+	Pool     *Pool                  `protobuf:"bytes,3,opt,name=pool,proto3" json:"pool,omitempty"`
+	// The fields to change; empty means every mutable field.
+	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,4,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdatePoolRequest) Reset() {
+	*x = UpdatePoolRequest{}
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdatePoolRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdatePoolRequest) ProtoMessage() {}
+
+func (x *UpdatePoolRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdatePoolRequest.ProtoReflect.Descriptor instead.
+func (*UpdatePoolRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_pool_v1_pool_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *UpdatePoolRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *UpdatePoolRequest) GetPoolId() string {
+	if x != nil {
+		return x.PoolId
+	}
+	return ""
+}
+
+func (x *UpdatePoolRequest) GetPool() *Pool {
+	if x != nil {
+		return x.Pool
+	}
+	return nil
+}
+
+func (x *UpdatePoolRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+type DeletePoolRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	PoolId        string                 `protobuf:"bytes,2,opt,name=pool_id,json=poolId,proto3" json:"pool_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeletePoolRequest) Reset() {
+	*x = DeletePoolRequest{}
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeletePoolRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeletePoolRequest) ProtoMessage() {}
+
+func (x *DeletePoolRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeletePoolRequest.ProtoReflect.Descriptor instead.
+func (*DeletePoolRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_pool_v1_pool_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *DeletePoolRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *DeletePoolRequest) GetPoolId() string {
+	if x != nil {
+		return x.PoolId
+	}
+	return ""
+}
+
+// A user of a pool. Responses never carry a password or a hash.
+type User struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Output only: generated.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Output only.
+	TenantId string `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// Output only.
+	PoolId string `protobuf:"bytes,3,opt,name=pool_id,json=poolId,proto3" json:"pool_id,omitempty"`
+	// `active` (default), `inactive`, `new` (waiting for activation) or `deleted` (soft-deleted). Only active users
+	// pass a password check.
+	Status string `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
+	// On create: the user's identifiers, each unique in the pool.
+	Identifiers []*UserIdentifier `protobuf:"bytes,5,rep,name=identifiers,proto3" json:"identifiers,omitempty"`
+	// Input only (create): at most one credential of type `password`.
+	Credentials []*UserCredential `protobuf:"bytes,6,rep,name=credentials,proto3" json:"credentials,omitempty"`
+	Payload     *structpb.Struct  `protobuf:"bytes,7,opt,name=payload,proto3" json:"payload,omitempty"`
+	Metadata    *structpb.Struct  `protobuf:"bytes,8,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	// Output only.
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// Output only.
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// Output only.
+	StatusUpdatedAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=status_updated_at,json=statusUpdatedAt,proto3" json:"status_updated_at,omitempty"`
+	// Output only: set while the user is locked out.
+	LockedUntil *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=locked_until,json=lockedUntil,proto3" json:"locked_until,omitempty"`
+	// Output only: whether the user has a password.
+	HasPassword   bool `protobuf:"varint,13,opt,name=has_password,json=hasPassword,proto3" json:"has_password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *User) Reset() {
+	*x = User{}
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *User) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*User) ProtoMessage() {}
+
+func (x *User) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use User.ProtoReflect.Descriptor instead.
+func (*User) Descriptor() ([]byte, []int) {
+	return file_authplane_pool_v1_pool_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *User) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *User) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *User) GetPoolId() string {
+	if x != nil {
+		return x.PoolId
+	}
+	return ""
+}
+
+func (x *User) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *User) GetIdentifiers() []*UserIdentifier {
+	if x != nil {
+		return x.Identifiers
+	}
+	return nil
+}
+
+func (x *User) GetCredentials() []*UserCredential {
+	if x != nil {
+		return x.Credentials
+	}
+	return nil
+}
+
+func (x *User) GetPayload() *structpb.Struct {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+func (x *User) GetMetadata() *structpb.Struct {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+func (x *User) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *User) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+func (x *User) GetStatusUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StatusUpdatedAt
+	}
+	return nil
+}
+
+func (x *User) GetLockedUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LockedUntil
+	}
+	return nil
+}
+
+func (x *User) GetHasPassword() bool {
+	if x != nil {
+		return x.HasPassword
+	}
+	return false
+}
+
+// A name a user is found by.
+type UserIdentifier struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// `email` (compared case-insensitively), `mobile` (E.164, for example +14155550100) or `uid`
+	// (compared case-insensitively).
+	Type       string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	Identifier string `protobuf:"bytes,2,opt,name=identifier,proto3" json:"identifier,omitempty"`
+	// Output only.
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserIdentifier) Reset() {
+	*x = UserIdentifier{}
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserIdentifier) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserIdentifier) ProtoMessage() {}
+
+func (x *UserIdentifier) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserIdentifier.ProtoReflect.Descriptor instead.
+func (*UserIdentifier) Descriptor() ([]byte, []int) {
+	return file_authplane_pool_v1_pool_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *UserIdentifier) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *UserIdentifier) GetIdentifier() string {
+	if x != nil {
+		return x.Identifier
+	}
+	return ""
+}
+
+func (x *UserIdentifier) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+// A credential given at creation.
+type UserCredential struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// `password`.
+	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	// A new password; the pool's password policy applies.
+	Password string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	// Instead of password: a hash imported from another system, as bcrypt (`$2a$`, `$2b$`, `$2y$`), argon2id PHC
+	// (`$argon2id$`) or `$pbkdf2-sha256$` (passlib or PHC form).
+	HashedPassword string `protobuf:"bytes,3,opt,name=hashed_password,json=hashedPassword,proto3" json:"hashed_password,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *UserCredential) Reset() {
+	*x = UserCredential{}
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserCredential) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserCredential) ProtoMessage() {}
+
+func (x *UserCredential) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserCredential.ProtoReflect.Descriptor instead.
+func (*UserCredential) Descriptor() ([]byte, []int) {
+	return file_authplane_pool_v1_pool_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *UserCredential) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *UserCredential) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *UserCredential) GetHashedPassword() string {
+	if x != nil {
+		return x.HashedPassword
+	}
+	return ""
+}
+
+type CreateUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	PoolId        string                 `protobuf:"bytes,2,opt,name=pool_id,json=poolId,proto3" json:"pool_id,omitempty"`
+	User          *User                  `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateUserRequest) Reset() {
+	*x = CreateUserRequest{}
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateUserRequest) ProtoMessage() {}
+
+func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateUserRequest.ProtoReflect.Descriptor instead.
+func (*CreateUserRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_pool_v1_pool_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *CreateUserRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *CreateUserRequest) GetPoolId() string {
+	if x != nil {
+		return x.PoolId
+	}
+	return ""
+}
+
+func (x *CreateUserRequest) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+type ListUsersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	PoolId        string                 `protobuf:"bytes,2,opt,name=pool_id,json=poolId,proto3" json:"pool_id,omitempty"`
+	PageSize      int32                  `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersRequest) Reset() {
+	*x = ListUsersRequest{}
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersRequest) ProtoMessage() {}
+
+func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
+func (*ListUsersRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_pool_v1_pool_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ListUsersRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ListUsersRequest) GetPoolId() string {
+	if x != nil {
+		return x.PoolId
+	}
+	return ""
+}
+
+func (x *ListUsersRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListUsersRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListUsersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Users         []*User                `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersResponse) Reset() {
+	*x = ListUsersResponse{}
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersResponse) ProtoMessage() {}
+
+func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
+func (*ListUsersResponse) Descriptor() ([]byte, []int) {
+	return file_authplane_pool_v1_pool_service_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListUsersResponse) GetUsers() []*User {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+func (x *ListUsersResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type GetUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	PoolId        string                 `protobuf:"bytes,2,opt,name=pool_id,json=poolId,proto3" json:"pool_id,omitempty"`
+	UserId        string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUserRequest) Reset() {
+	*x = GetUserRequest{}
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUserRequest) ProtoMessage() {}
+
+func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
+func (*GetUserRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_pool_v1_pool_service_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *GetUserRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *GetUserRequest) GetPoolId() string {
+	if x != nil {
+		return x.PoolId
+	}
+	return ""
+}
+
+func (x *GetUserRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+type UpdateUserRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	PoolId   string                 `protobuf:"bytes,2,opt,name=pool_id,json=poolId,proto3" json:"pool_id,omitempty"`
+	UserId   string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	User     *User                  `protobuf:"bytes,4,opt,name=user,proto3" json:"user,omitempty"`
+	// The fields to change (`status`, `payload`, `metadata`); empty means all three.
+	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,5,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateUserRequest) Reset() {
+	*x = UpdateUserRequest{}
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateUserRequest) ProtoMessage() {}
+
+func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateUserRequest.ProtoReflect.Descriptor instead.
+func (*UpdateUserRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_pool_v1_pool_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *UpdateUserRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *UpdateUserRequest) GetPoolId() string {
+	if x != nil {
+		return x.PoolId
+	}
+	return ""
+}
+
+func (x *UpdateUserRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *UpdateUserRequest) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *UpdateUserRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+type DeleteUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	PoolId        string                 `protobuf:"bytes,2,opt,name=pool_id,json=poolId,proto3" json:"pool_id,omitempty"`
+	UserId        string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserRequest) Reset() {
+	*x = DeleteUserRequest{}
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserRequest) ProtoMessage() {}
+
+func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
+func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_pool_v1_pool_service_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *DeleteUserRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *DeleteUserRequest) GetPoolId() string {
+	if x != nil {
+		return x.PoolId
+	}
+	return ""
+}
+
+func (x *DeleteUserRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+type AddUserIdentifierRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	PoolId        string                 `protobuf:"bytes,2,opt,name=pool_id,json=poolId,proto3" json:"pool_id,omitempty"`
+	UserId        string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Type          string                 `protobuf:"bytes,4,opt,name=type,proto3" json:"type,omitempty"`
+	Identifier    string                 `protobuf:"bytes,5,opt,name=identifier,proto3" json:"identifier,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddUserIdentifierRequest) Reset() {
+	*x = AddUserIdentifierRequest{}
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddUserIdentifierRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddUserIdentifierRequest) ProtoMessage() {}
+
+func (x *AddUserIdentifierRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddUserIdentifierRequest.ProtoReflect.Descriptor instead.
+func (*AddUserIdentifierRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_pool_v1_pool_service_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *AddUserIdentifierRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *AddUserIdentifierRequest) GetPoolId() string {
+	if x != nil {
+		return x.PoolId
+	}
+	return ""
+}
+
+func (x *AddUserIdentifierRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *AddUserIdentifierRequest) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *AddUserIdentifierRequest) GetIdentifier() string {
+	if x != nil {
+		return x.Identifier
+	}
+	return ""
+}
+
+type RemoveUserIdentifierRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	PoolId   string                 `protobuf:"bytes,2,opt,name=pool_id,json=poolId,proto3" json:"pool_id,omitempty"`
+	UserId   string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// Matched as the pool matches identifiers (emails case-insensitively, mobiles in E.164 form).
+	Identifier    string `protobuf:"bytes,4,opt,name=identifier,proto3" json:"identifier,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveUserIdentifierRequest) Reset() {
+	*x = RemoveUserIdentifierRequest{}
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveUserIdentifierRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveUserIdentifierRequest) ProtoMessage() {}
+
+func (x *RemoveUserIdentifierRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveUserIdentifierRequest.ProtoReflect.Descriptor instead.
+func (*RemoveUserIdentifierRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_pool_v1_pool_service_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *RemoveUserIdentifierRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *RemoveUserIdentifierRequest) GetPoolId() string {
+	if x != nil {
+		return x.PoolId
+	}
+	return ""
+}
+
+func (x *RemoveUserIdentifierRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *RemoveUserIdentifierRequest) GetIdentifier() string {
+	if x != nil {
+		return x.Identifier
+	}
+	return ""
+}
+
+type SetUserPasswordRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	PoolId        string                 `protobuf:"bytes,2,opt,name=pool_id,json=poolId,proto3" json:"pool_id,omitempty"`
+	UserId        string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Password      string                 `protobuf:"bytes,4,opt,name=password,proto3" json:"password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetUserPasswordRequest) Reset() {
+	*x = SetUserPasswordRequest{}
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetUserPasswordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetUserPasswordRequest) ProtoMessage() {}
+
+func (x *SetUserPasswordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetUserPasswordRequest.ProtoReflect.Descriptor instead.
+func (*SetUserPasswordRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_pool_v1_pool_service_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *SetUserPasswordRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *SetUserPasswordRequest) GetPoolId() string {
+	if x != nil {
+		return x.PoolId
+	}
+	return ""
+}
+
+func (x *SetUserPasswordRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *SetUserPasswordRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+type UnlockUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	PoolId        string                 `protobuf:"bytes,2,opt,name=pool_id,json=poolId,proto3" json:"pool_id,omitempty"`
+	UserId        string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnlockUserRequest) Reset() {
+	*x = UnlockUserRequest{}
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnlockUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnlockUserRequest) ProtoMessage() {}
+
+func (x *UnlockUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnlockUserRequest.ProtoReflect.Descriptor instead.
+func (*UnlockUserRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_pool_v1_pool_service_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *UnlockUserRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *UnlockUserRequest) GetPoolId() string {
+	if x != nil {
+		return x.PoolId
+	}
+	return ""
+}
+
+func (x *UnlockUserRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+type VerifyPasswordRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	PoolId   string                 `protobuf:"bytes,2,opt,name=pool_id,json=poolId,proto3" json:"pool_id,omitempty"`
+	// Any identifier of the user.
+	Identifier    string `protobuf:"bytes,3,opt,name=identifier,proto3" json:"identifier,omitempty"`
+	Password      string `protobuf:"bytes,4,opt,name=password,proto3" json:"password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyPasswordRequest) Reset() {
+	*x = VerifyPasswordRequest{}
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyPasswordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyPasswordRequest) ProtoMessage() {}
+
+func (x *VerifyPasswordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyPasswordRequest.ProtoReflect.Descriptor instead.
+func (*VerifyPasswordRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_pool_v1_pool_service_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *VerifyPasswordRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *VerifyPasswordRequest) GetPoolId() string {
+	if x != nil {
+		return x.PoolId
+	}
+	return ""
+}
+
+func (x *VerifyPasswordRequest) GetIdentifier() string {
+	if x != nil {
+		return x.Identifier
+	}
+	return ""
+}
+
+func (x *VerifyPasswordRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+type VerifyPasswordResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Set when the identifier names a user.
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// `password_correct`, `password_incorrect`, `user_not_found`, `account_locked`, `no_password`
+	// (the user has none) or `user_inactive` (the password is correct but the user's status is not active).
+	Result        string `protobuf:"bytes,2,opt,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyPasswordResponse) Reset() {
+	*x = VerifyPasswordResponse{}
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyPasswordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyPasswordResponse) ProtoMessage() {}
+
+func (x *VerifyPasswordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyPasswordResponse.ProtoReflect.Descriptor instead.
+func (*VerifyPasswordResponse) Descriptor() ([]byte, []int) {
+	return file_authplane_pool_v1_pool_service_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *VerifyPasswordResponse) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *VerifyPasswordResponse) GetResult() string {
+	if x != nil {
+		return x.Result
+	}
+	return ""
+}
+
+type AuthenticatePasswordRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	PoolId        string                 `protobuf:"bytes,2,opt,name=pool_id,json=poolId,proto3" json:"pool_id,omitempty"`
+	Identifier    string                 `protobuf:"bytes,3,opt,name=identifier,proto3" json:"identifier,omitempty"`
+	Password      string                 `protobuf:"bytes,4,opt,name=password,proto3" json:"password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthenticatePasswordRequest) Reset() {
+	*x = AuthenticatePasswordRequest{}
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthenticatePasswordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthenticatePasswordRequest) ProtoMessage() {}
+
+func (x *AuthenticatePasswordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthenticatePasswordRequest.ProtoReflect.Descriptor instead.
+func (*AuthenticatePasswordRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_pool_v1_pool_service_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *AuthenticatePasswordRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *AuthenticatePasswordRequest) GetPoolId() string {
+	if x != nil {
+		return x.PoolId
+	}
+	return ""
+}
+
+func (x *AuthenticatePasswordRequest) GetIdentifier() string {
+	if x != nil {
+		return x.Identifier
+	}
+	return ""
+}
+
+func (x *AuthenticatePasswordRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+type AuthenticatePasswordResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// As VerifyPasswordResponse.result.
+	Result string `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`
+	// The user, when result is `password_correct`.
+	User          *User `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthenticatePasswordResponse) Reset() {
+	*x = AuthenticatePasswordResponse{}
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthenticatePasswordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthenticatePasswordResponse) ProtoMessage() {}
+
+func (x *AuthenticatePasswordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthenticatePasswordResponse.ProtoReflect.Descriptor instead.
+func (*AuthenticatePasswordResponse) Descriptor() ([]byte, []int) {
+	return file_authplane_pool_v1_pool_service_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *AuthenticatePasswordResponse) GetResult() string {
+	if x != nil {
+		return x.Result
+	}
+	return ""
+}
+
+func (x *AuthenticatePasswordResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+type DeleteTenantDataRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteTenantDataRequest) Reset() {
+	*x = DeleteTenantDataRequest{}
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteTenantDataRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteTenantDataRequest) ProtoMessage() {}
+
+func (x *DeleteTenantDataRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteTenantDataRequest.ProtoReflect.Descriptor instead.
+func (*DeleteTenantDataRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_pool_v1_pool_service_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *DeleteTenantDataRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
 var File_authplane_pool_v1_pool_service_proto protoreflect.FileDescriptor
 
 const file_authplane_pool_v1_pool_service_proto_rawDesc = "" +
 	"\n" +
-	"$authplane/pool/v1/pool_service.proto\x12\x11authplane.pool.v12\r\n" +
-	"\vPoolServiceB@Z>github.com/authplane/authplane/gen/go/authplane/pool/v1;poolv1b\x06proto3"
+	"$authplane/pool/v1/pool_service.proto\x12\x11authplane.pool.v1\x1a authplane/access/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xab\x05\n" +
+	"\x04Pool\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\x12*\n" +
+	"\x11payload_schema_id\x18\x05 \x01(\tR\x0fpayloadSchemaId\x12,\n" +
+	"\x12metadata_schema_id\x18\x06 \x01(\tR\x10metadataSchemaId\x12;\n" +
+	"\x19authentication_mechanisms\x18\a \x03(\tR\x18authenticationMechanisms\x12L\n" +
+	"\"preferred_authentication_mechanism\x18\b \x01(\tR preferredAuthenticationMechanism\x12J\n" +
+	"\x0fpassword_policy\x18\t \x01(\v2!.authplane.pool.v1.PasswordPolicyR\x0epasswordPolicy\x12P\n" +
+	"\x11password_settings\x18\n" +
+	" \x01(\v2#.authplane.pool.v1.PasswordSettingsR\x10passwordSettings\x12G\n" +
+	"\x0elockout_policy\x18\v \x01(\v2 .authplane.pool.v1.LockoutPolicyR\rlockoutPolicy\x129\n" +
+	"\n" +
+	"created_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"updated_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xeb\x01\n" +
+	"\x0ePasswordPolicy\x12\x1d\n" +
+	"\n" +
+	"min_length\x18\x01 \x01(\x05R\tminLength\x12\x1d\n" +
+	"\n" +
+	"max_length\x18\x02 \x01(\x05R\tmaxLength\x12'\n" +
+	"\x0fcapital_letters\x18\x03 \x01(\x05R\x0ecapitalLetters\x12+\n" +
+	"\x11lowercase_letters\x18\x04 \x01(\x05R\x10lowercaseLetters\x12\x16\n" +
+	"\x06digits\x18\x05 \x01(\x05R\x06digits\x12-\n" +
+	"\x12special_characters\x18\x06 \x01(\x05R\x11specialCharacters\"\xea\x01\n" +
+	"\x10PasswordSettings\x12%\n" +
+	"\x0ehashing_method\x18\x01 \x01(\tR\rhashingMethod\x129\n" +
+	"\x06argon2\x18\x02 \x01(\v2!.authplane.pool.v1.Argon2SettingsR\x06argon2\x129\n" +
+	"\x06bcrypt\x18\x03 \x01(\v2!.authplane.pool.v1.BcryptSettingsR\x06bcrypt\x129\n" +
+	"\x06pbkdf2\x18\x04 \x01(\v2!.authplane.pool.v1.Pbkdf2SettingsR\x06pbkdf2\"q\n" +
+	"\x0eArgon2Settings\x12\x1d\n" +
+	"\n" +
+	"memory_kib\x18\x01 \x01(\rR\tmemoryKib\x12\x1e\n" +
+	"\n" +
+	"iterations\x18\x02 \x01(\rR\n" +
+	"iterations\x12 \n" +
+	"\vparallelism\x18\x03 \x01(\rR\vparallelism\"$\n" +
+	"\x0eBcryptSettings\x12\x12\n" +
+	"\x04cost\x18\x01 \x01(\x05R\x04cost\"0\n" +
+	"\x0ePbkdf2Settings\x12\x1e\n" +
+	"\n" +
+	"iterations\x18\x01 \x01(\x05R\n" +
+	"iterations\"t\n" +
+	"\rLockoutPolicy\x12!\n" +
+	"\fmax_attempts\x18\x01 \x01(\x05R\vmaxAttempts\x12@\n" +
+	"\x0eblock_duration\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\rblockDuration\"]\n" +
+	"\x11CreatePoolRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12+\n" +
+	"\x04pool\x18\x02 \x01(\v2\x17.authplane.pool.v1.PoolR\x04pool\"\x88\x01\n" +
+	"\x10ListPoolsRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\x12\x1b\n" +
+	"\tschema_id\x18\x04 \x01(\tR\bschemaId\"j\n" +
+	"\x11ListPoolsResponse\x12-\n" +
+	"\x05pools\x18\x01 \x03(\v2\x17.authplane.pool.v1.PoolR\x05pools\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"F\n" +
+	"\x0eGetPoolRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
+	"\apool_id\x18\x02 \x01(\tR\x06poolId\"\xb3\x01\n" +
+	"\x11UpdatePoolRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
+	"\apool_id\x18\x02 \x01(\tR\x06poolId\x12+\n" +
+	"\x04pool\x18\x03 \x01(\v2\x17.authplane.pool.v1.PoolR\x04pool\x12;\n" +
+	"\vupdate_mask\x18\x04 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\"I\n" +
+	"\x11DeletePoolRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
+	"\apool_id\x18\x02 \x01(\tR\x06poolId\"\xf6\x04\n" +
+	"\x04User\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x17\n" +
+	"\apool_id\x18\x03 \x01(\tR\x06poolId\x12\x16\n" +
+	"\x06status\x18\x04 \x01(\tR\x06status\x12C\n" +
+	"\videntifiers\x18\x05 \x03(\v2!.authplane.pool.v1.UserIdentifierR\videntifiers\x12C\n" +
+	"\vcredentials\x18\x06 \x03(\v2!.authplane.pool.v1.UserCredentialR\vcredentials\x121\n" +
+	"\apayload\x18\a \x01(\v2\x17.google.protobuf.StructR\apayload\x123\n" +
+	"\bmetadata\x18\b \x01(\v2\x17.google.protobuf.StructR\bmetadata\x129\n" +
+	"\n" +
+	"created_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"updated_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12F\n" +
+	"\x11status_updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x0fstatusUpdatedAt\x12=\n" +
+	"\flocked_until\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\vlockedUntil\x12!\n" +
+	"\fhas_password\x18\r \x01(\bR\vhasPassword\"\x7f\n" +
+	"\x0eUserIdentifier\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x1e\n" +
+	"\n" +
+	"identifier\x18\x02 \x01(\tR\n" +
+	"identifier\x129\n" +
+	"\n" +
+	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"i\n" +
+	"\x0eUserCredential\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x1a\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\x12'\n" +
+	"\x0fhashed_password\x18\x03 \x01(\tR\x0ehashedPassword\"v\n" +
+	"\x11CreateUserRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
+	"\apool_id\x18\x02 \x01(\tR\x06poolId\x12+\n" +
+	"\x04user\x18\x03 \x01(\v2\x17.authplane.pool.v1.UserR\x04user\"\x84\x01\n" +
+	"\x10ListUsersRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
+	"\apool_id\x18\x02 \x01(\tR\x06poolId\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"j\n" +
+	"\x11ListUsersResponse\x12-\n" +
+	"\x05users\x18\x01 \x03(\v2\x17.authplane.pool.v1.UserR\x05users\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"_\n" +
+	"\x0eGetUserRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
+	"\apool_id\x18\x02 \x01(\tR\x06poolId\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\"\xcc\x01\n" +
+	"\x11UpdateUserRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
+	"\apool_id\x18\x02 \x01(\tR\x06poolId\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\x12+\n" +
+	"\x04user\x18\x04 \x01(\v2\x17.authplane.pool.v1.UserR\x04user\x12;\n" +
+	"\vupdate_mask\x18\x05 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\"b\n" +
+	"\x11DeleteUserRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
+	"\apool_id\x18\x02 \x01(\tR\x06poolId\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\"\x9d\x01\n" +
+	"\x18AddUserIdentifierRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
+	"\apool_id\x18\x02 \x01(\tR\x06poolId\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x12\n" +
+	"\x04type\x18\x04 \x01(\tR\x04type\x12\x1e\n" +
+	"\n" +
+	"identifier\x18\x05 \x01(\tR\n" +
+	"identifier\"\x8c\x01\n" +
+	"\x1bRemoveUserIdentifierRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
+	"\apool_id\x18\x02 \x01(\tR\x06poolId\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x1e\n" +
+	"\n" +
+	"identifier\x18\x04 \x01(\tR\n" +
+	"identifier\"\x83\x01\n" +
+	"\x16SetUserPasswordRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
+	"\apool_id\x18\x02 \x01(\tR\x06poolId\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x1a\n" +
+	"\bpassword\x18\x04 \x01(\tR\bpassword\"b\n" +
+	"\x11UnlockUserRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
+	"\apool_id\x18\x02 \x01(\tR\x06poolId\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\"\x89\x01\n" +
+	"\x15VerifyPasswordRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
+	"\apool_id\x18\x02 \x01(\tR\x06poolId\x12\x1e\n" +
+	"\n" +
+	"identifier\x18\x03 \x01(\tR\n" +
+	"identifier\x12\x1a\n" +
+	"\bpassword\x18\x04 \x01(\tR\bpassword\"I\n" +
+	"\x16VerifyPasswordResponse\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x16\n" +
+	"\x06result\x18\x02 \x01(\tR\x06result\"\x8f\x01\n" +
+	"\x1bAuthenticatePasswordRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
+	"\apool_id\x18\x02 \x01(\tR\x06poolId\x12\x1e\n" +
+	"\n" +
+	"identifier\x18\x03 \x01(\tR\n" +
+	"identifier\x12\x1a\n" +
+	"\bpassword\x18\x04 \x01(\tR\bpassword\"c\n" +
+	"\x1cAuthenticatePasswordResponse\x12\x16\n" +
+	"\x06result\x18\x01 \x01(\tR\x06result\x12+\n" +
+	"\x04user\x18\x02 \x01(\v2\x17.authplane.pool.v1.UserR\x04user\"6\n" +
+	"\x17DeleteTenantDataRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId2\xc8\x15\n" +
+	"\vPoolService\x12\x85\x01\n" +
+	"\n" +
+	"CreatePool\x12$.authplane.pool.v1.CreatePoolRequest\x1a\x17.authplane.pool.v1.Pool\"8\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02.:\x04pool\"&/api/identity/{tenant_id}/system/pools\x12\x8a\x01\n" +
+	"\tListPools\x12#.authplane.pool.v1.ListPoolsRequest\x1a$.authplane.pool.v1.ListPoolsResponse\"2\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02(\x12&/api/identity/{tenant_id}/system/pools\x12\x83\x01\n" +
+	"\aGetPool\x12!.authplane.pool.v1.GetPoolRequest\x1a\x17.authplane.pool.v1.Pool\"<\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x022\x120/api/identity/{tenant_id}/system/pools/{pool_id}\x12\xc9\x01\n" +
+	"\n" +
+	"UpdatePool\x12$.authplane.pool.v1.UpdatePoolRequest\x1a\x17.authplane.pool.v1.Pool\"|\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02r:\x04poolZ8:\x04pool20/api/identity/{tenant_id}/system/pools/{pool_id}\x1a0/api/identity/{tenant_id}/system/pools/{pool_id}\x12\x88\x01\n" +
+	"\n" +
+	"DeletePool\x12$.authplane.pool.v1.DeletePoolRequest\x1a\x16.google.protobuf.Empty\"<\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x022*0/api/identity/{tenant_id}/system/pools/{pool_id}\x12\x95\x01\n" +
+	"\n" +
+	"CreateUser\x12$.authplane.pool.v1.CreateUserRequest\x1a\x17.authplane.pool.v1.User\"H\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02>:\x04user\"6/api/identity/{tenant_id}/system/pools/{pool_id}/users\x12\x9a\x01\n" +
+	"\tListUsers\x12#.authplane.pool.v1.ListUsersRequest\x1a$.authplane.pool.v1.ListUsersResponse\"B\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x028\x126/api/identity/{tenant_id}/system/pools/{pool_id}/users\x12\x93\x01\n" +
+	"\aGetUser\x12!.authplane.pool.v1.GetUserRequest\x1a\x17.authplane.pool.v1.User\"L\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02B\x12@/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}\x12\xeb\x01\n" +
+	"\n" +
+	"UpdateUser\x12$.authplane.pool.v1.UpdateUserRequest\x1a\x17.authplane.pool.v1.User\"\x9d\x01\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02\x92\x01:\x04userZH:\x04user2@/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}\x1a@/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}\x12\x98\x01\n" +
+	"\n" +
+	"DeleteUser\x12$.authplane.pool.v1.DeleteUserRequest\x1a\x16.google.protobuf.Empty\"L\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02B*@/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}\x12\xba\x01\n" +
+	"\x11AddUserIdentifier\x12+.authplane.pool.v1.AddUserIdentifierRequest\x1a\x17.authplane.pool.v1.User\"_\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02U:\x01*\"P/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}/identifiers/add\x12\xc3\x01\n" +
+	"\x14RemoveUserIdentifier\x12..authplane.pool.v1.RemoveUserIdentifierRequest\x1a\x17.authplane.pool.v1.User\"b\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02X:\x01*\"S/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}/identifiers/remove\x12\xae\x01\n" +
+	"\x0fSetUserPassword\x12).authplane.pool.v1.SetUserPasswordRequest\x1a\x16.google.protobuf.Empty\"X\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02N:\x01*\"I/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}/password\x12\xa3\x01\n" +
+	"\n" +
+	"UnlockUser\x12$.authplane.pool.v1.UnlockUserRequest\x1a\x17.authplane.pool.v1.User\"V\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02L:\x01*\"G/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}/unlock\x12\xbb\x01\n" +
+	"\x0eVerifyPassword\x12(.authplane.pool.v1.VerifyPasswordRequest\x1a).authplane.pool.v1.VerifyPasswordResponse\"T\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02J:\x01*\"E/api/identity/{tenant_id}/system/pools/{pool_id}/user/password/verify\x12}\n" +
+	"\x14AuthenticatePassword\x12..authplane.pool.v1.AuthenticatePasswordRequest\x1a/.authplane.pool.v1.AuthenticatePasswordResponse\"\x04\xc8\xf3\x18\x05\x12\\\n" +
+	"\x10DeleteTenantData\x12*.authplane.pool.v1.DeleteTenantDataRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x02B@Z>github.com/authplane/authplane/gen/go/authplane/pool/v1;poolv1b\x06proto3"
 
-var file_authplane_pool_v1_pool_service_proto_goTypes = []any{}
+var (
+	file_authplane_pool_v1_pool_service_proto_rawDescOnce sync.Once
+	file_authplane_pool_v1_pool_service_proto_rawDescData []byte
+)
+
+func file_authplane_pool_v1_pool_service_proto_rawDescGZIP() []byte {
+	file_authplane_pool_v1_pool_service_proto_rawDescOnce.Do(func() {
+		file_authplane_pool_v1_pool_service_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_authplane_pool_v1_pool_service_proto_rawDesc), len(file_authplane_pool_v1_pool_service_proto_rawDesc)))
+	})
+	return file_authplane_pool_v1_pool_service_proto_rawDescData
+}
+
+var file_authplane_pool_v1_pool_service_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_authplane_pool_v1_pool_service_proto_goTypes = []any{
+	(*Pool)(nil),                         // 0: authplane.pool.v1.Pool
+	(*PasswordPolicy)(nil),               // 1: authplane.pool.v1.PasswordPolicy
+	(*PasswordSettings)(nil),             // 2: authplane.pool.v1.PasswordSettings
+	(*Argon2Settings)(nil),               // 3: authplane.pool.v1.Argon2Settings
+	(*BcryptSettings)(nil),               // 4: authplane.pool.v1.BcryptSettings
+	(*Pbkdf2Settings)(nil),               // 5: authplane.pool.v1.Pbkdf2Settings
+	(*LockoutPolicy)(nil),                // 6: authplane.pool.v1.LockoutPolicy
+	(*CreatePoolRequest)(nil),            // 7: authplane.pool.v1.CreatePoolRequest
+	(*ListPoolsRequest)(nil),             // 8: authplane.pool.v1.ListPoolsRequest
+	(*ListPoolsResponse)(nil),            // 9: authplane.pool.v1.ListPoolsResponse
+	(*GetPoolRequest)(nil),               // 10: authplane.pool.v1.GetPoolRequest
+	(*UpdatePoolRequest)(nil),            // 11: authplane.pool.v1.UpdatePoolRequest
+	(*DeletePoolRequest)(nil),            // 12: authplane.pool.v1.DeletePoolRequest
+	(*User)(nil),                         // 13: authplane.pool.v1.User
+	(*UserIdentifier)(nil),               // 14: authplane.pool.v1.UserIdentifier
+	(*UserCredential)(nil),               // 15: authplane.pool.v1.UserCredential
+	(*CreateUserRequest)(nil),            // 16: authplane.pool.v1.CreateUserRequest
+	(*ListUsersRequest)(nil),             // 17: authplane.pool.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),            // 18: authplane.pool.v1.ListUsersResponse
+	(*GetUserRequest)(nil),               // 19: authplane.pool.v1.GetUserRequest
+	(*UpdateUserRequest)(nil),            // 20: authplane.pool.v1.UpdateUserRequest
+	(*DeleteUserRequest)(nil),            // 21: authplane.pool.v1.DeleteUserRequest
+	(*AddUserIdentifierRequest)(nil),     // 22: authplane.pool.v1.AddUserIdentifierRequest
+	(*RemoveUserIdentifierRequest)(nil),  // 23: authplane.pool.v1.RemoveUserIdentifierRequest
+	(*SetUserPasswordRequest)(nil),       // 24: authplane.pool.v1.SetUserPasswordRequest
+	(*UnlockUserRequest)(nil),            // 25: authplane.pool.v1.UnlockUserRequest
+	(*VerifyPasswordRequest)(nil),        // 26: authplane.pool.v1.VerifyPasswordRequest
+	(*VerifyPasswordResponse)(nil),       // 27: authplane.pool.v1.VerifyPasswordResponse
+	(*AuthenticatePasswordRequest)(nil),  // 28: authplane.pool.v1.AuthenticatePasswordRequest
+	(*AuthenticatePasswordResponse)(nil), // 29: authplane.pool.v1.AuthenticatePasswordResponse
+	(*DeleteTenantDataRequest)(nil),      // 30: authplane.pool.v1.DeleteTenantDataRequest
+	(*timestamppb.Timestamp)(nil),        // 31: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),          // 32: google.protobuf.Duration
+	(*fieldmaskpb.FieldMask)(nil),        // 33: google.protobuf.FieldMask
+	(*structpb.Struct)(nil),              // 34: google.protobuf.Struct
+	(*emptypb.Empty)(nil),                // 35: google.protobuf.Empty
+}
 var file_authplane_pool_v1_pool_service_proto_depIdxs = []int32{
-	0, // [0:0] is the sub-list for method output_type
-	0, // [0:0] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	1,  // 0: authplane.pool.v1.Pool.password_policy:type_name -> authplane.pool.v1.PasswordPolicy
+	2,  // 1: authplane.pool.v1.Pool.password_settings:type_name -> authplane.pool.v1.PasswordSettings
+	6,  // 2: authplane.pool.v1.Pool.lockout_policy:type_name -> authplane.pool.v1.LockoutPolicy
+	31, // 3: authplane.pool.v1.Pool.created_at:type_name -> google.protobuf.Timestamp
+	31, // 4: authplane.pool.v1.Pool.updated_at:type_name -> google.protobuf.Timestamp
+	3,  // 5: authplane.pool.v1.PasswordSettings.argon2:type_name -> authplane.pool.v1.Argon2Settings
+	4,  // 6: authplane.pool.v1.PasswordSettings.bcrypt:type_name -> authplane.pool.v1.BcryptSettings
+	5,  // 7: authplane.pool.v1.PasswordSettings.pbkdf2:type_name -> authplane.pool.v1.Pbkdf2Settings
+	32, // 8: authplane.pool.v1.LockoutPolicy.block_duration:type_name -> google.protobuf.Duration
+	0,  // 9: authplane.pool.v1.CreatePoolRequest.pool:type_name -> authplane.pool.v1.Pool
+	0,  // 10: authplane.pool.v1.ListPoolsResponse.pools:type_name -> authplane.pool.v1.Pool
+	0,  // 11: authplane.pool.v1.UpdatePoolRequest.pool:type_name -> authplane.pool.v1.Pool
+	33, // 12: authplane.pool.v1.UpdatePoolRequest.update_mask:type_name -> google.protobuf.FieldMask
+	14, // 13: authplane.pool.v1.User.identifiers:type_name -> authplane.pool.v1.UserIdentifier
+	15, // 14: authplane.pool.v1.User.credentials:type_name -> authplane.pool.v1.UserCredential
+	34, // 15: authplane.pool.v1.User.payload:type_name -> google.protobuf.Struct
+	34, // 16: authplane.pool.v1.User.metadata:type_name -> google.protobuf.Struct
+	31, // 17: authplane.pool.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	31, // 18: authplane.pool.v1.User.updated_at:type_name -> google.protobuf.Timestamp
+	31, // 19: authplane.pool.v1.User.status_updated_at:type_name -> google.protobuf.Timestamp
+	31, // 20: authplane.pool.v1.User.locked_until:type_name -> google.protobuf.Timestamp
+	31, // 21: authplane.pool.v1.UserIdentifier.created_at:type_name -> google.protobuf.Timestamp
+	13, // 22: authplane.pool.v1.CreateUserRequest.user:type_name -> authplane.pool.v1.User
+	13, // 23: authplane.pool.v1.ListUsersResponse.users:type_name -> authplane.pool.v1.User
+	13, // 24: authplane.pool.v1.UpdateUserRequest.user:type_name -> authplane.pool.v1.User
+	33, // 25: authplane.pool.v1.UpdateUserRequest.update_mask:type_name -> google.protobuf.FieldMask
+	13, // 26: authplane.pool.v1.AuthenticatePasswordResponse.user:type_name -> authplane.pool.v1.User
+	7,  // 27: authplane.pool.v1.PoolService.CreatePool:input_type -> authplane.pool.v1.CreatePoolRequest
+	8,  // 28: authplane.pool.v1.PoolService.ListPools:input_type -> authplane.pool.v1.ListPoolsRequest
+	10, // 29: authplane.pool.v1.PoolService.GetPool:input_type -> authplane.pool.v1.GetPoolRequest
+	11, // 30: authplane.pool.v1.PoolService.UpdatePool:input_type -> authplane.pool.v1.UpdatePoolRequest
+	12, // 31: authplane.pool.v1.PoolService.DeletePool:input_type -> authplane.pool.v1.DeletePoolRequest
+	16, // 32: authplane.pool.v1.PoolService.CreateUser:input_type -> authplane.pool.v1.CreateUserRequest
+	17, // 33: authplane.pool.v1.PoolService.ListUsers:input_type -> authplane.pool.v1.ListUsersRequest
+	19, // 34: authplane.pool.v1.PoolService.GetUser:input_type -> authplane.pool.v1.GetUserRequest
+	20, // 35: authplane.pool.v1.PoolService.UpdateUser:input_type -> authplane.pool.v1.UpdateUserRequest
+	21, // 36: authplane.pool.v1.PoolService.DeleteUser:input_type -> authplane.pool.v1.DeleteUserRequest
+	22, // 37: authplane.pool.v1.PoolService.AddUserIdentifier:input_type -> authplane.pool.v1.AddUserIdentifierRequest
+	23, // 38: authplane.pool.v1.PoolService.RemoveUserIdentifier:input_type -> authplane.pool.v1.RemoveUserIdentifierRequest
+	24, // 39: authplane.pool.v1.PoolService.SetUserPassword:input_type -> authplane.pool.v1.SetUserPasswordRequest
+	25, // 40: authplane.pool.v1.PoolService.UnlockUser:input_type -> authplane.pool.v1.UnlockUserRequest
+	26, // 41: authplane.pool.v1.PoolService.VerifyPassword:input_type -> authplane.pool.v1.VerifyPasswordRequest
+	28, // 42: authplane.pool.v1.PoolService.AuthenticatePassword:input_type -> authplane.pool.v1.AuthenticatePasswordRequest
+	30, // 43: authplane.pool.v1.PoolService.DeleteTenantData:input_type -> authplane.pool.v1.DeleteTenantDataRequest
+	0,  // 44: authplane.pool.v1.PoolService.CreatePool:output_type -> authplane.pool.v1.Pool
+	9,  // 45: authplane.pool.v1.PoolService.ListPools:output_type -> authplane.pool.v1.ListPoolsResponse
+	0,  // 46: authplane.pool.v1.PoolService.GetPool:output_type -> authplane.pool.v1.Pool
+	0,  // 47: authplane.pool.v1.PoolService.UpdatePool:output_type -> authplane.pool.v1.Pool
+	35, // 48: authplane.pool.v1.PoolService.DeletePool:output_type -> google.protobuf.Empty
+	13, // 49: authplane.pool.v1.PoolService.CreateUser:output_type -> authplane.pool.v1.User
+	18, // 50: authplane.pool.v1.PoolService.ListUsers:output_type -> authplane.pool.v1.ListUsersResponse
+	13, // 51: authplane.pool.v1.PoolService.GetUser:output_type -> authplane.pool.v1.User
+	13, // 52: authplane.pool.v1.PoolService.UpdateUser:output_type -> authplane.pool.v1.User
+	35, // 53: authplane.pool.v1.PoolService.DeleteUser:output_type -> google.protobuf.Empty
+	13, // 54: authplane.pool.v1.PoolService.AddUserIdentifier:output_type -> authplane.pool.v1.User
+	13, // 55: authplane.pool.v1.PoolService.RemoveUserIdentifier:output_type -> authplane.pool.v1.User
+	35, // 56: authplane.pool.v1.PoolService.SetUserPassword:output_type -> google.protobuf.Empty
+	13, // 57: authplane.pool.v1.PoolService.UnlockUser:output_type -> authplane.pool.v1.User
+	27, // 58: authplane.pool.v1.PoolService.VerifyPassword:output_type -> authplane.pool.v1.VerifyPasswordResponse
+	29, // 59: authplane.pool.v1.PoolService.AuthenticatePassword:output_type -> authplane.pool.v1.AuthenticatePasswordResponse
+	35, // 60: authplane.pool.v1.PoolService.DeleteTenantData:output_type -> google.protobuf.Empty
+	44, // [44:61] is the sub-list for method output_type
+	27, // [27:44] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_authplane_pool_v1_pool_service_proto_init() }
@@ -47,12 +2449,13 @@ func file_authplane_pool_v1_pool_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_authplane_pool_v1_pool_service_proto_rawDesc), len(file_authplane_pool_v1_pool_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   0,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_authplane_pool_v1_pool_service_proto_goTypes,
 		DependencyIndexes: file_authplane_pool_v1_pool_service_proto_depIdxs,
+		MessageInfos:      file_authplane_pool_v1_pool_service_proto_msgTypes,
 	}.Build()
 	File_authplane_pool_v1_pool_service_proto = out.File
 	file_authplane_pool_v1_pool_service_proto_goTypes = nil

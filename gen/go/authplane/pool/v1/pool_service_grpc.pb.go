@@ -7,7 +7,11 @@
 package poolv1
 
 import (
+	context "context"
 	grpc "google.golang.org/grpc"
+	codes "google.golang.org/grpc/codes"
+	status "google.golang.org/grpc/status"
+	emptypb "google.golang.org/protobuf/types/known/emptypb"
 )
 
 // This is a compile-time assertion to ensure that this generated file
@@ -15,12 +19,68 @@ import (
 // Requires gRPC-Go v1.64.0 or later.
 const _ = grpc.SupportPackageIsVersion9
 
+const (
+	PoolService_CreatePool_FullMethodName           = "/authplane.pool.v1.PoolService/CreatePool"
+	PoolService_ListPools_FullMethodName            = "/authplane.pool.v1.PoolService/ListPools"
+	PoolService_GetPool_FullMethodName              = "/authplane.pool.v1.PoolService/GetPool"
+	PoolService_UpdatePool_FullMethodName           = "/authplane.pool.v1.PoolService/UpdatePool"
+	PoolService_DeletePool_FullMethodName           = "/authplane.pool.v1.PoolService/DeletePool"
+	PoolService_CreateUser_FullMethodName           = "/authplane.pool.v1.PoolService/CreateUser"
+	PoolService_ListUsers_FullMethodName            = "/authplane.pool.v1.PoolService/ListUsers"
+	PoolService_GetUser_FullMethodName              = "/authplane.pool.v1.PoolService/GetUser"
+	PoolService_UpdateUser_FullMethodName           = "/authplane.pool.v1.PoolService/UpdateUser"
+	PoolService_DeleteUser_FullMethodName           = "/authplane.pool.v1.PoolService/DeleteUser"
+	PoolService_AddUserIdentifier_FullMethodName    = "/authplane.pool.v1.PoolService/AddUserIdentifier"
+	PoolService_RemoveUserIdentifier_FullMethodName = "/authplane.pool.v1.PoolService/RemoveUserIdentifier"
+	PoolService_SetUserPassword_FullMethodName      = "/authplane.pool.v1.PoolService/SetUserPassword"
+	PoolService_UnlockUser_FullMethodName           = "/authplane.pool.v1.PoolService/UnlockUser"
+	PoolService_VerifyPassword_FullMethodName       = "/authplane.pool.v1.PoolService/VerifyPassword"
+	PoolService_AuthenticatePassword_FullMethodName = "/authplane.pool.v1.PoolService/AuthenticatePassword"
+	PoolService_DeleteTenantData_FullMethodName     = "/authplane.pool.v1.PoolService/DeleteTenantData"
+)
+
 // PoolServiceClient is the client API for PoolService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// PoolService: its RPCs are defined with the identity plane.
+// PoolService owns identity pools and their users: identifiers, passwords (hashing, import, verification)
+// and the lockout that guards every password check.
 type PoolServiceClient interface {
+	// Creates a pool; its id may be chosen by the caller. The schemas it names must exist.
+	CreatePool(ctx context.Context, in *CreatePoolRequest, opts ...grpc.CallOption) (*Pool, error)
+	// Lists the tenant's pools ordered by id.
+	ListPools(ctx context.Context, in *ListPoolsRequest, opts ...grpc.CallOption) (*ListPoolsResponse, error)
+	GetPool(ctx context.Context, in *GetPoolRequest, opts ...grpc.CallOption) (*Pool, error)
+	// Updates the fields a caller sends (PUT and PATCH both merge). A new hashing method applies to new passwords
+	// and to stored ones at their next successful verification.
+	UpdatePool(ctx context.Context, in *UpdatePoolRequest, opts ...grpc.CallOption) (*Pool, error)
+	// Deletes a pool with all its users.
+	DeletePool(ctx context.Context, in *DeletePoolRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
+	// Creates a user with its identifiers and password in one step: all of it is stored or none.
+	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*User, error)
+	// Lists a pool's users ordered by id.
+	ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error)
+	GetUser(ctx context.Context, in *GetUserRequest, opts ...grpc.CallOption) (*User, error)
+	// Replaces the top-level fields a caller sends (`status`, `payload`, `metadata`) and leaves the others.
+	// Identifiers and passwords have their own methods.
+	UpdateUser(ctx context.Context, in *UpdateUserRequest, opts ...grpc.CallOption) (*User, error)
+	// Deletes a user with its identifiers and password.
+	DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
+	// Adds an identifier to a user; AlreadyExists (409) when the pool already has it.
+	AddUserIdentifier(ctx context.Context, in *AddUserIdentifierRequest, opts ...grpc.CallOption) (*User, error)
+	// Removes an identifier from a user.
+	RemoveUserIdentifier(ctx context.Context, in *RemoveUserIdentifierRequest, opts ...grpc.CallOption) (*User, error)
+	// Sets a user's password; the pool's password policy applies.
+	SetUserPassword(ctx context.Context, in *SetUserPasswordRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
+	// Lifts a lockout and clears the count of failed password checks.
+	UnlockUser(ctx context.Context, in *UnlockUserRequest, opts ...grpc.CallOption) (*User, error)
+	// Checks a user's password. A failed check counts toward the pool's lockout, as on every other password path.
+	VerifyPassword(ctx context.Context, in *VerifyPasswordRequest, opts ...grpc.CallOption) (*VerifyPasswordResponse, error)
+	// The password check of the token service's password grant: the same check and lockout as VerifyPassword,
+	// answering with the user when the password is correct (for the token's claims).
+	AuthenticatePassword(ctx context.Context, in *AuthenticatePasswordRequest, opts ...grpc.CallOption) (*AuthenticatePasswordResponse, error)
+	// Deletes every pool and user of a tenant (called when the tenant is deleted).
+	DeleteTenantData(ctx context.Context, in *DeleteTenantDataRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
 }
 
 type poolServiceClient struct {
@@ -31,12 +91,218 @@ func NewPoolServiceClient(cc grpc.ClientConnInterface) PoolServiceClient {
 	return &poolServiceClient{cc}
 }
 
+func (c *poolServiceClient) CreatePool(ctx context.Context, in *CreatePoolRequest, opts ...grpc.CallOption) (*Pool, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Pool)
+	err := c.cc.Invoke(ctx, PoolService_CreatePool_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *poolServiceClient) ListPools(ctx context.Context, in *ListPoolsRequest, opts ...grpc.CallOption) (*ListPoolsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListPoolsResponse)
+	err := c.cc.Invoke(ctx, PoolService_ListPools_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *poolServiceClient) GetPool(ctx context.Context, in *GetPoolRequest, opts ...grpc.CallOption) (*Pool, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Pool)
+	err := c.cc.Invoke(ctx, PoolService_GetPool_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *poolServiceClient) UpdatePool(ctx context.Context, in *UpdatePoolRequest, opts ...grpc.CallOption) (*Pool, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Pool)
+	err := c.cc.Invoke(ctx, PoolService_UpdatePool_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *poolServiceClient) DeletePool(ctx context.Context, in *DeletePoolRequest, opts ...grpc.CallOption) (*emptypb.Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(emptypb.Empty)
+	err := c.cc.Invoke(ctx, PoolService_DeletePool_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *poolServiceClient) CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*User, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(User)
+	err := c.cc.Invoke(ctx, PoolService_CreateUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *poolServiceClient) ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListUsersResponse)
+	err := c.cc.Invoke(ctx, PoolService_ListUsers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *poolServiceClient) GetUser(ctx context.Context, in *GetUserRequest, opts ...grpc.CallOption) (*User, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(User)
+	err := c.cc.Invoke(ctx, PoolService_GetUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *poolServiceClient) UpdateUser(ctx context.Context, in *UpdateUserRequest, opts ...grpc.CallOption) (*User, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(User)
+	err := c.cc.Invoke(ctx, PoolService_UpdateUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *poolServiceClient) DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*emptypb.Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(emptypb.Empty)
+	err := c.cc.Invoke(ctx, PoolService_DeleteUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *poolServiceClient) AddUserIdentifier(ctx context.Context, in *AddUserIdentifierRequest, opts ...grpc.CallOption) (*User, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(User)
+	err := c.cc.Invoke(ctx, PoolService_AddUserIdentifier_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *poolServiceClient) RemoveUserIdentifier(ctx context.Context, in *RemoveUserIdentifierRequest, opts ...grpc.CallOption) (*User, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(User)
+	err := c.cc.Invoke(ctx, PoolService_RemoveUserIdentifier_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *poolServiceClient) SetUserPassword(ctx context.Context, in *SetUserPasswordRequest, opts ...grpc.CallOption) (*emptypb.Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(emptypb.Empty)
+	err := c.cc.Invoke(ctx, PoolService_SetUserPassword_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *poolServiceClient) UnlockUser(ctx context.Context, in *UnlockUserRequest, opts ...grpc.CallOption) (*User, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(User)
+	err := c.cc.Invoke(ctx, PoolService_UnlockUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *poolServiceClient) VerifyPassword(ctx context.Context, in *VerifyPasswordRequest, opts ...grpc.CallOption) (*VerifyPasswordResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VerifyPasswordResponse)
+	err := c.cc.Invoke(ctx, PoolService_VerifyPassword_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *poolServiceClient) AuthenticatePassword(ctx context.Context, in *AuthenticatePasswordRequest, opts ...grpc.CallOption) (*AuthenticatePasswordResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AuthenticatePasswordResponse)
+	err := c.cc.Invoke(ctx, PoolService_AuthenticatePassword_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *poolServiceClient) DeleteTenantData(ctx context.Context, in *DeleteTenantDataRequest, opts ...grpc.CallOption) (*emptypb.Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(emptypb.Empty)
+	err := c.cc.Invoke(ctx, PoolService_DeleteTenantData_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PoolServiceServer is the server API for PoolService service.
 // All implementations must embed UnimplementedPoolServiceServer
 // for forward compatibility.
 //
-// PoolService: its RPCs are defined with the identity plane.
+// PoolService owns identity pools and their users: identifiers, passwords (hashing, import, verification)
+// and the lockout that guards every password check.
 type PoolServiceServer interface {
+	// Creates a pool; its id may be chosen by the caller. The schemas it names must exist.
+	CreatePool(context.Context, *CreatePoolRequest) (*Pool, error)
+	// Lists the tenant's pools ordered by id.
+	ListPools(context.Context, *ListPoolsRequest) (*ListPoolsResponse, error)
+	GetPool(context.Context, *GetPoolRequest) (*Pool, error)
+	// Updates the fields a caller sends (PUT and PATCH both merge). A new hashing method applies to new passwords
+	// and to stored ones at their next successful verification.
+	UpdatePool(context.Context, *UpdatePoolRequest) (*Pool, error)
+	// Deletes a pool with all its users.
+	DeletePool(context.Context, *DeletePoolRequest) (*emptypb.Empty, error)
+	// Creates a user with its identifiers and password in one step: all of it is stored or none.
+	CreateUser(context.Context, *CreateUserRequest) (*User, error)
+	// Lists a pool's users ordered by id.
+	ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error)
+	GetUser(context.Context, *GetUserRequest) (*User, error)
+	// Replaces the top-level fields a caller sends (`status`, `payload`, `metadata`) and leaves the others.
+	// Identifiers and passwords have their own methods.
+	UpdateUser(context.Context, *UpdateUserRequest) (*User, error)
+	// Deletes a user with its identifiers and password.
+	DeleteUser(context.Context, *DeleteUserRequest) (*emptypb.Empty, error)
+	// Adds an identifier to a user; AlreadyExists (409) when the pool already has it.
+	AddUserIdentifier(context.Context, *AddUserIdentifierRequest) (*User, error)
+	// Removes an identifier from a user.
+	RemoveUserIdentifier(context.Context, *RemoveUserIdentifierRequest) (*User, error)
+	// Sets a user's password; the pool's password policy applies.
+	SetUserPassword(context.Context, *SetUserPasswordRequest) (*emptypb.Empty, error)
+	// Lifts a lockout and clears the count of failed password checks.
+	UnlockUser(context.Context, *UnlockUserRequest) (*User, error)
+	// Checks a user's password. A failed check counts toward the pool's lockout, as on every other password path.
+	VerifyPassword(context.Context, *VerifyPasswordRequest) (*VerifyPasswordResponse, error)
+	// The password check of the token service's password grant: the same check and lockout as VerifyPassword,
+	// answering with the user when the password is correct (for the token's claims).
+	AuthenticatePassword(context.Context, *AuthenticatePasswordRequest) (*AuthenticatePasswordResponse, error)
+	// Deletes every pool and user of a tenant (called when the tenant is deleted).
+	DeleteTenantData(context.Context, *DeleteTenantDataRequest) (*emptypb.Empty, error)
 	mustEmbedUnimplementedPoolServiceServer()
 }
 
@@ -47,6 +313,57 @@ type PoolServiceServer interface {
 // pointer dereference when methods are called.
 type UnimplementedPoolServiceServer struct{}
 
+func (UnimplementedPoolServiceServer) CreatePool(context.Context, *CreatePoolRequest) (*Pool, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreatePool not implemented")
+}
+func (UnimplementedPoolServiceServer) ListPools(context.Context, *ListPoolsRequest) (*ListPoolsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListPools not implemented")
+}
+func (UnimplementedPoolServiceServer) GetPool(context.Context, *GetPoolRequest) (*Pool, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPool not implemented")
+}
+func (UnimplementedPoolServiceServer) UpdatePool(context.Context, *UpdatePoolRequest) (*Pool, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdatePool not implemented")
+}
+func (UnimplementedPoolServiceServer) DeletePool(context.Context, *DeletePoolRequest) (*emptypb.Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeletePool not implemented")
+}
+func (UnimplementedPoolServiceServer) CreateUser(context.Context, *CreateUserRequest) (*User, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateUser not implemented")
+}
+func (UnimplementedPoolServiceServer) ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListUsers not implemented")
+}
+func (UnimplementedPoolServiceServer) GetUser(context.Context, *GetUserRequest) (*User, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetUser not implemented")
+}
+func (UnimplementedPoolServiceServer) UpdateUser(context.Context, *UpdateUserRequest) (*User, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateUser not implemented")
+}
+func (UnimplementedPoolServiceServer) DeleteUser(context.Context, *DeleteUserRequest) (*emptypb.Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteUser not implemented")
+}
+func (UnimplementedPoolServiceServer) AddUserIdentifier(context.Context, *AddUserIdentifierRequest) (*User, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddUserIdentifier not implemented")
+}
+func (UnimplementedPoolServiceServer) RemoveUserIdentifier(context.Context, *RemoveUserIdentifierRequest) (*User, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveUserIdentifier not implemented")
+}
+func (UnimplementedPoolServiceServer) SetUserPassword(context.Context, *SetUserPasswordRequest) (*emptypb.Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetUserPassword not implemented")
+}
+func (UnimplementedPoolServiceServer) UnlockUser(context.Context, *UnlockUserRequest) (*User, error) {
+	return nil, status.Error(codes.Unimplemented, "method UnlockUser not implemented")
+}
+func (UnimplementedPoolServiceServer) VerifyPassword(context.Context, *VerifyPasswordRequest) (*VerifyPasswordResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VerifyPassword not implemented")
+}
+func (UnimplementedPoolServiceServer) AuthenticatePassword(context.Context, *AuthenticatePasswordRequest) (*AuthenticatePasswordResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AuthenticatePassword not implemented")
+}
+func (UnimplementedPoolServiceServer) DeleteTenantData(context.Context, *DeleteTenantDataRequest) (*emptypb.Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteTenantData not implemented")
+}
 func (UnimplementedPoolServiceServer) mustEmbedUnimplementedPoolServiceServer() {}
 func (UnimplementedPoolServiceServer) testEmbeddedByValue()                     {}
 
@@ -68,13 +385,388 @@ func RegisterPoolServiceServer(s grpc.ServiceRegistrar, srv PoolServiceServer) {
 	s.RegisterService(&PoolService_ServiceDesc, srv)
 }
 
+func _PoolService_CreatePool_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreatePoolRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PoolServiceServer).CreatePool(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PoolService_CreatePool_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PoolServiceServer).CreatePool(ctx, req.(*CreatePoolRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PoolService_ListPools_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListPoolsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PoolServiceServer).ListPools(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PoolService_ListPools_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PoolServiceServer).ListPools(ctx, req.(*ListPoolsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PoolService_GetPool_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPoolRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PoolServiceServer).GetPool(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PoolService_GetPool_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PoolServiceServer).GetPool(ctx, req.(*GetPoolRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PoolService_UpdatePool_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdatePoolRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PoolServiceServer).UpdatePool(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PoolService_UpdatePool_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PoolServiceServer).UpdatePool(ctx, req.(*UpdatePoolRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PoolService_DeletePool_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeletePoolRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PoolServiceServer).DeletePool(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PoolService_DeletePool_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PoolServiceServer).DeletePool(ctx, req.(*DeletePoolRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PoolService_CreateUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PoolServiceServer).CreateUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PoolService_CreateUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PoolServiceServer).CreateUser(ctx, req.(*CreateUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PoolService_ListUsers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListUsersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PoolServiceServer).ListUsers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PoolService_ListUsers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PoolServiceServer).ListUsers(ctx, req.(*ListUsersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PoolService_GetUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PoolServiceServer).GetUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PoolService_GetUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PoolServiceServer).GetUser(ctx, req.(*GetUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PoolService_UpdateUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PoolServiceServer).UpdateUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PoolService_UpdateUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PoolServiceServer).UpdateUser(ctx, req.(*UpdateUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PoolService_DeleteUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PoolServiceServer).DeleteUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PoolService_DeleteUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PoolServiceServer).DeleteUser(ctx, req.(*DeleteUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PoolService_AddUserIdentifier_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddUserIdentifierRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PoolServiceServer).AddUserIdentifier(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PoolService_AddUserIdentifier_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PoolServiceServer).AddUserIdentifier(ctx, req.(*AddUserIdentifierRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PoolService_RemoveUserIdentifier_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveUserIdentifierRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PoolServiceServer).RemoveUserIdentifier(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PoolService_RemoveUserIdentifier_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PoolServiceServer).RemoveUserIdentifier(ctx, req.(*RemoveUserIdentifierRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PoolService_SetUserPassword_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetUserPasswordRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PoolServiceServer).SetUserPassword(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PoolService_SetUserPassword_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PoolServiceServer).SetUserPassword(ctx, req.(*SetUserPasswordRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PoolService_UnlockUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnlockUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PoolServiceServer).UnlockUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PoolService_UnlockUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PoolServiceServer).UnlockUser(ctx, req.(*UnlockUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PoolService_VerifyPassword_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VerifyPasswordRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PoolServiceServer).VerifyPassword(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PoolService_VerifyPassword_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PoolServiceServer).VerifyPassword(ctx, req.(*VerifyPasswordRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PoolService_AuthenticatePassword_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AuthenticatePasswordRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PoolServiceServer).AuthenticatePassword(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PoolService_AuthenticatePassword_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PoolServiceServer).AuthenticatePassword(ctx, req.(*AuthenticatePasswordRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PoolService_DeleteTenantData_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteTenantDataRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PoolServiceServer).DeleteTenantData(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PoolService_DeleteTenantData_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PoolServiceServer).DeleteTenantData(ctx, req.(*DeleteTenantDataRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PoolService_ServiceDesc is the grpc.ServiceDesc for PoolService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
 var PoolService_ServiceDesc = grpc.ServiceDesc{
 	ServiceName: "authplane.pool.v1.PoolService",
 	HandlerType: (*PoolServiceServer)(nil),
-	Methods:     []grpc.MethodDesc{},
-	Streams:     []grpc.StreamDesc{},
-	Metadata:    "authplane/pool/v1/pool_service.proto",
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "CreatePool",
+			Handler:    _PoolService_CreatePool_Handler,
+		},
+		{
+			MethodName: "ListPools",
+			Handler:    _PoolService_ListPools_Handler,
+		},
+		{
+			MethodName: "GetPool",
+			Handler:    _PoolService_GetPool_Handler,
+		},
+		{
+			MethodName: "UpdatePool",
+			Handler:    _PoolService_UpdatePool_Handler,
+		},
+		{
+			MethodName: "DeletePool",
+			Handler:    _PoolService_DeletePool_Handler,
+		},
+		{
+			MethodName: "CreateUser",
+			Handler:    _PoolService_CreateUser_Handler,
+		},
+		{
+			MethodName: "ListUsers",
+			Handler:    _PoolService_ListUsers_Handler,
+		},
+		{
+			MethodName: "GetUser",
+			Handler:    _PoolService_GetUser_Handler,
+		},
+		{
+			MethodName: "UpdateUser",
+			Handler:    _PoolService_UpdateUser_Handler,
+		},
+		{
+			MethodName: "DeleteUser",
+			Handler:    _PoolService_DeleteUser_Handler,
+		},
+		{
+			MethodName: "AddUserIdentifier",
+			Handler:    _PoolService_AddUserIdentifier_Handler,
+		},
+		{
+			MethodName: "RemoveUserIdentifier",
+			Handler:    _PoolService_RemoveUserIdentifier_Handler,
+		},
+		{
+			MethodName: "SetUserPassword",
+			Handler:    _PoolService_SetUserPassword_Handler,
+		},
+		{
+			MethodName: "UnlockUser",
+			Handler:    _PoolService_UnlockUser_Handler,
+		},
+		{
+			MethodName: "VerifyPassword",
+			Handler:    _PoolService_VerifyPassword_Handler,
+		},
+		{
+			MethodName: "AuthenticatePassword",
+			Handler:    _PoolService_AuthenticatePassword_Handler,
+		},
+		{
+			MethodName: "DeleteTenantData",
+			Handler:    _PoolService_DeleteTenantData_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "authplane/pool/v1/pool_service.proto",
 }

@@ -7,9 +7,16 @@
 package schemav1
 
 import (
+	_ "github.com/authplane/authplane/gen/go/authplane/access/v1"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	emptypb "google.golang.org/protobuf/types/known/emptypb"
+	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
+	structpb "google.golang.org/protobuf/types/known/structpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
+	sync "sync"
 	unsafe "unsafe"
 )
 
@@ -20,20 +27,586 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// A JSON Schema document.
+type Schema struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Caller-chosen (`^[a-z0-9][a-z0-9_-]{0,62}$`) or generated.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Output only.
+	TenantId    string `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Name        string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Description string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	// The JSON Schema (draft 2020-12 unless it names another draft in `$schema`). References are resolved only
+	// within the document and to the standard metaschemas.
+	Schema *structpb.Struct `protobuf:"bytes,5,opt,name=schema,proto3" json:"schema,omitempty"`
+	// Output only.
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// Output only.
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Schema) Reset() {
+	*x = Schema{}
+	mi := &file_authplane_schema_v1_schema_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Schema) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Schema) ProtoMessage() {}
+
+func (x *Schema) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_schema_v1_schema_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Schema.ProtoReflect.Descriptor instead.
+func (*Schema) Descriptor() ([]byte, []int) {
+	return file_authplane_schema_v1_schema_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *Schema) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Schema) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *Schema) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Schema) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Schema) GetSchema() *structpb.Struct {
+	if x != nil {
+		return x.Schema
+	}
+	return nil
+}
+
+func (x *Schema) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Schema) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+type CreateSchemaRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Schema        *Schema                `protobuf:"bytes,2,opt,name=schema,proto3" json:"schema,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSchemaRequest) Reset() {
+	*x = CreateSchemaRequest{}
+	mi := &file_authplane_schema_v1_schema_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSchemaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSchemaRequest) ProtoMessage() {}
+
+func (x *CreateSchemaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_schema_v1_schema_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSchemaRequest.ProtoReflect.Descriptor instead.
+func (*CreateSchemaRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_schema_v1_schema_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *CreateSchemaRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *CreateSchemaRequest) GetSchema() *Schema {
+	if x != nil {
+		return x.Schema
+	}
+	return nil
+}
+
+type ListSchemasRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	PageSize      int32                  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSchemasRequest) Reset() {
+	*x = ListSchemasRequest{}
+	mi := &file_authplane_schema_v1_schema_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSchemasRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSchemasRequest) ProtoMessage() {}
+
+func (x *ListSchemasRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_schema_v1_schema_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSchemasRequest.ProtoReflect.Descriptor instead.
+func (*ListSchemasRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_schema_v1_schema_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ListSchemasRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ListSchemasRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListSchemasRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListSchemasResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Schemas       []*Schema              `protobuf:"bytes,1,rep,name=schemas,proto3" json:"schemas,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSchemasResponse) Reset() {
+	*x = ListSchemasResponse{}
+	mi := &file_authplane_schema_v1_schema_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSchemasResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSchemasResponse) ProtoMessage() {}
+
+func (x *ListSchemasResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_schema_v1_schema_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSchemasResponse.ProtoReflect.Descriptor instead.
+func (*ListSchemasResponse) Descriptor() ([]byte, []int) {
+	return file_authplane_schema_v1_schema_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ListSchemasResponse) GetSchemas() []*Schema {
+	if x != nil {
+		return x.Schemas
+	}
+	return nil
+}
+
+func (x *ListSchemasResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type GetSchemaRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	SchemaId      string                 `protobuf:"bytes,2,opt,name=schema_id,json=schemaId,proto3" json:"schema_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSchemaRequest) Reset() {
+	*x = GetSchemaRequest{}
+	mi := &file_authplane_schema_v1_schema_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSchemaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSchemaRequest) ProtoMessage() {}
+
+func (x *GetSchemaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_schema_v1_schema_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSchemaRequest.ProtoReflect.Descriptor instead.
+func (*GetSchemaRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_schema_v1_schema_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *GetSchemaRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *GetSchemaRequest) GetSchemaId() string {
+	if x != nil {
+		return x.SchemaId
+	}
+	return ""
+}
+
+type UpdateSchemaRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	SchemaId string                 `protobuf:"bytes,2,opt,name=schema_id,json=schemaId,proto3" json:"schema_id,omitempty"`
+	Schema   *Schema                `protobuf:"bytes,3,opt,name=schema,proto3" json:"schema,omitempty"`
+	// The fields to change; empty means every mutable field.
+	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,4,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateSchemaRequest) Reset() {
+	*x = UpdateSchemaRequest{}
+	mi := &file_authplane_schema_v1_schema_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateSchemaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateSchemaRequest) ProtoMessage() {}
+
+func (x *UpdateSchemaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_schema_v1_schema_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateSchemaRequest.ProtoReflect.Descriptor instead.
+func (*UpdateSchemaRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_schema_v1_schema_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *UpdateSchemaRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *UpdateSchemaRequest) GetSchemaId() string {
+	if x != nil {
+		return x.SchemaId
+	}
+	return ""
+}
+
+func (x *UpdateSchemaRequest) GetSchema() *Schema {
+	if x != nil {
+		return x.Schema
+	}
+	return nil
+}
+
+func (x *UpdateSchemaRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+type DeleteSchemaRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	SchemaId      string                 `protobuf:"bytes,2,opt,name=schema_id,json=schemaId,proto3" json:"schema_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSchemaRequest) Reset() {
+	*x = DeleteSchemaRequest{}
+	mi := &file_authplane_schema_v1_schema_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSchemaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSchemaRequest) ProtoMessage() {}
+
+func (x *DeleteSchemaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_schema_v1_schema_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSchemaRequest.ProtoReflect.Descriptor instead.
+func (*DeleteSchemaRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_schema_v1_schema_service_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *DeleteSchemaRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *DeleteSchemaRequest) GetSchemaId() string {
+	if x != nil {
+		return x.SchemaId
+	}
+	return ""
+}
+
+type DeleteTenantDataRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteTenantDataRequest) Reset() {
+	*x = DeleteTenantDataRequest{}
+	mi := &file_authplane_schema_v1_schema_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteTenantDataRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteTenantDataRequest) ProtoMessage() {}
+
+func (x *DeleteTenantDataRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_schema_v1_schema_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteTenantDataRequest.ProtoReflect.Descriptor instead.
+func (*DeleteTenantDataRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_schema_v1_schema_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *DeleteTenantDataRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
 var File_authplane_schema_v1_schema_service_proto protoreflect.FileDescriptor
 
 const file_authplane_schema_v1_schema_service_proto_rawDesc = "" +
 	"\n" +
-	"(authplane/schema/v1/schema_service.proto\x12\x13authplane.schema.v12\x0f\n" +
-	"\rSchemaServiceBDZBgithub.com/authplane/authplane/gen/go/authplane/schema/v1;schemav1b\x06proto3"
+	"(authplane/schema/v1/schema_service.proto\x12\x13authplane.schema.v1\x1a authplane/access/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x92\x02\n" +
+	"\x06Schema\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\x12/\n" +
+	"\x06schema\x18\x05 \x01(\v2\x17.google.protobuf.StructR\x06schema\x129\n" +
+	"\n" +
+	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"updated_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"g\n" +
+	"\x13CreateSchemaRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x123\n" +
+	"\x06schema\x18\x02 \x01(\v2\x1b.authplane.schema.v1.SchemaR\x06schema\"m\n" +
+	"\x12ListSchemasRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"t\n" +
+	"\x13ListSchemasResponse\x125\n" +
+	"\aschemas\x18\x01 \x03(\v2\x1b.authplane.schema.v1.SchemaR\aschemas\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"L\n" +
+	"\x10GetSchemaRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tschema_id\x18\x02 \x01(\tR\bschemaId\"\xc1\x01\n" +
+	"\x13UpdateSchemaRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tschema_id\x18\x02 \x01(\tR\bschemaId\x123\n" +
+	"\x06schema\x18\x03 \x01(\v2\x1b.authplane.schema.v1.SchemaR\x06schema\x12;\n" +
+	"\vupdate_mask\x18\x04 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\"O\n" +
+	"\x13DeleteSchemaRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tschema_id\x18\x02 \x01(\tR\bschemaId\"6\n" +
+	"\x17DeleteTenantDataRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId2\xaa\a\n" +
+	"\rSchemaService\x12\x93\x01\n" +
+	"\fCreateSchema\x12(.authplane.schema.v1.CreateSchemaRequest\x1a\x1b.authplane.schema.v1.Schema\"<\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x022:\x06schema\"(/api/identity/{tenant_id}/system/schemas\x12\x96\x01\n" +
+	"\vListSchemas\x12'.authplane.schema.v1.ListSchemasRequest\x1a(.authplane.schema.v1.ListSchemasResponse\"4\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02*\x12(/api/identity/{tenant_id}/system/schemas\x12\x91\x01\n" +
+	"\tGetSchema\x12%.authplane.schema.v1.GetSchemaRequest\x1a\x1b.authplane.schema.v1.Schema\"@\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x026\x124/api/identity/{tenant_id}/system/schemas/{schema_id}\x12\xe0\x01\n" +
+	"\fUpdateSchema\x12(.authplane.schema.v1.UpdateSchemaRequest\x1a\x1b.authplane.schema.v1.Schema\"\x88\x01\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02~:\x06schemaZ>:\x06schema24/api/identity/{tenant_id}/system/schemas/{schema_id}\x1a4/api/identity/{tenant_id}/system/schemas/{schema_id}\x12\x92\x01\n" +
+	"\fDeleteSchema\x12(.authplane.schema.v1.DeleteSchemaRequest\x1a\x16.google.protobuf.Empty\"@\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x026*4/api/identity/{tenant_id}/system/schemas/{schema_id}\x12^\n" +
+	"\x10DeleteTenantData\x12,.authplane.schema.v1.DeleteTenantDataRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x02BDZBgithub.com/authplane/authplane/gen/go/authplane/schema/v1;schemav1b\x06proto3"
 
-var file_authplane_schema_v1_schema_service_proto_goTypes = []any{}
+var (
+	file_authplane_schema_v1_schema_service_proto_rawDescOnce sync.Once
+	file_authplane_schema_v1_schema_service_proto_rawDescData []byte
+)
+
+func file_authplane_schema_v1_schema_service_proto_rawDescGZIP() []byte {
+	file_authplane_schema_v1_schema_service_proto_rawDescOnce.Do(func() {
+		file_authplane_schema_v1_schema_service_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_authplane_schema_v1_schema_service_proto_rawDesc), len(file_authplane_schema_v1_schema_service_proto_rawDesc)))
+	})
+	return file_authplane_schema_v1_schema_service_proto_rawDescData
+}
+
+var file_authplane_schema_v1_schema_service_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_authplane_schema_v1_schema_service_proto_goTypes = []any{
+	(*Schema)(nil),                  // 0: authplane.schema.v1.Schema
+	(*CreateSchemaRequest)(nil),     // 1: authplane.schema.v1.CreateSchemaRequest
+	(*ListSchemasRequest)(nil),      // 2: authplane.schema.v1.ListSchemasRequest
+	(*ListSchemasResponse)(nil),     // 3: authplane.schema.v1.ListSchemasResponse
+	(*GetSchemaRequest)(nil),        // 4: authplane.schema.v1.GetSchemaRequest
+	(*UpdateSchemaRequest)(nil),     // 5: authplane.schema.v1.UpdateSchemaRequest
+	(*DeleteSchemaRequest)(nil),     // 6: authplane.schema.v1.DeleteSchemaRequest
+	(*DeleteTenantDataRequest)(nil), // 7: authplane.schema.v1.DeleteTenantDataRequest
+	(*structpb.Struct)(nil),         // 8: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),   // 9: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),   // 10: google.protobuf.FieldMask
+	(*emptypb.Empty)(nil),           // 11: google.protobuf.Empty
+}
 var file_authplane_schema_v1_schema_service_proto_depIdxs = []int32{
-	0, // [0:0] is the sub-list for method output_type
-	0, // [0:0] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	8,  // 0: authplane.schema.v1.Schema.schema:type_name -> google.protobuf.Struct
+	9,  // 1: authplane.schema.v1.Schema.created_at:type_name -> google.protobuf.Timestamp
+	9,  // 2: authplane.schema.v1.Schema.updated_at:type_name -> google.protobuf.Timestamp
+	0,  // 3: authplane.schema.v1.CreateSchemaRequest.schema:type_name -> authplane.schema.v1.Schema
+	0,  // 4: authplane.schema.v1.ListSchemasResponse.schemas:type_name -> authplane.schema.v1.Schema
+	0,  // 5: authplane.schema.v1.UpdateSchemaRequest.schema:type_name -> authplane.schema.v1.Schema
+	10, // 6: authplane.schema.v1.UpdateSchemaRequest.update_mask:type_name -> google.protobuf.FieldMask
+	1,  // 7: authplane.schema.v1.SchemaService.CreateSchema:input_type -> authplane.schema.v1.CreateSchemaRequest
+	2,  // 8: authplane.schema.v1.SchemaService.ListSchemas:input_type -> authplane.schema.v1.ListSchemasRequest
+	4,  // 9: authplane.schema.v1.SchemaService.GetSchema:input_type -> authplane.schema.v1.GetSchemaRequest
+	5,  // 10: authplane.schema.v1.SchemaService.UpdateSchema:input_type -> authplane.schema.v1.UpdateSchemaRequest
+	6,  // 11: authplane.schema.v1.SchemaService.DeleteSchema:input_type -> authplane.schema.v1.DeleteSchemaRequest
+	7,  // 12: authplane.schema.v1.SchemaService.DeleteTenantData:input_type -> authplane.schema.v1.DeleteTenantDataRequest
+	0,  // 13: authplane.schema.v1.SchemaService.CreateSchema:output_type -> authplane.schema.v1.Schema
+	3,  // 14: authplane.schema.v1.SchemaService.ListSchemas:output_type -> authplane.schema.v1.ListSchemasResponse
+	0,  // 15: authplane.schema.v1.SchemaService.GetSchema:output_type -> authplane.schema.v1.Schema
+	0,  // 16: authplane.schema.v1.SchemaService.UpdateSchema:output_type -> authplane.schema.v1.Schema
+	11, // 17: authplane.schema.v1.SchemaService.DeleteSchema:output_type -> google.protobuf.Empty
+	11, // 18: authplane.schema.v1.SchemaService.DeleteTenantData:output_type -> google.protobuf.Empty
+	13, // [13:19] is the sub-list for method output_type
+	7,  // [7:13] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_authplane_schema_v1_schema_service_proto_init() }
@@ -47,12 +620,13 @@ func file_authplane_schema_v1_schema_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_authplane_schema_v1_schema_service_proto_rawDesc), len(file_authplane_schema_v1_schema_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   0,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_authplane_schema_v1_schema_service_proto_goTypes,
 		DependencyIndexes: file_authplane_schema_v1_schema_service_proto_depIdxs,
+		MessageInfos:      file_authplane_schema_v1_schema_service_proto_msgTypes,
 	}.Build()
 	File_authplane_schema_v1_schema_service_proto = out.File
 	file_authplane_schema_v1_schema_service_proto_goTypes = nil

@@ -7,7 +7,11 @@
 package schemav1
 
 import (
+	context "context"
 	grpc "google.golang.org/grpc"
+	codes "google.golang.org/grpc/codes"
+	status "google.golang.org/grpc/status"
+	emptypb "google.golang.org/protobuf/types/known/emptypb"
 )
 
 // This is a compile-time assertion to ensure that this generated file
@@ -15,12 +19,34 @@ import (
 // Requires gRPC-Go v1.64.0 or later.
 const _ = grpc.SupportPackageIsVersion9
 
+const (
+	SchemaService_CreateSchema_FullMethodName     = "/authplane.schema.v1.SchemaService/CreateSchema"
+	SchemaService_ListSchemas_FullMethodName      = "/authplane.schema.v1.SchemaService/ListSchemas"
+	SchemaService_GetSchema_FullMethodName        = "/authplane.schema.v1.SchemaService/GetSchema"
+	SchemaService_UpdateSchema_FullMethodName     = "/authplane.schema.v1.SchemaService/UpdateSchema"
+	SchemaService_DeleteSchema_FullMethodName     = "/authplane.schema.v1.SchemaService/DeleteSchema"
+	SchemaService_DeleteTenantData_FullMethodName = "/authplane.schema.v1.SchemaService/DeleteTenantData"
+)
+
 // SchemaServiceClient is the client API for SchemaService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// SchemaService: its RPCs are defined with the identity plane.
+// SchemaService owns the JSON Schema documents (draft 2020-12) that identity pools validate user payloads and
+// metadata against.
 type SchemaServiceClient interface {
+	// Creates a schema; its id may be chosen by the caller. A document that is not a valid JSON Schema is refused.
+	CreateSchema(ctx context.Context, in *CreateSchemaRequest, opts ...grpc.CallOption) (*Schema, error)
+	// Lists the tenant's schemas ordered by id.
+	ListSchemas(ctx context.Context, in *ListSchemasRequest, opts ...grpc.CallOption) (*ListSchemasResponse, error)
+	GetSchema(ctx context.Context, in *GetSchemaRequest, opts ...grpc.CallOption) (*Schema, error)
+	// Updates the fields a caller sends (PUT and PATCH both merge). A new document applies to the next write of
+	// every user of the pools that use it; stored users are not re-validated.
+	UpdateSchema(ctx context.Context, in *UpdateSchemaRequest, opts ...grpc.CallOption) (*Schema, error)
+	// Deletes a schema; refused with AlreadyExists (409) while a pool uses it.
+	DeleteSchema(ctx context.Context, in *DeleteSchemaRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
+	// Deletes every schema of a tenant (called when the tenant is deleted).
+	DeleteTenantData(ctx context.Context, in *DeleteTenantDataRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
 }
 
 type schemaServiceClient struct {
@@ -31,12 +57,85 @@ func NewSchemaServiceClient(cc grpc.ClientConnInterface) SchemaServiceClient {
 	return &schemaServiceClient{cc}
 }
 
+func (c *schemaServiceClient) CreateSchema(ctx context.Context, in *CreateSchemaRequest, opts ...grpc.CallOption) (*Schema, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Schema)
+	err := c.cc.Invoke(ctx, SchemaService_CreateSchema_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schemaServiceClient) ListSchemas(ctx context.Context, in *ListSchemasRequest, opts ...grpc.CallOption) (*ListSchemasResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSchemasResponse)
+	err := c.cc.Invoke(ctx, SchemaService_ListSchemas_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schemaServiceClient) GetSchema(ctx context.Context, in *GetSchemaRequest, opts ...grpc.CallOption) (*Schema, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Schema)
+	err := c.cc.Invoke(ctx, SchemaService_GetSchema_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schemaServiceClient) UpdateSchema(ctx context.Context, in *UpdateSchemaRequest, opts ...grpc.CallOption) (*Schema, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Schema)
+	err := c.cc.Invoke(ctx, SchemaService_UpdateSchema_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schemaServiceClient) DeleteSchema(ctx context.Context, in *DeleteSchemaRequest, opts ...grpc.CallOption) (*emptypb.Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(emptypb.Empty)
+	err := c.cc.Invoke(ctx, SchemaService_DeleteSchema_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schemaServiceClient) DeleteTenantData(ctx context.Context, in *DeleteTenantDataRequest, opts ...grpc.CallOption) (*emptypb.Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(emptypb.Empty)
+	err := c.cc.Invoke(ctx, SchemaService_DeleteTenantData_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SchemaServiceServer is the server API for SchemaService service.
 // All implementations must embed UnimplementedSchemaServiceServer
 // for forward compatibility.
 //
-// SchemaService: its RPCs are defined with the identity plane.
+// SchemaService owns the JSON Schema documents (draft 2020-12) that identity pools validate user payloads and
+// metadata against.
 type SchemaServiceServer interface {
+	// Creates a schema; its id may be chosen by the caller. A document that is not a valid JSON Schema is refused.
+	CreateSchema(context.Context, *CreateSchemaRequest) (*Schema, error)
+	// Lists the tenant's schemas ordered by id.
+	ListSchemas(context.Context, *ListSchemasRequest) (*ListSchemasResponse, error)
+	GetSchema(context.Context, *GetSchemaRequest) (*Schema, error)
+	// Updates the fields a caller sends (PUT and PATCH both merge). A new document applies to the next write of
+	// every user of the pools that use it; stored users are not re-validated.
+	UpdateSchema(context.Context, *UpdateSchemaRequest) (*Schema, error)
+	// Deletes a schema; refused with AlreadyExists (409) while a pool uses it.
+	DeleteSchema(context.Context, *DeleteSchemaRequest) (*emptypb.Empty, error)
+	// Deletes every schema of a tenant (called when the tenant is deleted).
+	DeleteTenantData(context.Context, *DeleteTenantDataRequest) (*emptypb.Empty, error)
 	mustEmbedUnimplementedSchemaServiceServer()
 }
 
@@ -47,6 +146,24 @@ type SchemaServiceServer interface {
 // pointer dereference when methods are called.
 type UnimplementedSchemaServiceServer struct{}
 
+func (UnimplementedSchemaServiceServer) CreateSchema(context.Context, *CreateSchemaRequest) (*Schema, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateSchema not implemented")
+}
+func (UnimplementedSchemaServiceServer) ListSchemas(context.Context, *ListSchemasRequest) (*ListSchemasResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSchemas not implemented")
+}
+func (UnimplementedSchemaServiceServer) GetSchema(context.Context, *GetSchemaRequest) (*Schema, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSchema not implemented")
+}
+func (UnimplementedSchemaServiceServer) UpdateSchema(context.Context, *UpdateSchemaRequest) (*Schema, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateSchema not implemented")
+}
+func (UnimplementedSchemaServiceServer) DeleteSchema(context.Context, *DeleteSchemaRequest) (*emptypb.Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteSchema not implemented")
+}
+func (UnimplementedSchemaServiceServer) DeleteTenantData(context.Context, *DeleteTenantDataRequest) (*emptypb.Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteTenantData not implemented")
+}
 func (UnimplementedSchemaServiceServer) mustEmbedUnimplementedSchemaServiceServer() {}
 func (UnimplementedSchemaServiceServer) testEmbeddedByValue()                       {}
 
@@ -68,13 +185,146 @@ func RegisterSchemaServiceServer(s grpc.ServiceRegistrar, srv SchemaServiceServe
 	s.RegisterService(&SchemaService_ServiceDesc, srv)
 }
 
+func _SchemaService_CreateSchema_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateSchemaRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchemaServiceServer).CreateSchema(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchemaService_CreateSchema_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchemaServiceServer).CreateSchema(ctx, req.(*CreateSchemaRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchemaService_ListSchemas_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSchemasRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchemaServiceServer).ListSchemas(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchemaService_ListSchemas_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchemaServiceServer).ListSchemas(ctx, req.(*ListSchemasRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchemaService_GetSchema_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSchemaRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchemaServiceServer).GetSchema(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchemaService_GetSchema_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchemaServiceServer).GetSchema(ctx, req.(*GetSchemaRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchemaService_UpdateSchema_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateSchemaRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchemaServiceServer).UpdateSchema(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchemaService_UpdateSchema_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchemaServiceServer).UpdateSchema(ctx, req.(*UpdateSchemaRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchemaService_DeleteSchema_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteSchemaRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchemaServiceServer).DeleteSchema(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchemaService_DeleteSchema_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchemaServiceServer).DeleteSchema(ctx, req.(*DeleteSchemaRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchemaService_DeleteTenantData_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteTenantDataRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchemaServiceServer).DeleteTenantData(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchemaService_DeleteTenantData_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchemaServiceServer).DeleteTenantData(ctx, req.(*DeleteTenantDataRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SchemaService_ServiceDesc is the grpc.ServiceDesc for SchemaService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
 var SchemaService_ServiceDesc = grpc.ServiceDesc{
 	ServiceName: "authplane.schema.v1.SchemaService",
 	HandlerType: (*SchemaServiceServer)(nil),
-	Methods:     []grpc.MethodDesc{},
-	Streams:     []grpc.StreamDesc{},
-	Metadata:    "authplane/schema/v1/schema_service.proto",
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "CreateSchema",
+			Handler:    _SchemaService_CreateSchema_Handler,
+		},
+		{
+			MethodName: "ListSchemas",
+			Handler:    _SchemaService_ListSchemas_Handler,
+		},
+		{
+			MethodName: "GetSchema",
+			Handler:    _SchemaService_GetSchema_Handler,
+		},
+		{
+			MethodName: "UpdateSchema",
+			Handler:    _SchemaService_UpdateSchema_Handler,
+		},
+		{
+			MethodName: "DeleteSchema",
+			Handler:    _SchemaService_DeleteSchema_Handler,
+		},
+		{
+			MethodName: "DeleteTenantData",
+			Handler:    _SchemaService_DeleteTenantData_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "authplane/schema/v1/schema_service.proto",
 }
