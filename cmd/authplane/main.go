@@ -1,0 +1,95 @@
+// Command authplane runs the platform: `authplane serve` runs every service in one process, or the subset named
+// by --services when each service runs in a process of its own.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/authplane/authplane/pkg/app"
+	"github.com/authplane/authplane/pkg/config"
+)
+
+const usage = `authplane: a multi-tenant OAuth2/OpenID Connect authorization server
+
+Usage:
+  authplane serve [flags]   run the services (all by default; see --services)
+  authplane services        list the service names --services accepts
+  authplane help            show this text
+
+Run "authplane serve -h" for the flags; each has an AUTHPLANE_ environment variable.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stderr)
+	case "services":
+		cfg, _ := config.Parse(nil, func(string) string { return "" })
+		fmt.Fprintln(stdout, strings.Join(cfg.Services, "\n"))
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}
+
+func serve(args []string, stderr io.Writer) int {
+	cfg, err := config.Parse(args, os.Getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "authplane:", err)
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		fmt.Fprintln(stderr, "authplane: invalid log level", cfg.LogLevel)
+		return 2
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	a, err := app.New(ctx, cfg, log)
+	if err != nil {
+		log.Error("cannot start", "error", err)
+		return 1
+	}
+	httpLn, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		log.Error("cannot listen", "addr", cfg.HTTPAddr, "error", err)
+		return 1
+	}
+	grpcLn, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		log.Error("cannot listen", "addr", cfg.GRPCAddr, "error", err)
+		return 1
+	}
+	if err := a.Serve(ctx, httpLn, grpcLn); err != nil {
+		log.Error("stopped on error", "error", err)
+		return 1
+	}
+	return 0
+}

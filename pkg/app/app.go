@@ -1,0 +1,288 @@
+// Package app assembles a process from its configuration: the services it runs (registered on its gRPC server
+// and on an in-process connection), connections to the services other processes run, the gateway, health,
+// metrics, and graceful shutdown.
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
+	"github.com/authplane/authplane/pkg/authz"
+	"github.com/authplane/authplane/pkg/changes"
+	"github.com/authplane/authplane/pkg/config"
+	"github.com/authplane/authplane/pkg/db"
+	"github.com/authplane/authplane/pkg/inproc"
+	"github.com/authplane/authplane/pkg/metrics"
+	"github.com/authplane/authplane/pkg/secrets"
+	"github.com/authplane/authplane/pkg/svc"
+	"github.com/authplane/authplane/services/client"
+	"github.com/authplane/authplane/services/gateway"
+	"github.com/authplane/authplane/services/tenant"
+	"github.com/authplane/authplane/services/token"
+	"github.com/authplane/authplane/services/workspace"
+)
+
+// App is one configured process.
+type App struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	db       *db.DB
+	metrics  *metrics.Metrics
+	grpc     *grpc.Server
+	health   *health.Server
+	http     *http.Server
+	remotes  []*grpc.ClientConn
+	cancel   context.CancelFunc
+	services []string
+}
+
+// constructors build each gRPC service by name.
+var constructors = map[string]func(context.Context, svc.Deps) (svc.Service, error){
+	svc.Tenant:    func(ctx context.Context, d svc.Deps) (svc.Service, error) { return tenant.New(ctx, d) },
+	svc.Workspace: func(ctx context.Context, d svc.Deps) (svc.Service, error) { return workspace.New(ctx, d) },
+	svc.Client:    func(ctx context.Context, d svc.Deps) (svc.Service, error) { return client.New(ctx, d) },
+	svc.Token:     func(ctx context.Context, d svc.Deps) (svc.Service, error) { return token.New(ctx, d) },
+}
+
+// New builds the process: opens the database and migrates the tables of the services it runs.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error) {
+	a := &App{cfg: cfg, log: log, metrics: metrics.New(), services: cfg.Services}
+	bgCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.cancel = cancel
+	ok := false
+	defer func() {
+		if !ok {
+			a.close()
+		}
+	}()
+
+	var grpcServices []string
+	for _, name := range cfg.Services {
+		if name != svc.Gateway {
+			grpcServices = append(grpcServices, name)
+		}
+	}
+	deps := svc.Deps{Log: log, Metrics: a.metrics, IssuerURL: cfg.IssuerURL,
+		RootClientID: cfg.RootClientID, RootClientSecret: cfg.RootClientSecret}
+
+	if len(grpcServices) > 0 {
+		d, err := db.Open(ctx, cfg.DatabaseURL)
+		if err != nil {
+			return nil, err
+		}
+		a.db, deps.DB = d, d
+		if d.Dialect == db.Postgres {
+			deps.Bus = changes.NewPostgres(bgCtx, cfg.DatabaseURL, log)
+		}
+	}
+	if deps.Bus == nil {
+		deps.Bus = changes.NewMemory()
+	}
+	if cfg.Runs(svc.Client) || cfg.Runs(svc.Token) {
+		path := ""
+		if a.db != nil {
+			path = a.db.Path
+		}
+		master, err := cfg.MasterKey(path)
+		if err != nil {
+			return nil, err
+		}
+		if deps.Keyring, err = secrets.NewKeyring(master); err != nil {
+			return nil, err
+		}
+	}
+
+	// Calls to a service run here stay in the process; the others go over gRPC. The same interceptors apply
+	// either way, so authorization cannot differ between them.
+	var verifier *authz.Verifier
+	authorize := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		return verifier.UnaryInterceptor()(ctx, req, info, h)
+	}
+	interceptors := []grpc.UnaryServerInterceptor{recoverPanics(log), observeRPCs(log, a.metrics), authorize}
+	local := inproc.New(chain(interceptors...))
+	conns := map[string]grpc.ClientConnInterface{}
+	for _, name := range svc.All {
+		if name == svc.Gateway {
+			continue
+		}
+		switch {
+		case cfg.Runs(name):
+			conns[name] = local
+		case cfg.Addrs[name] != "":
+			cc, err := grpc.NewClient(cfg.Addrs[name], grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				return nil, fmt.Errorf("connect to the %s service at %s: %w", name, cfg.Addrs[name], err)
+			}
+			a.remotes = append(a.remotes, cc)
+			conns[name] = cc
+		default:
+			conns[name] = missingConn(name)
+		}
+	}
+	deps.Conns = svc.Conns{Tenant: conns[svc.Tenant], Workspace: conns[svc.Workspace], Pool: conns[svc.Pool],
+		Schema: conns[svc.Schema], Client: conns[svc.Client], Token: conns[svc.Token]}
+	verifier = authz.NewVerifier(cfg.IssuerURL, jwksSource(tokenv1.NewTokenServiceClient(deps.Conns.Token)), deps.Bus)
+
+	a.grpc = grpc.NewServer(grpc.ChainUnaryInterceptor(interceptors...), grpc.MaxRecvMsgSize(4<<20))
+	a.health = health.NewServer()
+	healthpb.RegisterHealthServer(a.grpc, a.health)
+	reflection.Register(a.grpc)
+	for _, name := range grpcServices {
+		construct, ok := constructors[name]
+		if !ok {
+			continue
+		}
+		s, err := construct(ctx, deps)
+		if err != nil {
+			return nil, fmt.Errorf("start the %s service: %w", name, err)
+		}
+		s.Register(a.grpc)
+		s.Register(local)
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeStatus(w, http.StatusOK, "ok") })
+	mux.HandleFunc("GET /readyz", a.ready)
+	mux.Handle("GET /metrics", a.metrics.Handler())
+	if cfg.Runs(svc.Gateway) {
+		g, err := gateway.New(ctx, deps)
+		if err != nil {
+			return nil, err
+		}
+		mux.Handle("/", g.Handler(log, a.metrics))
+	}
+	a.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ok = true
+	return a, nil
+}
+
+// jwksSource reads a workspace's public keys from the token service.
+func jwksSource(tokens tokenv1.TokenServiceClient) authz.KeySource {
+	return func(ctx context.Context, tenantID, serverID string) (*jose.JSONWebKeySet, error) {
+		resp, err := tokens.GetJWKS(ctx, &tokenv1.GetJWKSRequest{TenantId: tenantID, ServerId: serverID})
+		if err != nil {
+			return nil, err
+		}
+		raw, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(resp)
+		if err != nil {
+			return nil, err
+		}
+		var set jose.JSONWebKeySet
+		if err := json.Unmarshal(raw, &set); err != nil {
+			return nil, err
+		}
+		return &set, nil
+	}
+}
+
+func (a *App) ready(w http.ResponseWriter, r *http.Request) {
+	if a.db != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := a.db.Ping(ctx); err != nil {
+			writeStatus(w, http.StatusServiceUnavailable, "database unreachable")
+			return
+		}
+	}
+	writeStatus(w, http.StatusOK, "ready")
+}
+
+func writeStatus(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"status": msg})
+}
+
+// Serve serves HTTP and gRPC on the given listeners until ctx ends, then shuts down gracefully: it stops
+// accepting, lets in-flight requests finish (up to 20 s), and closes the database.
+func (a *App) Serve(ctx context.Context, httpLn, grpcLn net.Listener) error {
+	for _, name := range a.services {
+		a.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
+	a.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	errc := make(chan error, 2)
+	go func() {
+		if err := a.http.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("http: %w", err)
+		}
+	}()
+	go func() {
+		if err := a.grpc.Serve(grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			errc <- fmt.Errorf("grpc: %w", err)
+		}
+	}()
+	a.log.Info("serving", "http", httpLn.Addr().String(), "grpc", grpcLn.Addr().String(),
+		"services", strings.Join(a.services, ","), "issuer_url", a.cfg.IssuerURL)
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	a.shutdown()
+	return err
+}
+
+func (a *App) shutdown() {
+	a.log.Info("shutting down: finishing in-flight requests")
+	a.health.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { a.grpc.GracefulStop(); close(done) }()
+	_ = a.http.Shutdown(ctx)
+	select {
+	case <-done:
+	case <-ctx.Done():
+		a.grpc.Stop()
+	}
+	a.close()
+	a.log.Info("stopped")
+}
+
+func (a *App) close() {
+	a.cancel()
+	for _, cc := range a.remotes {
+		_ = cc.Close()
+	}
+	if a.db != nil {
+		_ = a.db.Close()
+	}
+}
+
+// missingConn stands for a service that neither runs here nor has an address: calls fail with a clear message.
+type missingConn string
+
+func (m missingConn) Invoke(context.Context, string, any, any, ...grpc.CallOption) error {
+	return status.Errorf(codes.Unavailable, "the %s service is not run by this process and AUTHPLANE_%s_ADDR is not set", string(m), strings.ToUpper(string(m)))
+}
+
+func (m missingConn) NewStream(context.Context, *grpc.StreamDesc, string, ...grpc.CallOption) (grpc.ClientStream, error) {
+	return nil, m.Invoke(context.Background(), "", nil, nil)
+}

@@ -1,0 +1,71 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/authplane/authplane/pkg/metrics"
+)
+
+// recoverPanics turns a panic in a handler into an Internal error (logged with its stack), never a crash.
+func recoverPanics(log *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				log.Error("panic in gRPC handler", "method", info.FullMethod, "panic", p, "stack", string(debug.Stack()))
+				err = status.Error(codes.Internal, "internal error")
+			}
+		}()
+		return handler(ctx, req)
+	}
+}
+
+// observeRPCs counts and times every call and logs failures; internal errors are logged with their cause, which
+// the caller never sees.
+func observeRPCs(log *slog.Logger, m *metrics.Metrics) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		start := time.Now()
+		resp, err := handler(ctx, req)
+		code := status.Code(err)
+		m.GRPCRequests.WithLabelValues(info.FullMethod, code.String()).Inc()
+		m.GRPCLatency.WithLabelValues(info.FullMethod).Observe(time.Since(start).Seconds())
+		if err != nil {
+			level := slog.LevelDebug
+			if code == codes.Internal || code == codes.Unknown || code == codes.DataLoss {
+				level = slog.LevelError
+			}
+			if log.Enabled(ctx, level) {
+				log.LogAttrs(ctx, level, "rpc failed", slog.String("method", info.FullMethod), slog.String("code", code.String()),
+					slog.String("request_id", requestID(ctx)), slog.String("error", err.Error()))
+			}
+		}
+		return resp, err
+	}
+}
+
+func requestID(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get("x-request-id"); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// chain composes interceptors into one, outermost first (for the in-process connection).
+func chain(interceptors ...grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		next := handler
+		for i := len(interceptors) - 1; i >= 0; i-- {
+			ic, h := interceptors[i], next
+			next = func(ctx context.Context, req any) (any, error) { return ic(ctx, req, info, h) }
+		}
+		return next(ctx, req)
+	}
+}

@@ -1,0 +1,142 @@
+// Package config reads the process configuration: each setting from its flag, else its AUTHPLANE_ environment
+// variable, else its default.
+package config
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/authplane/authplane/pkg/svc"
+)
+
+// Config is what `authplane serve` runs with.
+type Config struct {
+	HTTPAddr         string
+	GRPCAddr         string
+	DatabaseURL      string
+	IssuerURL        string
+	RootClientID     string
+	RootClientSecret string
+	// MasterKeyB64 is AUTHPLANE_MASTER_KEY as given (base64 of 32 bytes); see MasterKey.
+	MasterKeyB64 string
+	// Services this process runs.
+	Services []string
+	// Addrs maps a service name to the gRPC address where another process runs it.
+	Addrs map[string]string
+	// LogLevel is debug, info, warn or error.
+	LogLevel string
+}
+
+// Parse reads flags from args and the environment through getenv.
+func Parse(args []string, getenv func(string) string) (*Config, error) {
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	c := &Config{Addrs: map[string]string{}}
+	var services string
+	fs.StringVar(&c.HTTPAddr, "http-addr", env("AUTHPLANE_HTTP_ADDR", ":8080"), "REST facade and data plane address (AUTHPLANE_HTTP_ADDR)")
+	fs.StringVar(&c.GRPCAddr, "grpc-addr", env("AUTHPLANE_GRPC_ADDR", ":9090"), "gRPC services address (AUTHPLANE_GRPC_ADDR)")
+	fs.StringVar(&c.DatabaseURL, "database-url", env("AUTHPLANE_DATABASE_URL", "sqlite:authplane.db"), "sqlite:PATH or postgres://… (AUTHPLANE_DATABASE_URL)")
+	fs.StringVar(&c.IssuerURL, "issuer-url", env("AUTHPLANE_ISSUER_URL", "http://localhost:8080"), "public base URL; issuer = {issuer-url}/{tenant}/{workspace} (AUTHPLANE_ISSUER_URL)")
+	fs.StringVar(&services, "services", env("AUTHPLANE_SERVICES", "all"), "comma list of "+strings.Join(svc.All, ",")+" to run here, or all (AUTHPLANE_SERVICES)")
+	fs.StringVar(&c.LogLevel, "log-level", env("AUTHPLANE_LOG_LEVEL", "info"), "debug, info, warn or error (AUTHPLANE_LOG_LEVEL)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	c.IssuerURL = strings.TrimRight(c.IssuerURL, "/")
+	c.RootClientID = getenv("AUTHPLANE_ROOT_CLIENT_ID")
+	c.RootClientSecret = getenv("AUTHPLANE_ROOT_CLIENT_SECRET")
+	c.MasterKeyB64 = getenv("AUTHPLANE_MASTER_KEY")
+	var err error
+	if c.Services, err = parseServices(services); err != nil {
+		return nil, err
+	}
+	for _, name := range svc.All {
+		if name == svc.Gateway {
+			continue
+		}
+		if a := getenv("AUTHPLANE_" + strings.ToUpper(name) + "_ADDR"); a != "" {
+			c.Addrs[name] = a
+		}
+	}
+	return c, nil
+}
+
+func parseServices(list string) ([]string, error) {
+	if strings.TrimSpace(list) == "all" || strings.TrimSpace(list) == "" {
+		return slices.Clone(svc.All), nil
+	}
+	var out []string
+	for _, s := range strings.Split(list, ",") {
+		s = strings.TrimSpace(s)
+		if !slices.Contains(svc.All, s) {
+			return nil, fmt.Errorf("unknown service %q (known: %s)", s, strings.Join(svc.All, ", "))
+		}
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// Runs reports whether this process runs service name.
+func (c *Config) Runs(name string) bool { return slices.Contains(c.Services, name) }
+
+// IsPostgres reports a PostgreSQL database URL.
+func (c *Config) IsPostgres() bool {
+	return strings.HasPrefix(c.DatabaseURL, "postgres://") || strings.HasPrefix(c.DatabaseURL, "postgresql://")
+}
+
+// MasterKey returns the 32-byte master key: AUTHPLANE_MASTER_KEY, or with SQLite a key kept beside the database
+// file (created on first start, mode 0600). PostgreSQL deployments must configure it: their processes share keys.
+func (c *Config) MasterKey(sqlitePath string) ([]byte, error) {
+	if c.MasterKeyB64 != "" {
+		k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(c.MasterKeyB64))
+		if err != nil || len(k) != 32 {
+			return nil, errors.New("AUTHPLANE_MASTER_KEY must be the base64 encoding of 32 bytes (e.g. `head -c 32 /dev/urandom | base64`)")
+		}
+		return k, nil
+	}
+	if sqlitePath == "" {
+		return nil, errors.New("AUTHPLANE_MASTER_KEY is required with PostgreSQL (base64 of 32 bytes, e.g. `head -c 32 /dev/urandom | base64`); refusing to start")
+	}
+	path := sqlitePath + ".key"
+	if b, err := os.ReadFile(path); err == nil {
+		k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil || len(k) != 32 {
+			return nil, fmt.Errorf("master key file %s is not base64 of 32 bytes", path)
+		}
+		return k, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		if errors.Is(err, os.ErrExist) { // another process made it first
+			return c.MasterKey(sqlitePath)
+		}
+		return nil, err
+	}
+	defer f.Close()
+	if _, err := f.WriteString(base64.StdEncoding.EncodeToString(k) + "\n"); err != nil {
+		return nil, err
+	}
+	return k, nil
+}

@@ -1,0 +1,247 @@
+// Package testenv starts real authplane processes for tests: the HTTP and gRPC servers on loopback ports, on a
+// fresh SQLite file or a fresh PostgreSQL database, with helpers that get tokens the way clients do.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/authplane/authplane/pkg/app"
+	"github.com/authplane/authplane/pkg/config"
+	"github.com/jackc/pgx/v5"
+)
+
+// Backend is a database kind a test runs against.
+type Backend string
+
+const (
+	SQLite   Backend = "sqlite"
+	Postgres Backend = "postgres"
+)
+
+// ForEachBackend runs fn as a subtest on SQLite and on PostgreSQL. PostgreSQL is skipped when it cannot be
+// reached, unless AUTHPLANE_TEST_POSTGRES_REQUIRED is set (as CI does), where that fails the test.
+func ForEachBackend(t *testing.T, fn func(t *testing.T, b Backend)) {
+	t.Helper()
+	for _, b := range []Backend{SQLite, Postgres} {
+		t.Run(string(b), func(t *testing.T) { fn(t, b) })
+	}
+}
+
+// PostgresAdminURL is the server tests create their databases on (AUTHPLANE_TEST_POSTGRES_URL).
+func PostgresAdminURL() string {
+	if u := os.Getenv("AUTHPLANE_TEST_POSTGRES_URL"); u != "" {
+		return u
+	}
+	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+}
+
+// DatabaseURL returns the URL of a fresh, empty database of the backend, dropped when the test ends.
+func DatabaseURL(t testing.TB, b Backend) string {
+	t.Helper()
+	if b == SQLite {
+		return "sqlite:" + t.TempDir() + "/authplane.db"
+	}
+	admin := PostgresAdminURL()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		if os.Getenv("AUTHPLANE_TEST_POSTGRES_REQUIRED") != "" {
+			t.Fatalf("PostgreSQL is required but unreachable at %s: %v", admin, err)
+		}
+		t.Skipf("PostgreSQL unreachable at %s (set AUTHPLANE_TEST_POSTGRES_URL): %v", admin, err)
+	}
+	defer conn.Close(context.Background())
+	name := "authplane_test_" + randomHex(6)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create database: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if c, err := pgx.Connect(ctx, admin); err == nil {
+			_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			c.Close(ctx)
+		}
+	})
+	return replaceDatabase(admin, name)
+}
+
+func replaceDatabase(url, name string) string {
+	base, query, _ := strings.Cut(url, "?")
+	i := strings.LastIndex(base, "/")
+	if i < len("postgres://") {
+		base += "/" + name
+	} else {
+		base = base[:i+1] + name
+	}
+	if query != "" {
+		return base + "?" + query
+	}
+	return base
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Env is one running process (or the entry point of several).
+type Env struct {
+	HTTPURL      string
+	GRPCAddr     string
+	GRPC         *grpc.ClientConn
+	DatabaseURL  string
+	MasterKey    string
+	RootClientID string
+	RootSecret   string
+	HTTP         *http.Client
+	Stop         func()
+}
+
+type options struct {
+	backend     Backend
+	databaseURL string
+	masterKey   string
+	services    []string
+	addrs       map[string]string
+	logOut      io.Writer
+}
+
+// Option configures Start.
+type Option func(*options)
+
+// WithBackend picks the database kind (default SQLite).
+func WithBackend(b Backend) Option { return func(o *options) { o.backend = b } }
+
+// WithDatabase shares a database URL (and master key) with another process of the same test.
+func WithDatabase(url, masterKey string) Option {
+	return func(o *options) { o.databaseURL, o.masterKey = url, masterKey }
+}
+
+// WithServices runs only the named services; addrs says where the others run (service name → gRPC address).
+func WithServices(services []string, addrs map[string]string) Option {
+	return func(o *options) { o.services, o.addrs = services, addrs }
+}
+
+// WithLog sends the server's JSON log to w (default: discarded unless AUTHPLANE_TEST_LOG is set).
+func WithLog(w io.Writer) Option { return func(o *options) { o.logOut = w } }
+
+// Start runs a process with every service (or those of WithServices) on loopback ports until the test ends.
+func Start(t testing.TB, opts ...Option) *Env {
+	t.Helper()
+	o := options{backend: SQLite, logOut: io.Discard}
+	if os.Getenv("AUTHPLANE_TEST_LOG") != "" {
+		o.logOut = os.Stderr
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.databaseURL == "" {
+		o.databaseURL = DatabaseURL(t, o.backend)
+	}
+	if o.masterKey == "" {
+		k := make([]byte, 32)
+		_, _ = rand.Read(k)
+		o.masterKey = base64.StdEncoding.EncodeToString(k)
+	}
+	httpLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	grpcLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &Env{
+		HTTPURL: "http://" + httpLn.Addr().String(), GRPCAddr: grpcLn.Addr().String(),
+		DatabaseURL: o.databaseURL, MasterKey: o.masterKey,
+		RootClientID: "root-operator", RootSecret: "root-secret-" + randomHex(16),
+		HTTP: &http.Client{Timeout: 30 * time.Second},
+	}
+	vars := map[string]string{
+		"AUTHPLANE_DATABASE_URL":       o.databaseURL,
+		"AUTHPLANE_ISSUER_URL":         env.HTTPURL,
+		"AUTHPLANE_ROOT_CLIENT_ID":     env.RootClientID,
+		"AUTHPLANE_ROOT_CLIENT_SECRET": env.RootSecret,
+		"AUTHPLANE_MASTER_KEY":         o.masterKey,
+	}
+	if len(o.services) > 0 {
+		vars["AUTHPLANE_SERVICES"] = strings.Join(o.services, ",")
+	}
+	for name, addr := range o.addrs {
+		vars["AUTHPLANE_"+strings.ToUpper(name)+"_ADDR"] = addr
+	}
+	cfg, err := config.Parse(nil, func(k string) string { return vars[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := app.New(ctx, cfg, slog.New(slog.NewJSONHandler(o.logOut, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		cancel()
+		t.Fatalf("start authplane: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx, httpLn, grpcLn) }()
+	env.GRPC, err = grpc.NewClient(env.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stopped bool
+	env.Stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		_ = env.GRPC.Close()
+		cancel()
+		<-done
+	}
+	t.Cleanup(env.Stop)
+	return env
+}
+
+// WithToken returns ctx carrying a bearer token for gRPC calls.
+func WithToken(ctx context.Context, token string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+}
+
+// Issuer returns the issuer URL of a workspace.
+func (e *Env) Issuer(tenant, server string) string { return e.HTTPURL + "/" + tenant + "/" + server }
+
+// Token gets a client_credentials access token with golang.org/x/oauth2 (client_secret_basic).
+func (e *Env) Token(t testing.TB, tenant, server, clientID, secret string, scopes ...string) string {
+	t.Helper()
+	cfg := clientcredentials.Config{ClientID: clientID, ClientSecret: secret, Scopes: scopes,
+		TokenURL: e.Issuer(tenant, server) + "/oauth2/token", AuthStyle: oauth2.AuthStyleInHeader}
+	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, e.HTTP)
+	tok, err := cfg.Token(ctx)
+	if err != nil {
+		t.Fatalf("client_credentials token for %s at %s/%s: %v", clientID, tenant, server, err)
+	}
+	return tok.AccessToken
+}
+
+// RootToken is the operator's token.
+func (e *Env) RootToken(t testing.TB) string {
+	return e.Token(t, "root", "admin", e.RootClientID, e.RootSecret)
+}

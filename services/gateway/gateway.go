@@ -1,0 +1,77 @@
+// Package gateway is the HTTP face of the platform: the REST facade generated from the protos (admin, operator
+// and identity planes) and the OAuth data plane (token endpoint, keys, discovery). It decides nothing itself:
+// it parses, forwards the caller's credentials to the gRPC services, and renders their answers.
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
+	workspacev1 "github.com/authplane/authplane/gen/go/authplane/workspace/v1"
+	"github.com/authplane/authplane/gen/openapiv2"
+	"github.com/authplane/authplane/pkg/metrics"
+	"github.com/authplane/authplane/pkg/svc"
+)
+
+// Gateway serves the REST facade and the data plane.
+type Gateway struct {
+	issuerURL  string
+	tokens     tokenv1.TokenServiceClient
+	workspaces workspacev1.WorkspaceServiceClient
+	rest       http.Handler
+	data       *http.ServeMux
+	wellKnown  *http.ServeMux // host-level metadata, kept apart: its paths overlap the /{tenant}/{server}/… patterns
+}
+
+// New builds the gateway over connections to the services (in this process or remote).
+func New(ctx context.Context, d svc.Deps) (*Gateway, error) {
+	restMux, err := newRESTMux(ctx, d.Conns)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{
+		issuerURL:  d.IssuerURL,
+		tokens:     tokenv1.NewTokenServiceClient(d.Conns.Token),
+		workspaces: workspacev1.NewWorkspaceServiceClient(d.Conns.Workspace),
+		rest:       putAsPatch(restMux),
+		data:       http.NewServeMux(),
+		wellKnown:  http.NewServeMux(),
+	}
+	g.data.HandleFunc("/{tenant_id}/{server_id}/oauth2/token", g.token)
+	g.data.HandleFunc("GET /{tenant_id}/{server_id}/.well-known/jwks.json", g.jwks)
+	g.data.HandleFunc("GET /{tenant_id}/{server_id}/.well-known/openid-configuration", g.discovery)
+	g.wellKnown.HandleFunc("GET /.well-known/oauth-authorization-server/{tenant_id}/{server_id}", g.authorizationServerMetadata)
+	g.wellKnown.HandleFunc("/", notFound)
+	g.data.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		setRoute(r.Context(), "/openapi.json")
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(openapiv2.Document)
+	})
+	g.data.HandleFunc("/", notFound)
+	return g, nil
+}
+
+// Handler returns the gateway's HTTP handler, wrapped with request ids, logs and metrics.
+func (g *Gateway) Handler(log *slog.Logger, m *metrics.Metrics) http.Handler {
+	return observe(http.HandlerFunc(g.route), log, m)
+}
+
+// route splits the URL space: `/api/…` is the REST facade and `/.well-known/…` host-level metadata (the tenant
+// ids `api` and `.well-known` are reserved), everything else the data plane.
+func (g *Gateway) route(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case strings.HasPrefix(r.URL.Path, "/api/"):
+		g.rest.ServeHTTP(w, r)
+	case strings.HasPrefix(r.URL.Path, "/.well-known/"):
+		g.wellKnown.ServeHTTP(w, r)
+	default:
+		g.data.ServeHTTP(w, r)
+	}
+}
+
+func notFound(w http.ResponseWriter, _ *http.Request) {
+	writeAPIError(w, http.StatusNotFound, "not_found", "no such route", "")
+}
