@@ -16,12 +16,12 @@ import (
 // Topics. A key names what changed, usually `tenant/id`; a key of just `tenant/` means the whole tenant.
 const (
 	Tenants    = "tenants"
-	Servers    = "servers"    // key tenant/server: the workspace, its scopes
-	Clients    = "clients"    // key tenant/client
-	Policies   = "policies"   // key tenant/policy
-	Keys       = "keys"       // key tenant/server: signing keys
-	Pools      = "pools"      // key tenant/pool
-	Schemas    = "schemas"    // key tenant/schema
+	Servers    = "servers"  // key tenant/server: the workspace, its scopes
+	Clients    = "clients"  // key tenant/client
+	Policies   = "policies" // key tenant/policy
+	Keys       = "keys"     // key tenant/server: signing keys
+	Pools      = "pools"    // key tenant/pool
+	Schemas    = "schemas"  // key tenant/schema
 	everything = "*"
 )
 

@@ -124,6 +124,10 @@ type options struct {
 	services    []string
 	addrs       map[string]string
 	logOut      io.Writer
+	httpLn      net.Listener
+	grpcLn      net.Listener
+	issuer      string
+	rootSecret  string
 }
 
 // Option configures Start.
@@ -141,6 +145,17 @@ func WithDatabase(url, masterKey string) Option {
 func WithServices(services []string, addrs map[string]string) Option {
 	return func(o *options) { o.services, o.addrs = services, addrs }
 }
+
+// WithListeners serves on listeners the test made (to know every process's address before any starts).
+func WithListeners(httpLn, grpcLn net.Listener) Option {
+	return func(o *options) { o.httpLn, o.grpcLn = httpLn, grpcLn }
+}
+
+// WithIssuer sets the public base URL (default: this process's HTTP address).
+func WithIssuer(url string) Option { return func(o *options) { o.issuer = url } }
+
+// WithRootSecret sets the operator client's secret (processes of one deployment share it).
+func WithRootSecret(secret string) Option { return func(o *options) { o.rootSecret = secret } }
 
 // WithLog sends the server's JSON log to w (default: discarded unless AUTHPLANE_TEST_LOG is set).
 func WithLog(w io.Writer) Option { return func(o *options) { o.logOut = w } }
@@ -163,23 +178,25 @@ func Start(t testing.TB, opts ...Option) *Env {
 		_, _ = rand.Read(k)
 		o.masterKey = base64.StdEncoding.EncodeToString(k)
 	}
-	httpLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	grpcLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	httpLn, grpcLn := o.httpLn, o.grpcLn
+	if httpLn == nil {
+		httpLn, grpcLn = Listen(t), Listen(t)
 	}
 	env := &Env{
 		HTTPURL: "http://" + httpLn.Addr().String(), GRPCAddr: grpcLn.Addr().String(),
 		DatabaseURL: o.databaseURL, MasterKey: o.masterKey,
-		RootClientID: "root-operator", RootSecret: "root-secret-" + randomHex(16),
+		RootClientID: "root-operator", RootSecret: o.rootSecret,
 		HTTP: &http.Client{Timeout: 30 * time.Second},
+	}
+	if o.issuer == "" {
+		o.issuer = env.HTTPURL
+	}
+	if env.RootSecret == "" {
+		env.RootSecret = "root-secret-" + randomHex(16)
 	}
 	vars := map[string]string{
 		"AUTHPLANE_DATABASE_URL":       o.databaseURL,
-		"AUTHPLANE_ISSUER_URL":         env.HTTPURL,
+		"AUTHPLANE_ISSUER_URL":         o.issuer,
 		"AUTHPLANE_ROOT_CLIENT_ID":     env.RootClientID,
 		"AUTHPLANE_ROOT_CLIENT_SECRET": env.RootSecret,
 		"AUTHPLANE_MASTER_KEY":         o.masterKey,
@@ -218,6 +235,16 @@ func Start(t testing.TB, opts ...Option) *Env {
 	}
 	t.Cleanup(env.Stop)
 	return env
+}
+
+// Listen opens a loopback listener on a free port.
+func Listen(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
 }
 
 // WithToken returns ctx carrying a bearer token for gRPC calls.

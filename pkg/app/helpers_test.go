@@ -1,0 +1,38 @@
+package app_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/authplane/authplane/pkg/testenv"
+)
+
+// tokenStatus asks the admin workspace of acme for a client_credentials token and returns the HTTP status.
+func tokenStatus(t *testing.T, env *testenv.Env, id, secret string) int {
+	t.Helper()
+	req, _ := http.NewRequest("POST", env.Issuer("acme", "admin")+"/oauth2/token",
+		strings.NewReader(url.Values{"grant_type": {"client_credentials"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(id, secret)
+	resp, err := env.HTTP.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// waitFor polls cond for up to five seconds (announcements between processes are asynchronous).
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,130 @@
+package app_test
+
+import (
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/authplane/authplane/pkg/config"
+	"github.com/authplane/authplane/pkg/svc"
+	"github.com/authplane/authplane/pkg/testenv"
+)
+
+// TestMicroservicesTopology runs the gateway, the token service and the client service as separate servers
+// (the other services in a fourth), reaching each other only over gRPC, and issues tokens through them.
+func TestMicroservicesTopology(t *testing.T) {
+	testenv.ForEachBackend(t, func(t *testing.T, b testenv.Backend) {
+		dbURL := testenv.DatabaseURL(t, b)
+		masterKey := "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+		rootSecret := "topology-root-secret"
+		groups := [][]string{
+			{svc.Tenant, svc.Workspace, svc.Pool, svc.Schema},
+			{svc.Client},
+			{svc.Token},
+			{svc.Gateway},
+		}
+		httpLns, grpcLns := make([]net.Listener, len(groups)), make([]net.Listener, len(groups))
+		addrs := map[string]string{}
+		for i, g := range groups {
+			httpLns[i], grpcLns[i] = testenv.Listen(t), testenv.Listen(t)
+			for _, name := range g {
+				addrs[name] = grpcLns[i].Addr().String()
+			}
+		}
+		issuer := "http://" + httpLns[len(groups)-1].Addr().String()
+		var gateway *testenv.Env
+		for i, g := range groups {
+			gateway = testenv.Start(t, testenv.WithDatabase(dbURL, masterKey), testenv.WithServices(g, addrs),
+				testenv.WithListeners(httpLns[i], grpcLns[i]), testenv.WithIssuer(issuer), testenv.WithRootSecret(rootSecret))
+		}
+
+		acme := gateway.NewTenant(t, "acme")
+		id, secret := gateway.CreateClient(t, "acme", acme.AdminToken, map[string]any{
+			"authorization_server_id": "admin", "client_name": "ops", "scopes": []string{"read_configuration"},
+		})
+		readToken := gateway.Token(t, "acme", "admin", id, secret, "read_configuration")
+		if code := gateway.CallJSON(t, "GET", "/api/admin/acme/servers", readToken, nil, nil); code != http.StatusOK {
+			t.Fatalf("a read_configuration token lists workspaces through the topology: status %d", code)
+		}
+		if code := gateway.CallJSON(t, "POST", "/api/admin/acme/servers", readToken, map[string]string{"id": "x"}, nil); code != http.StatusForbidden {
+			t.Fatalf("a read_configuration token must not write: status %d", code)
+		}
+
+		if b != testenv.Postgres {
+			return // cross-process cache invalidation travels through PostgreSQL
+		}
+		var rotated struct {
+			ClientSecret string `json:"client_secret"`
+		}
+		if code := gateway.CallJSON(t, "POST", "/api/admin/acme/clients/"+id+"/rotate-secret", acme.AdminToken, map[string]any{}, &rotated); code != http.StatusOK {
+			t.Fatalf("rotate: %d", code)
+		}
+		// The token process cached the old secret's authentication; the client process's announcement must reach it.
+		waitFor(t, func() bool { return tokenStatus(t, gateway, id, secret) == http.StatusUnauthorized })
+		if got := tokenStatus(t, gateway, id, rotated.ClientSecret); got != http.StatusOK {
+			t.Fatalf("the rotated secret: status %d", got)
+		}
+	})
+}
+
+// TestComposeFileRunsKnownServices reads docker-compose.yml (no Docker engine runs here) and checks that each
+// authplane container runs services the binary knows, that all of them are deployed, and that every address a
+// container is given points at the container that runs that service.
+func TestComposeFileRunsKnownServices(t *testing.T) {
+	raw, err := os.ReadFile("../../docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compose struct {
+		Services map[string]struct {
+			Command     []string          `yaml:"command"`
+			Environment map[string]string `yaml:"environment"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(raw, &compose); err != nil {
+		t.Fatalf("docker-compose.yml: %v", err)
+	}
+	runs := map[string]string{} // service -> container
+	for container, c := range compose.Services {
+		if len(c.Command) == 0 || c.Command[0] != "serve" {
+			continue
+		}
+		cfg, err := config.Parse(c.Command[1:], func(k string) string { return c.Environment[k] })
+		if err != nil {
+			t.Fatalf("container %s: %v", container, err)
+		}
+		if slices.Equal(cfg.Services, svc.All) {
+			t.Errorf("container %s runs every service; the compose file is the microservices deployment", container)
+		}
+		for _, s := range cfg.Services {
+			if other, dup := runs[s]; dup {
+				t.Errorf("service %s runs in both %s and %s", s, other, container)
+			}
+			runs[s] = container
+		}
+		if !strings.HasPrefix(c.Environment["AUTHPLANE_DATABASE_URL"], "postgres://") {
+			t.Errorf("container %s does not use PostgreSQL", container)
+		}
+	}
+	for _, s := range svc.All {
+		if runs[s] == "" {
+			t.Errorf("no container runs the %s service", s)
+		}
+	}
+	for container, c := range compose.Services {
+		for _, s := range svc.All {
+			addr := c.Environment["AUTHPLANE_"+strings.ToUpper(s)+"_ADDR"]
+			if addr == "" {
+				continue
+			}
+			if host, _, _ := strings.Cut(addr, ":"); host != runs[s] {
+				t.Errorf("container %s reaches %s at %s, but %s runs it", container, s, addr, runs[s])
+			}
+		}
+	}
+}
