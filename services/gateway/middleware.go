@@ -69,10 +69,6 @@ func observe(next http.Handler, log *slog.Logger, m *metrics.Metrics) http.Handl
 		w.Header().Set("X-Request-Id", id)
 		rt := &route{pattern: "unmatched"}
 		r = r.WithContext(context.WithValue(r.Context(), routeKey{}, rt))
-		if r.ContentLength > MaxBodyBytes {
-			writeAPIError(w, http.StatusRequestEntityTooLarge, "payload_too_large", "request body is larger than 1 MiB", "")
-			return
-		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 		rec := &statusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)

@@ -75,8 +75,8 @@ func newRESTMux(ctx context.Context, conns svc.Conns) (*runtime.ServeMux, error)
 		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
 		runtime.WithMiddlewares(func(next runtime.HandlerFunc) runtime.HandlerFunc {
 			return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
-				if p, ok := runtime.HTTPPathPattern(r.Context()); ok {
-					setRoute(r.Context(), p)
+				if p, ok := runtime.HTTPPattern(r.Context()); ok {
+					setRoute(r.Context(), strings.ReplaceAll(p.String(), "=*}", "}"))
 				}
 				next(w, r, params)
 			}
