@@ -51,7 +51,7 @@ func (s *Service) CreateTokenPolicy(ctx context.Context, req *clientv1.CreateTok
 // applyPolicy copies the mutable fields named by mask (all when mask is empty) onto row, with checks.
 func applyPolicy(row *policyRow, in *clientv1.TokenPolicy, mask []string) error {
 	for _, f := range mask {
-		if !slices.Contains(mutablePolicyFields, f) {
+		if !slices.Contains(mutablePolicyFields, f) && f != "id" { // id: checked unchanged by UpdateTokenPolicy
 			return apierr.Field("update_mask", "%q is not a field that can be updated (updatable: %s)", f, strings.Join(mutablePolicyFields, ", "))
 		}
 	}

@@ -240,7 +240,9 @@ func (s *Service) clientServer(ctx context.Context, tenantID, serverID string) (
 func applyClient(row *clientRow, in *clientv1.Client, mask []string, md *workspacev1.ServerMetadata) error {
 	set := func(field string) bool { return len(mask) == 0 || slices.Contains(mask, field) }
 	for _, f := range mask {
-		if !slices.Contains(mutableClientFields, f) {
+		// The fixed identifiers may be named (a PATCH body that echoes them yields them); UpdateClient has checked
+		// that they are unchanged.
+		if !slices.Contains(mutableClientFields, f) && f != "client_id" && f != "authorization_server_id" {
 			return apierr.Field("update_mask", "%q is not a field that can be updated (updatable: %s)", f, strings.Join(mutableClientFields, ", "))
 		}
 	}
@@ -540,6 +542,10 @@ func (s *Service) DeleteTenantData(ctx context.Context, req *clientv1.DeleteTena
 func (s *Service) DeleteServerClients(ctx context.Context, req *clientv1.DeleteServerClientsRequest) (*emptypb.Empty, error) {
 	if req.ServerId == "" {
 		return nil, apierr.Field("server_id", "server_id is required")
+	}
+	if req.ServerId == platform.AdminServer || req.ServerId == platform.SystemServer {
+		// Built-in workspaces lose their clients only with their tenant (DeleteTenantData).
+		return nil, apierr.Field("server_id", "the clients of the built-in %s workspace cannot be deleted in bulk", req.ServerId)
 	}
 	ids, err := s.store.deleteServerClients(ctx, req.TenantId, req.ServerId)
 	if err != nil {
