@@ -1,0 +1,219 @@
+package token
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"gorm.io/gorm"
+
+	clientv1 "github.com/authplane/authplane/gen/go/authplane/client/v1"
+	workspacev1 "github.com/authplane/authplane/gen/go/authplane/workspace/v1"
+	"github.com/authplane/authplane/pkg/apierr"
+	"github.com/authplane/authplane/pkg/changes"
+	"github.com/authplane/authplane/pkg/db"
+	"github.com/authplane/authplane/pkg/inproc"
+	"github.com/authplane/authplane/pkg/metrics"
+	"github.com/authplane/authplane/pkg/secrets"
+	"github.com/authplane/authplane/pkg/svc"
+)
+
+// These unit tests run the token service against stand-ins of the workspace and client services (registered on
+// an in-process connection, so the calls are the same generated clients) and a real database.
+
+const issuerBase = "http://localhost:8080"
+
+type fakeWorkspaces struct {
+	workspacev1.UnimplementedWorkspaceServiceServer
+	mu      sync.Mutex
+	servers map[string]*workspacev1.ServerMetadata // tenant/server
+	calls   atomic.Int64
+}
+
+func (f *fakeWorkspaces) put(md *workspacev1.ServerMetadata) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.servers[md.TenantId+"/"+md.ServerId] = md
+}
+
+func (f *fakeWorkspaces) GetServerMetadata(_ context.Context, req *workspacev1.GetServerMetadataRequest) (*workspacev1.ServerMetadata, error) {
+	f.calls.Add(1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	md, ok := f.servers[req.TenantId+"/"+req.ServerId]
+	if !ok {
+		return nil, apierr.NotFound("server %q not found", req.ServerId)
+	}
+	return proto.Clone(md).(*workspacev1.ServerMetadata), nil
+}
+
+type fakeClients struct {
+	clientv1.UnimplementedClientServiceServer
+	mu       sync.Mutex
+	clients  map[string]*clientv1.Client // tenant/client, with the secret in ClientSecret
+	policies map[string]*clientv1.TokenPolicy
+	calls    atomic.Int64
+}
+
+func (f *fakeClients) put(c *clientv1.Client) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.clients[c.TenantId+"/"+c.ClientId] = c
+}
+
+func (f *fakeClients) putPolicy(p *clientv1.TokenPolicy) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.policies[p.TenantId+"/"+p.Id] = p
+}
+
+func (f *fakeClients) AuthenticateClient(_ context.Context, req *clientv1.AuthenticateClientRequest) (*clientv1.AuthenticatedClient, error) {
+	f.calls.Add(1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.clients[req.TenantId+"/"+req.ClientId]
+	if !ok || c.AuthorizationServerId != req.ServerId || c.GetClientSecret() != req.ClientSecret {
+		return nil, apierr.Unauthenticated("client authentication failed")
+	}
+	out := &clientv1.AuthenticatedClient{Client: proto.Clone(c).(*clientv1.Client)}
+	out.Client.ClientSecret = nil
+	if c.TokenPolicyId != "" {
+		out.TokenPolicy = f.policies[c.TenantId+"/"+c.TokenPolicyId]
+	}
+	return out, nil
+}
+
+type harness struct {
+	svc     *Service
+	deps    svc.Deps
+	db      *db.DB
+	bus     *changes.Bus
+	ws      *fakeWorkspaces
+	clients *fakeClients
+}
+
+func newKeyring(t testing.TB) *secrets.Keyring {
+	master := make([]byte, 32)
+	_, _ = rand.Read(master)
+	k, err := secrets.NewKeyring(master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func sqliteURL(t testing.TB) string { return "sqlite:" + t.TempDir() + "/token.db" }
+
+// postgresURL creates a fresh PostgreSQL database for the test and drops it afterwards; it skips the test when
+// no server answers (AUTHPLANE_TEST_POSTGRES_URL names the maintenance database, default the local server).
+func postgresURL(t testing.TB) string {
+	admin := os.Getenv("AUTHPLANE_TEST_POSTGRES_URL")
+	if admin == "" {
+		admin = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Skipf("PostgreSQL not reachable at %s: %v", admin, err)
+	}
+	defer conn.Close(context.Background())
+	name := "token_test_" + strings.ToLower(secrets.NewID())
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create database: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if c, err := pgx.Connect(ctx, admin); err == nil {
+			_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			c.Close(ctx)
+		}
+	})
+	cfg, err := pgx.ParseConfig(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, name)
+}
+
+// forEachDB runs fn on SQLite and on a fresh PostgreSQL database.
+func forEachDB(t *testing.T, fn func(t *testing.T, url string)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, sqliteURL(t)) })
+	t.Run("postgres", func(t *testing.T) { fn(t, postgresURL(t)) })
+}
+
+func openDB(t testing.TB, url string) *db.DB {
+	d, err := db.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	return d
+}
+
+// newHarness starts the token service on url with workspace acme/orders (client_credentials, 1h tokens) and a
+// confidential client cli-1 with scopes orders.read and orders.write.
+func newHarness(t testing.TB, url string) *harness {
+	t.Helper()
+	h := &harness{
+		db:      openDB(t, url),
+		bus:     changes.NewMemory(),
+		ws:      &fakeWorkspaces{servers: map[string]*workspacev1.ServerMetadata{}},
+		clients: &fakeClients{clients: map[string]*clientv1.Client{}, policies: map[string]*clientv1.TokenPolicy{}},
+	}
+	conn := inproc.New(nil)
+	workspacev1.RegisterWorkspaceServiceServer(conn, h.ws)
+	clientv1.RegisterClientServiceServer(conn, h.clients)
+	h.deps = svc.Deps{
+		DB: h.db, Bus: h.bus, Keyring: newKeyring(t), Metrics: metrics.New(), IssuerURL: issuerBase,
+		Conns: svc.Conns{Workspace: conn, Client: conn},
+	}
+	s, err := New(context.Background(), h.deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.svc = s
+	h.ws.put(&workspacev1.ServerMetadata{
+		TenantId: "acme", ServerId: "orders", Type: "regular",
+		GrantTypes:     []string{"client_credentials", "password", "refresh_token"},
+		AccessTokenTtl: durationpb.New(time.Hour), Scopes: []string{"openid", "orders.read", "orders.write"},
+	})
+	h.clients.put(&clientv1.Client{
+		ClientId: "cli-1", TenantId: "acme", AuthorizationServerId: "orders", GrantTypes: []string{"client_credentials"},
+		TokenEndpointAuthMethod: "client_secret_basic", Scopes: []string{"orders.read", "orders.write"},
+		ClientSecret: proto.String("secret-1"),
+	})
+	return h
+}
+
+// queryCounter counts every statement gorm runs on a database.
+type queryCounter struct{ n atomic.Int64 }
+
+func countQueries(t testing.TB, d *db.DB) *queryCounter {
+	c := &queryCounter{}
+	count := func(*gorm.DB) { c.n.Add(1) }
+	cb := d.Callback()
+	for name, err := range map[string]error{
+		"query":  cb.Query().Before("gorm:query").Register("test:count_query", count),
+		"create": cb.Create().Before("gorm:create").Register("test:count_create", count),
+		"update": cb.Update().Before("gorm:update").Register("test:count_update", count),
+		"delete": cb.Delete().Before("gorm:delete").Register("test:count_delete", count),
+		"row":    cb.Row().Before("gorm:row").Register("test:count_row", count),
+		"raw":    cb.Raw().Before("gorm:raw").Register("test:count_raw", count),
+	} {
+		if err != nil {
+			t.Fatalf("register %s callback: %v", name, err)
+		}
+	}
+	return c
+}

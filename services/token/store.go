@@ -1,0 +1,65 @@
+package token
+
+import (
+	"context"
+
+	"gorm.io/gorm/clause"
+
+	"github.com/authplane/authplane/pkg/db"
+)
+
+var migrations = []db.Migration{
+	{Version: 1, Name: "signing keys", SQL: `
+CREATE TABLE token_signing_keys (
+  tenant_id TEXT NOT NULL,
+  server_id TEXT NOT NULL,
+  kid TEXT NOT NULL,
+  generation INTEGER NOT NULL,
+  alg TEXT NOT NULL,
+  public_jwk TEXT NOT NULL,
+  sealed_private_jwk {{bytes}} NOT NULL,
+  created_at {{bigint}} NOT NULL,
+  PRIMARY KEY (tenant_id, kid)
+);
+CREATE UNIQUE INDEX token_signing_keys_generation ON token_signing_keys (tenant_id, server_id, generation)`},
+}
+
+// keyRow is one signing key of a workspace. The private key is a JWK sealed under the master key with the
+// tenant, workspace and kid as additional data, so a sealed key copied onto another row does not open.
+// Generations number a workspace's keys: the highest signs, all of them verify.
+type keyRow struct {
+	TenantID         string `gorm:"primaryKey"`
+	ServerID         string
+	KID              string `gorm:"primaryKey;column:kid"`
+	Generation       int
+	Alg              string
+	PublicJWK        string `gorm:"column:public_jwk"`
+	SealedPrivateJWK []byte `gorm:"column:sealed_private_jwk"`
+	CreatedAt        int64  `gorm:"autoCreateTime:false"`
+}
+
+func (keyRow) TableName() string { return "token_signing_keys" }
+
+// store is the only code that touches the token service's tables.
+type store struct{ db *db.DB }
+
+// listKeys returns a workspace's keys, oldest generation first.
+func (s *store) listKeys(ctx context.Context, tenantID, serverID string) ([]keyRow, error) {
+	var rows []keyRow
+	err := db.Tenant(s.db.WithContext(ctx), tenantID).Where("server_id = ?", serverID).Order("generation").Find(&rows).Error
+	return rows, err
+}
+
+// insertKey adds a key unless the workspace already has one of that generation: when two processes create a
+// workspace's first key at once, one insert wins and both re-read the winner.
+func (s *store) insertKey(ctx context.Context, row *keyRow) error {
+	return s.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(row).Error
+}
+
+func (s *store) deleteServerKeys(ctx context.Context, tenantID, serverID string) error {
+	return db.Tenant(s.db.WithContext(ctx), tenantID).Where("server_id = ?", serverID).Delete(&keyRow{}).Error
+}
+
+func (s *store) deleteTenantKeys(ctx context.Context, tenantID string) error {
+	return db.Tenant(s.db.WithContext(ctx), tenantID).Delete(&keyRow{}).Error
+}

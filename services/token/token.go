@@ -1,0 +1,216 @@
+package token
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	clientv1 "github.com/authplane/authplane/gen/go/authplane/client/v1"
+	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
+	"github.com/authplane/authplane/pkg/apierr"
+	"github.com/authplane/authplane/pkg/platform"
+	"github.com/authplane/authplane/pkg/secrets"
+)
+
+// grant is one token request after the checks every grant shares: a known workspace, an authenticated client
+// allowed to use the grant.
+type grant struct {
+	req    *tokenv1.TokenRequest
+	ws     *workspaceInfo
+	client *authClient
+}
+
+// grantHandler issues the tokens of one grant type (one file each: grant_<type>.go).
+type grantHandler func(ctx context.Context, g *grant) (*tokenv1.TokenResponse, error)
+
+// Token handles a token request (RFC 6749 section 4): workspace, grant type, client authentication, the
+// client's and workspace's grants, then the grant's own rules.
+func (s *Service) Token(ctx context.Context, req *tokenv1.TokenRequest) (*tokenv1.TokenResponse, error) {
+	// An unknown workspace is a 404 of the endpoint itself, and is not counted: its labels come from the caller.
+	ws, err := s.workspace(ctx, req.TenantId, req.ServerId)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.token(ctx, ws, req)
+	if err != nil {
+		code := "server_error"
+		var e *apierr.Error
+		if errors.As(err, &e) && e.OAuthCode != "" {
+			code = e.OAuthCode
+		}
+		s.metrics.TokenErrors.WithLabelValues(ws.tenantID, ws.serverID, code).Inc()
+		return nil, err
+	}
+	s.metrics.TokensIssued.WithLabelValues(ws.tenantID, ws.serverID, req.GrantType).Inc()
+	return resp, nil
+}
+
+func (s *Service) token(ctx context.Context, ws *workspaceInfo, req *tokenv1.TokenRequest) (*tokenv1.TokenResponse, error) {
+	if req.GrantType == "" {
+		return nil, apierr.OAuth("invalid_request", "grant_type is required")
+	}
+	handler, ok := s.grantHandlers[req.GrantType]
+	if !ok || !platform.IsSupportedGrant(req.GrantType) {
+		return nil, apierr.OAuth("unsupported_grant_type", "grant type "+quote(req.GrantType)+" is not supported")
+	}
+	client, err := s.authenticate(ctx, ws, req)
+	if err != nil {
+		return nil, err
+	}
+	if !client.allowsGrant(req.GrantType) {
+		return nil, apierr.OAuth("unauthorized_client", "the client is not allowed to use grant type "+req.GrantType)
+	}
+	if !ws.allowsGrant(req.GrantType) {
+		return nil, apierr.OAuth("unauthorized_client", "grant type "+req.GrantType+" is not enabled on this authorization server")
+	}
+	return handler(ctx, &grant{req: req, ws: ws, client: client})
+}
+
+// quote shortens and quotes a caller's value for an error description.
+func quote(v string) string {
+	if len(v) > 64 {
+		v = v[:64] + "…"
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// authClient is an authenticated client with what the hot path derives from it.
+type authClient struct {
+	id        string
+	public    bool
+	grants    []string
+	scopes    scopeRule
+	defaults  string // the registered scopes, space-separated: granted when a request names none
+	audience  []string
+	policyTTL time.Duration // the token policy's access token lifetime, 0 when none is set
+}
+
+func (c *authClient) allowsGrant(g string) bool {
+	for _, have := range c.grants {
+		if have == g {
+			return true
+		}
+	}
+	return false
+}
+
+func newAuthClient(ac *clientv1.AuthenticatedClient) *authClient {
+	cl := ac.GetClient()
+	c := &authClient{
+		id:       cl.GetClientId(),
+		public:   cl.GetTokenEndpointAuthMethod() == platform.AuthNone,
+		grants:   cl.GetGrantTypes(),
+		scopes:   newScopeRule(cl.GetScopes(), ac.GetTokenPolicy().GetAllowedScopes()),
+		audience: cl.GetAudience(),
+	}
+	for i, sc := range cl.GetScopes() {
+		if i > 0 {
+			c.defaults += " "
+		}
+		c.defaults += sc
+	}
+	if len(c.audience) == 0 {
+		c.audience = []string{c.id}
+	}
+	if ttl := ac.GetTokenPolicy().GetAccessTokenTtl(); ttl != nil && ttl.AsDuration() >= time.Second {
+		c.policyTTL = ttl.AsDuration()
+	}
+	return c
+}
+
+func errClientAuth() *apierr.Error {
+	return apierr.OAuth("invalid_client", "client authentication failed")
+}
+
+// authenticate checks the client's credentials, from memory when this client already authenticated with the same
+// secret. The cache key ends with the keyed hash of the presented secret, so an entry is found only with the
+// secret that created it: a wrong secret misses and goes to the client service, and concurrent misses share a
+// load only when they present the same secret. Looking up an HMAC under a key only this server holds leaks
+// nothing through timing, so no further comparison is needed. A change of the client (rotation, deletion,
+// update) or of its token policy drops its entries through the bus.
+func (s *Service) authenticate(ctx context.Context, ws *workspaceInfo, req *tokenv1.TokenRequest) (*authClient, error) {
+	if !platform.ValidClientID(req.ClientId) {
+		return nil, errClientAuth()
+	}
+	key := ws.tenantID + "/" + req.ClientId + "/" + ws.serverID + "/" + s.keyring.HashSecret(req.ClientSecret)
+	c, err := s.clients.Get(ctx, key, func(ctx context.Context) (*authClient, error) {
+		ctx, cancel := detached(ctx)
+		defer cancel()
+		ac, err := s.clientAPI.AuthenticateClient(ctx, &clientv1.AuthenticateClientRequest{
+			TenantId: ws.tenantID, ServerId: ws.serverID, ClientId: req.ClientId, ClientSecret: req.ClientSecret,
+		})
+		if err != nil {
+			switch status.Code(err) {
+			case codes.Unauthenticated, codes.NotFound, codes.PermissionDenied, codes.InvalidArgument, codes.FailedPrecondition:
+				return nil, errClientAuth()
+			}
+			return nil, remoteFailure(err, "client authentication")
+		}
+		cl := ac.GetClient()
+		if cl.GetClientId() != req.ClientId || (cl.GetAuthorizationServerId() != "" && cl.GetAuthorizationServerId() != ws.serverID) {
+			return nil, errClientAuth()
+		}
+		c := newAuthClient(ac)
+		if !c.public && req.ClientSecret == "" {
+			return nil, errClientAuth() // a confidential client always presents its secret
+		}
+		return c, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// accessClaims are the claims of an access token (RFC 9068), a struct so encoding them is cheap.
+type accessClaims struct {
+	Issuer   string   `json:"iss"`
+	Subject  string   `json:"sub"`
+	Audience []string `json:"aud"`
+	Expiry   int64    `json:"exp"`
+	IssuedAt int64    `json:"iat"`
+	ID       string   `json:"jti"`
+	ClientID string   `json:"client_id"`
+	Scope    string   `json:"scope"`
+	TenantID string   `json:"tid"`
+	ServerID string   `json:"aid"`
+}
+
+// accessTTL is the client's token policy lifetime, else the workspace's.
+func (s *Service) accessTTL(g *grant) time.Duration {
+	if g.client.policyTTL > 0 {
+		return g.client.policyTTL
+	}
+	return g.ws.accessTTL
+}
+
+// issueAccessToken signs an access token with the workspace's cached signer; no I/O once the signer is loaded.
+func (s *Service) issueAccessToken(ctx context.Context, g *grant, subject, scope string, ttl time.Duration) (string, error) {
+	keys, err := s.workspaceKeys(ctx, g.ws.tenantID, g.ws.serverID)
+	if err != nil {
+		return "", err
+	}
+	now := s.now().Unix()
+	payload, err := json.Marshal(&accessClaims{
+		Issuer: g.ws.issuer, Subject: subject, Audience: g.client.audience,
+		Expiry: now + int64(ttl/time.Second), IssuedAt: now, ID: secrets.Random(16),
+		ClientID: g.client.id, Scope: scope, TenantID: g.ws.tenantID, ServerID: g.ws.serverID,
+	})
+	if err != nil {
+		return "", apierr.Wrap(err, "encode claims")
+	}
+	jws, err := keys.signer.Sign(payload)
+	if err != nil {
+		return "", apierr.Wrap(err, "sign access token")
+	}
+	tok, err := jws.CompactSerialize()
+	if err != nil {
+		return "", apierr.Wrap(err, "serialize access token")
+	}
+	return tok, nil
+}
