@@ -31,6 +31,8 @@ type Config struct {
 	Addrs map[string]string
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
+	// PprofAddr, when set, serves net/http/pprof there (keep it on a private interface).
+	PprofAddr string
 }
 
 // Parse reads flags from args and the environment through getenv.
@@ -50,6 +52,7 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 	fs.StringVar(&c.IssuerURL, "issuer-url", env("AUTHPLANE_ISSUER_URL", "http://localhost:8080"), "public base URL; issuer = {issuer-url}/{tenant}/{workspace} (AUTHPLANE_ISSUER_URL)")
 	fs.StringVar(&services, "services", env("AUTHPLANE_SERVICES", "all"), "comma list of "+strings.Join(svc.All, ",")+" to run here, or all (AUTHPLANE_SERVICES)")
 	fs.StringVar(&c.LogLevel, "log-level", env("AUTHPLANE_LOG_LEVEL", "info"), "debug, info, warn or error (AUTHPLANE_LOG_LEVEL)")
+	fs.StringVar(&c.PprofAddr, "pprof-addr", env("AUTHPLANE_PPROF_ADDR", ""), "serve net/http/pprof on this address, e.g. 127.0.0.1:6060 (AUTHPLANE_PPROF_ADDR; off by default)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
