@@ -19,7 +19,7 @@ type providerMetadata struct {
 	JWKSURI                           string   `json:"jwks_uri"`
 	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
 	RevocationEndpoint                string   `json:"revocation_endpoint"`
-	UserinfoEndpoint                  string   `json:"userinfo_endpoint"`
+	UserinfoEndpoint                  string   `json:"userinfo_endpoint,omitempty"` // with the password grant
 	GrantTypesSupported               []string `json:"grant_types_supported"`
 	ResponseTypesSupported            []string `json:"response_types_supported"`
 	ScopesSupported                   []string `json:"scopes_supported"`
@@ -53,7 +53,6 @@ func (g *Gateway) writeMetadata(w http.ResponseWriter, r *http.Request) {
 	doc := providerMetadata{
 		Issuer: iss, TokenEndpoint: iss + "/oauth2/token", JWKSURI: iss + "/.well-known/jwks.json",
 		IntrospectionEndpoint: iss + "/oauth2/introspect", RevocationEndpoint: iss + "/oauth2/revoke",
-		UserinfoEndpoint:                  iss + "/userinfo",
 		GrantTypesSupported:               md.GrantTypes,
 		ResponseTypesSupported:            []string{},
 		ScopesSupported:                   md.Scopes,
