@@ -1,0 +1,104 @@
+package config
+
+import (
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		check   func(t *testing.T, c *Config)
+		wantErr bool
+	}{
+		{name: "defaults", check: func(t *testing.T, c *Config) {
+			if c.HTTPAddr != ":8080" || c.GRPCAddr != ":9090" || c.DatabaseURL != "sqlite:authplane.db" || c.IssuerURL != "http://localhost:8080" {
+				t.Errorf("defaults: %+v", c)
+			}
+			if len(c.Services) != 7 || !c.Runs("gateway") || !c.Runs("token") {
+				t.Errorf("services: %v", c.Services)
+			}
+		}},
+		{name: "environment", env: map[string]string{
+			"AUTHPLANE_HTTP_ADDR": "127.0.0.1:1", "AUTHPLANE_SERVICES": "token, client", "AUTHPLANE_ISSUER_URL": "https://id.example.com/",
+			"AUTHPLANE_TOKEN_ADDR": "token:9090", "AUTHPLANE_ROOT_CLIENT_SECRET": "s",
+		}, check: func(t *testing.T, c *Config) {
+			if c.HTTPAddr != "127.0.0.1:1" || !slices.Equal(c.Services, []string{"token", "client"}) || c.Runs("gateway") {
+				t.Errorf("%+v", c)
+			}
+			if c.IssuerURL != "https://id.example.com" {
+				t.Errorf("the issuer URL keeps a trailing slash: %q", c.IssuerURL)
+			}
+			if c.Addrs["token"] != "token:9090" || c.RootClientSecret != "s" {
+				t.Errorf("%+v", c)
+			}
+		}},
+		{name: "flags win over the environment", args: []string{"--http-addr=:1", "--services=gateway"},
+			env: map[string]string{"AUTHPLANE_HTTP_ADDR": ":2", "AUTHPLANE_SERVICES": "token"},
+			check: func(t *testing.T, c *Config) {
+				if c.HTTPAddr != ":1" || !slices.Equal(c.Services, []string{"gateway"}) {
+					t.Errorf("%+v", c)
+				}
+			}},
+		{name: "unknown service", args: []string{"--services=gateway,billing"}, wantErr: true},
+		{name: "unknown flag", args: []string{"--colour"}, wantErr: true},
+		{name: "stray argument", args: []string{"now"}, wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse(tc.args, func(k string) string { return tc.env[k] })
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tc.wantErr)
+			}
+			if tc.check != nil {
+				tc.check(t, c)
+			}
+		})
+	}
+}
+
+func TestMasterKey(t *testing.T) {
+	key := make([]byte, 32)
+	key[0] = 7
+	good := base64.StdEncoding.EncodeToString(key)
+
+	t.Run("configured key is used", func(t *testing.T) {
+		c := &Config{MasterKeyB64: good}
+		k, err := c.MasterKey("")
+		if err != nil || k[0] != 7 {
+			t.Fatalf("%v %v", k, err)
+		}
+	})
+	t.Run("a key that is not 32 bytes is refused", func(t *testing.T) {
+		for _, bad := range []string{"short", base64.StdEncoding.EncodeToString(make([]byte, 16)), "!!!"} {
+			if _, err := (&Config{MasterKeyB64: bad}).MasterKey(""); err == nil {
+				t.Errorf("accepted %q", bad)
+			}
+		}
+	})
+	t.Run("PostgreSQL without a key refuses to start", func(t *testing.T) {
+		if _, err := (&Config{}).MasterKey(""); err == nil {
+			t.Fatal("no error")
+		}
+	})
+	t.Run("SQLite keeps a generated key beside the file", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "a.db")
+		k1, err := (&Config{}).MasterKey(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := os.Stat(path + ".key")
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Fatalf("key file: %v %v", st, err)
+		}
+		k2, err := (&Config{}).MasterKey(path)
+		if err != nil || string(k1) != string(k2) || len(k1) != 32 {
+			t.Fatal("the kept key is not reused")
+		}
+	})
+}
