@@ -4,6 +4,7 @@ package cache
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"time"
 
@@ -44,7 +45,7 @@ func (c *Cache[V]) Get(ctx context.Context, key string, load func(context.Contex
 	c.mu.RLock()
 	gen, epoch := c.gen[key], c.epoch
 	c.mu.RUnlock()
-	res, err, _ := c.group.Do(key, func() (any, error) {
+	res, err, _ := c.group.Do(flightKey(epoch, key), func() (any, error) {
 		v, err := load(ctx)
 		if err != nil {
 			return v, err
@@ -70,6 +71,10 @@ func (c *Cache[V]) Get(ctx context.Context, key string, load func(context.Contex
 	return res.(V), nil
 }
 
+// flightKey names a load shared by concurrent misses. It includes the epoch so that a Get starting after
+// InvalidatePrefix or InvalidateAll never joins a load that started before it.
+func flightKey(epoch uint64, key string) string { return strconv.FormatUint(epoch, 10) + "/" + key }
+
 // Peek returns a cached value without loading.
 func (c *Cache[V]) Peek(key string) (V, bool) {
 	c.mu.RLock()
@@ -87,8 +92,9 @@ func (c *Cache[V]) Invalidate(key string) {
 	c.mu.Lock()
 	delete(c.entries, key)
 	c.gen[key]++
+	epoch := c.epoch
 	c.mu.Unlock()
-	c.group.Forget(key)
+	c.group.Forget(flightKey(epoch, key))
 }
 
 // InvalidatePrefix drops every key that starts with prefix (for example a whole tenant).
