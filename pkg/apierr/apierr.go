@@ -196,7 +196,7 @@ func Describe(err error) Described {
 	if d.ErrorCode == "" {
 		d.ErrorCode = errorCodeOf(d.HTTPStatus)
 	}
-	if st.Code() == codes.Internal || st.Code() == codes.Unknown {
+	if d.HTTPStatus == http.StatusInternalServerError { // Internal, Unknown, DataLoss…: the message may carry a cause
 		d.Message = "internal error"
 	}
 	return d
