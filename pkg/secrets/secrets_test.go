@@ -1,0 +1,175 @@
+package secrets_test
+
+import (
+	"bytes"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/authplane/authplane/pkg/secrets"
+)
+
+func keyring(t *testing.T, fill byte) *secrets.Keyring {
+	t.Helper()
+	k, err := secrets.NewKeyring(bytes.Repeat([]byte{fill}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func TestNewKeyringNeeds32Bytes(t *testing.T) {
+	for _, n := range []int{0, 1, 16, 24, 31, 33, 64} {
+		if k, err := secrets.NewKeyring(make([]byte, n)); err == nil || k != nil {
+			t.Errorf("NewKeyring accepted a %d-byte master key", n)
+		}
+	}
+	if _, err := secrets.NewKeyring(make([]byte, 32)); err != nil {
+		t.Errorf("NewKeyring refused a 32-byte master key: %v", err)
+	}
+}
+
+func TestHashSecret(t *testing.T) {
+	a, a2, b := keyring(t, 1), keyring(t, 1), keyring(t, 2)
+	const secret = "s3cr3t-value"
+
+	h := a.HashSecret(secret)
+	if !regexp.MustCompile(`^hmac-sha256:[0-9a-f]{64}$`).MatchString(h) {
+		t.Fatalf("hash %q is not hmac-sha256:<64 hex>", h)
+	}
+	if strings.Contains(h, secret) {
+		t.Fatal("hash contains the secret")
+	}
+	cases := []struct {
+		name  string
+		x, y  string
+		equal bool
+	}{
+		{"same keyring, same secret", a.HashSecret(secret), h, true},
+		{"same master key, new keyring", a2.HashSecret(secret), h, true},
+		{"other master key", b.HashSecret(secret), h, false},
+		{"other secret", a.HashSecret(secret + "x"), h, false},
+		{"empty secret", a.HashSecret(""), h, false},
+	}
+	for _, tc := range cases {
+		if (tc.x == tc.y) != tc.equal {
+			t.Errorf("%s: equal=%v, want %v", tc.name, tc.x == tc.y, tc.equal)
+		}
+	}
+}
+
+func TestVerifySecret(t *testing.T) {
+	a, b := keyring(t, 1), keyring(t, 2)
+	stored := a.HashSecret("right")
+	cases := []struct {
+		name    string
+		k       *secrets.Keyring
+		secret  string
+		stored  string
+		matches bool
+	}{
+		{"right secret", a, "right", stored, true},
+		{"wrong secret", a, "wrong", stored, false},
+		{"prefix of the secret", a, "righ", stored, false},
+		{"empty secret", a, "", stored, false},
+		{"other master key", b, "right", stored, false},
+		{"stored value is the secret itself", a, "right", "right", false},
+		{"empty stored value", a, "right", "", false},
+		{"upper-cased stored hash", a, "right", strings.ToUpper(stored), false},
+	}
+	for _, tc := range cases {
+		if got := tc.k.VerifySecret(tc.secret, tc.stored); got != tc.matches {
+			t.Errorf("%s: VerifySecret = %v, want %v", tc.name, got, tc.matches)
+		}
+	}
+}
+
+func TestSealOpen(t *testing.T) {
+	a, a2, b := keyring(t, 1), keyring(t, 1), keyring(t, 2)
+	plain := []byte(`{"kty":"EC","d":"private"}`)
+	aad := []byte("acme/ws1/key1")
+	sealed := a.Seal(plain, aad)
+
+	if bytes.Contains(sealed, plain) || bytes.Contains(sealed, []byte("private")) {
+		t.Fatal("sealed data contains the plaintext")
+	}
+	if again := a.Seal(plain, aad); bytes.Equal(again, sealed) {
+		t.Fatal("two seals of the same plaintext are identical (nonce reused)")
+	}
+	tampered := bytes.Clone(sealed)
+	tampered[len(tampered)-1] ^= 1
+
+	cases := []struct {
+		name   string
+		k      *secrets.Keyring
+		sealed []byte
+		aad    []byte
+		ok     bool
+	}{
+		{"same keyring and aad", a, sealed, aad, true},
+		{"same master key, new keyring", a2, sealed, aad, true},
+		{"other aad", a, sealed, []byte("acme/ws1/key2"), false},
+		{"no aad", a, sealed, nil, false},
+		{"other master key", b, sealed, aad, false},
+		{"tampered", a, tampered, aad, false},
+		{"truncated to less than a nonce", a, sealed[:5], aad, false},
+		{"empty", a, nil, aad, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.k.Open(tc.sealed, tc.aad)
+			if tc.ok {
+				if err != nil || !bytes.Equal(got, plain) {
+					t.Fatalf("Open = %q, %v; want the plaintext", got, err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Open succeeded (%q)", got)
+			}
+			if got != nil {
+				t.Fatalf("Open returned data with its error: %q", got)
+			}
+		})
+	}
+}
+
+func TestSealOpenEmptyPlaintext(t *testing.T) {
+	a := keyring(t, 1)
+	got, err := a.Open(a.Seal(nil, []byte("x")), []byte("x"))
+	if err != nil || len(got) != 0 {
+		t.Fatalf("Open = %q, %v", got, err)
+	}
+}
+
+func TestNewSecret(t *testing.T) {
+	shape := regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
+	seen := map[string]bool{}
+	for i := 0; i < 1000; i++ {
+		s := secrets.NewSecret()
+		if !shape.MatchString(s) {
+			t.Fatalf("NewSecret = %q, want 43 characters of [A-Za-z0-9_-]", s)
+		}
+		if seen[s] {
+			t.Fatalf("NewSecret repeated %q", s)
+		}
+		seen[s] = true
+	}
+}
+
+func TestRandomAndNewID(t *testing.T) {
+	for _, tc := range []struct{ n, chars int }{{0, 0}, {1, 2}, {16, 22}, {32, 43}} {
+		if got := secrets.Random(tc.n); len(got) != tc.chars || strings.ContainsAny(got, "+/=") {
+			t.Errorf("Random(%d) = %q, want %d base64url characters", tc.n, got, tc.chars)
+		}
+	}
+	id := regexp.MustCompile(`^[0-9a-f]{20}$`)
+	seen := map[string]bool{}
+	for i := 0; i < 1000; i++ {
+		s := secrets.NewID()
+		if !id.MatchString(s) || seen[s] {
+			t.Fatalf("NewID = %q (seen before: %v), want 20 unique lowercase hex characters", s, seen[s])
+		}
+		seen[s] = true
+	}
+}
