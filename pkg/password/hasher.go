@@ -1,0 +1,163 @@
+package password
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/semaphore"
+)
+
+// ErrBusy means a hash could not start within the configured wait: the pool is saturated. Callers answer
+// 503 / temporarily_unavailable, so a flood degrades into fast refusals rather than a pile of waiting requests.
+var ErrBusy = errors.New("password hashing is saturated")
+
+// Config bounds the hashing pool.
+type Config struct {
+	// MemoryBudget caps the memory of hashes running at once, in bytes (default 256 MiB).
+	MemoryBudget int64
+	// MaxConcurrent caps how many hashes run at once (default GOMAXPROCS): more would only share the same cores.
+	MaxConcurrent int
+	// MaxWait is how long a hash may wait for room before failing with ErrBusy (default 2s).
+	MaxWait time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.MemoryBudget <= 0 {
+		c.MemoryBudget = 256 << 20
+	}
+	if c.MaxConcurrent <= 0 {
+		c.MaxConcurrent = runtime.GOMAXPROCS(0)
+	}
+	if c.MaxWait <= 0 {
+		c.MaxWait = 2 * time.Second
+	}
+	return c
+}
+
+// Hasher runs hash computations under a weighted semaphore whose capacity is the memory budget (in KiB). A job
+// weighs its memory cost, but at least budget/MaxConcurrent, so both the sum of memory and the number of jobs
+// running at once stay bounded.
+type Hasher struct {
+	cfg      Config
+	capKiB   int64
+	minKiB   int64
+	sem      *semaphore.Weighted
+	waiting  atomic.Int64
+	avgNanos atomic.Int64 // moving average of a job's duration, for the fail-fast estimate
+	limits   Limits
+	dummies  sync.Map // Params -> *Hash: the stand-in hash for users without one
+}
+
+// NewHasher makes a pool.
+func NewHasher(cfg Config) *Hasher {
+	cfg = cfg.withDefaults()
+	capKiB := max(cfg.MemoryBudget>>10, 1)
+	h := &Hasher{cfg: cfg, capKiB: capKiB, minKiB: max(capKiB/int64(cfg.MaxConcurrent), 1),
+		sem: semaphore.NewWeighted(capKiB), limits: DefaultLimits()}
+	h.limits.MaxMemoryKiB = uint32(min(int64(h.limits.MaxMemoryKiB), capKiB))
+	return h
+}
+
+// Config is the effective configuration.
+func (h *Hasher) Config() Config { return h.cfg }
+
+// Limits are the cost bounds of this pool: DefaultLimits with argon2 memory capped by the budget.
+func (h *Hasher) Limits() Limits { return h.limits }
+
+// Hash makes a new encoded hash of password with p.
+func (h *Hasher) Hash(ctx context.Context, password string, p Params) (string, error) {
+	var out string
+	err := h.run(ctx, p.memoryBytes(), func() error {
+		var err error
+		out, err = compute(password, p)
+		return err
+	})
+	return out, err
+}
+
+// Verify reports whether password matches the stored hash.
+func (h *Hasher) Verify(ctx context.Context, password string, stored *Hash) (bool, error) {
+	var ok bool
+	err := h.run(ctx, stored.MemoryBytes(), func() error {
+		ok = stored.verify(password)
+		return nil
+	})
+	return ok, err
+}
+
+// VerifyDummy spends the time and memory of verifying a hash made with p, and always reports false. It stands
+// in for users who do not exist or have no usable hash, so response times do not tell them apart.
+func (h *Hasher) VerifyDummy(ctx context.Context, password string, p Params) error {
+	d, err := h.dummy(ctx, p)
+	if err != nil {
+		return err
+	}
+	_, err = h.Verify(ctx, password+"\x00", d)
+	return err
+}
+
+func (h *Hasher) dummy(ctx context.Context, p Params) (*Hash, error) {
+	if d, ok := h.dummies.Load(p); ok {
+		return d.(*Hash), nil
+	}
+	enc, err := h.Hash(ctx, string(randomBytes(16)), p)
+	if err != nil {
+		return nil, err
+	}
+	d, err := Parse(enc)
+	if err != nil {
+		return nil, err
+	}
+	h.dummies.Store(p, d)
+	return d, nil
+}
+
+// run waits for room for a job of the given memory, then runs it. It fails with ErrBusy at once when the queue
+// ahead would not drain within MaxWait, and after MaxWait otherwise.
+func (h *Hasher) run(ctx context.Context, memBytes int64, job func() error) error {
+	weight := max((memBytes+1023)>>10, h.minKiB)
+	if weight > h.capKiB {
+		return fmt.Errorf("%w: a hash needing %d KiB exceeds the hashing memory budget of %d KiB", ErrCost, weight, h.capKiB)
+	}
+	ahead := h.waiting.Add(1) - 1
+	defer h.waiting.Add(-1)
+	if avg := time.Duration(h.avgNanos.Load()); avg > 0 {
+		slots := max(h.capKiB/weight, 1)
+		if time.Duration(ahead/slots)*avg > h.cfg.MaxWait {
+			return ErrBusy
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, h.cfg.MaxWait)
+	err := h.sem.Acquire(wctx, weight)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return ErrBusy
+	}
+	defer h.sem.Release(weight)
+	start := time.Now()
+	err = job()
+	h.observe(time.Since(start))
+	return err
+}
+
+// observe folds a job's duration into the moving average (weight 1/8).
+func (h *Hasher) observe(d time.Duration) {
+	for {
+		old := h.avgNanos.Load()
+		next := int64(d)
+		if old > 0 {
+			next = old + (int64(d)-old)/8
+		}
+		if h.avgNanos.CompareAndSwap(old, next) {
+			return
+		}
+	}
+}

@@ -1,0 +1,150 @@
+package password
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestHasherKeepsMemoryAndConcurrencyUnderBudget(t *testing.T) {
+	tests := []struct {
+		name          string
+		cfg           Config
+		memKiB        int64
+		wantMaxAtOnce int64
+	}{
+		{"memory bounds before concurrency", Config{MemoryBudget: 64 << 20, MaxConcurrent: 8, MaxWait: 5 * time.Second}, 20 * 1024, 3},
+		{"concurrency bounds before memory", Config{MemoryBudget: 1 << 30, MaxConcurrent: 2, MaxWait: 5 * time.Second}, 20 * 1024, 2},
+		{"cheap jobs take a concurrency slot each", Config{MemoryBudget: 64 << 20, MaxConcurrent: 4, MaxWait: 5 * time.Second}, 4, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := NewHasher(tt.cfg)
+			var running, peak atomic.Int64
+			var wg sync.WaitGroup
+			for i := 0; i < 24; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					err := h.run(context.Background(), tt.memKiB*1024, func() error {
+						n := running.Add(1)
+						for {
+							p := peak.Load()
+							if n <= p || peak.CompareAndSwap(p, n) {
+								break
+							}
+						}
+						time.Sleep(5 * time.Millisecond)
+						running.Add(-1)
+						return nil
+					})
+					if err != nil {
+						t.Error(err)
+					}
+				}()
+			}
+			wg.Wait()
+			if got := peak.Load(); got != tt.wantMaxAtOnce {
+				t.Fatalf("peak concurrency = %d, want %d", got, tt.wantMaxAtOnce)
+			}
+		})
+	}
+}
+
+func TestHasherFailsFastWhenSaturated(t *testing.T) {
+	h := NewHasher(Config{MemoryBudget: 64 << 20, MaxConcurrent: 1, MaxWait: 50 * time.Millisecond})
+	release := make(chan struct{})
+	started := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.run(context.Background(), 1024, func() error { close(started); <-release; return nil })
+	}()
+	<-started
+
+	begin := time.Now()
+	err := h.run(context.Background(), 1024, func() error { return nil })
+	if !errors.Is(err, ErrBusy) {
+		t.Fatalf("err = %v, want ErrBusy", err)
+	}
+	if waited := time.Since(begin); waited > 500*time.Millisecond {
+		t.Fatalf("waited %v, want about MaxWait", waited)
+	}
+	close(release)
+	<-done
+
+	// Once the average job is known to exceed MaxWait, a queued job is refused without waiting at all.
+	h.observe(time.Second)
+	block := make(chan struct{})
+	started2 := make(chan struct{})
+	go func() {
+		if err := h.run(context.Background(), 1024, func() error { close(started2); <-block; return nil }); err != nil {
+			t.Error(err)
+			close(started2)
+		}
+	}()
+	<-started2
+	begin = time.Now()
+	if err := h.run(context.Background(), 1024, func() error { return nil }); !errors.Is(err, ErrBusy) {
+		t.Fatalf("err = %v, want ErrBusy", err)
+	}
+	if waited := time.Since(begin); waited > 20*time.Millisecond {
+		t.Fatalf("fail-fast waited %v", waited)
+	}
+	close(block)
+}
+
+func TestHasherHonoursCallerCancellation(t *testing.T) {
+	h := NewHasher(Config{MemoryBudget: 64 << 20, MaxConcurrent: 1, MaxWait: 5 * time.Second})
+	release := make(chan struct{})
+	started := make(chan struct{})
+	go h.run(context.Background(), 1024, func() error { close(started); <-release; return nil })
+	<-started
+	defer close(release)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := h.run(ctx, 1024, func() error { return nil }); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want the caller's deadline", err)
+	}
+}
+
+func TestHasherRefusesAHashLargerThanItsBudget(t *testing.T) {
+	h := NewHasher(Config{MemoryBudget: 16 << 20})
+	p := Params{Method: Argon2id, MemoryKiB: 32 * 1024, Iterations: 1, Parallelism: 1}
+	if _, err := h.Hash(context.Background(), "pw", p); !errors.Is(err, ErrCost) {
+		t.Fatalf("err = %v, want ErrCost", err)
+	}
+	if h.Limits().MaxMemoryKiB != 16*1024 {
+		t.Fatalf("limit = %d KiB, want the budget", h.Limits().MaxMemoryKiB)
+	}
+}
+
+func TestVerifyDummyNeverSucceedsAndCostsAHash(t *testing.T) {
+	h := NewHasher(Config{})
+	p := Params{Method: Argon2id, MemoryKiB: 8 * 1024, Iterations: 1, Parallelism: 1}
+	if err := h.VerifyDummy(context.Background(), "anything", p); err != nil {
+		t.Fatal(err)
+	}
+	d, ok := h.dummies.Load(p)
+	if !ok {
+		t.Fatal("no dummy hash cached for the params")
+	}
+	if !d.(*Hash).Matches(p) {
+		t.Fatal("the dummy hash is not of the pool's params")
+	}
+}
+
+func BenchmarkArgon2idDefault(b *testing.B) {
+	h := NewHasher(Config{MemoryBudget: 1 << 30, MaxConcurrent: 64})
+	enc, _ := h.Hash(context.Background(), "benchmark-password", DefaultParams())
+	stored, _ := Parse(enc)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			stored.verify("benchmark-password")
+		}
+	})
+}
