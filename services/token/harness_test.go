@@ -184,7 +184,7 @@ func newHarness(t testing.TB, url string) *harness {
 	}
 	h.svc = s
 	h.ws.put(&workspacev1.ServerMetadata{
-		TenantId: "acme", ServerId: "orders", Type: "regular",
+		TenantId: "acme", ServerId: "orders", Uid: "orders-1", Type: "regular",
 		GrantTypes:     []string{"client_credentials", "password", "refresh_token"},
 		AccessTokenTtl: durationpb.New(time.Hour), Scopes: []string{"openid", "orders.read", "orders.write"},
 	})

@@ -136,7 +136,8 @@ func detached(ctx context.Context) (context.Context, context.CancelFunc) {
 // workspaceInfo is a workspace's metadata with what the hot path derives from it.
 type workspaceInfo struct {
 	tenantID, serverID string
-	missing            bool // the workspace does not exist (cached too, so junk URLs cost no remote call)
+	missing            bool   // the workspace does not exist (cached too, so junk URLs cost no remote call)
+	uid                string // the incarnation: keys of any other are never used
 	issuer             string
 	grants             []string
 	accessTTL          time.Duration
@@ -168,7 +169,7 @@ func (s *Service) workspace(ctx context.Context, tenantID, serverID string) (*wo
 			return nil, remoteFailure(err, "read workspace metadata")
 		}
 		return &workspaceInfo{
-			tenantID: tenantID, serverID: serverID, md: md,
+			tenantID: tenantID, serverID: serverID, md: md, uid: md.Uid,
 			issuer:    platform.Issuer(s.issuerBase, tenantID, serverID),
 			grants:    md.GrantTypes,
 			accessTTL: md.GetAccessTokenTtl().AsDuration(),
@@ -197,10 +198,11 @@ func remoteFailure(err error, what string) *apierr.Error {
 }
 
 func (s *Service) GetJWKS(ctx context.Context, req *tokenv1.GetJWKSRequest) (*tokenv1.JWKS, error) {
-	if _, err := s.workspace(ctx, req.TenantId, req.ServerId); err != nil {
+	ws, err := s.workspace(ctx, req.TenantId, req.ServerId)
+	if err != nil {
 		return nil, err
 	}
-	keys, err := s.workspaceKeys(ctx, req.TenantId, req.ServerId)
+	keys, err := s.workspaceKeys(ctx, ws)
 	if err != nil {
 		return nil, err
 	}

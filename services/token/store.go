@@ -22,14 +22,21 @@ CREATE TABLE token_signing_keys (
   PRIMARY KEY (tenant_id, kid)
 );
 CREATE UNIQUE INDEX token_signing_keys_generation ON token_signing_keys (tenant_id, server_id, generation)`},
+	// Keys belong to one incarnation of a workspace (its uid). Keys made before have none: they match no
+	// workspace and are replaced the first time their workspace is used.
+	{Version: 2, Name: "signing keys per workspace incarnation", SQL: `
+ALTER TABLE token_signing_keys ADD COLUMN server_uid TEXT NOT NULL DEFAULT '';
+DROP INDEX token_signing_keys_generation;
+CREATE UNIQUE INDEX token_signing_keys_generation ON token_signing_keys (tenant_id, server_id, server_uid, generation)`},
 }
 
-// keyRow is one signing key of a workspace. The private key is a JWK sealed under the master key with the
-// tenant, workspace and kid as additional data, so a sealed key copied onto another row does not open.
-// Generations number a workspace's keys: the highest signs, all of them verify.
+// keyRow is one signing key of a workspace incarnation. The private key is a JWK sealed under the master key
+// with the tenant, workspace, incarnation and kid as additional data, so a sealed key copied onto another row
+// does not open. Generations number an incarnation's keys: the highest signs, all of them verify.
 type keyRow struct {
 	TenantID         string `gorm:"primaryKey"`
 	ServerID         string
+	ServerUID        string `gorm:"column:server_uid"`
 	KID              string `gorm:"primaryKey;column:kid"`
 	Generation       int
 	Alg              string
@@ -43,7 +50,7 @@ func (keyRow) TableName() string { return "token_signing_keys" }
 // store is the only code that touches the token service's tables.
 type store struct{ db *db.DB }
 
-// listKeys returns a workspace's keys, oldest generation first.
+// listKeys returns the keys of every incarnation of a workspace id, oldest generation first.
 func (s *store) listKeys(ctx context.Context, tenantID, serverID string) ([]keyRow, error) {
 	var rows []keyRow
 	err := db.Tenant(s.db.WithContext(ctx), tenantID).Where("server_id = ?", serverID).Order("generation").Find(&rows).Error
@@ -54,6 +61,11 @@ func (s *store) listKeys(ctx context.Context, tenantID, serverID string) ([]keyR
 // workspace's first key at once, one insert wins and both re-read the winner.
 func (s *store) insertKey(ctx context.Context, row *keyRow) error {
 	return s.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(row).Error
+}
+
+// deleteOtherIncarnations deletes the keys of a workspace id that do not belong to incarnation uid.
+func (s *store) deleteOtherIncarnations(ctx context.Context, tenantID, serverID, uid string) error {
+	return db.Tenant(s.db.WithContext(ctx), tenantID).Where("server_id = ? AND server_uid <> ?", serverID, uid).Delete(&keyRow{}).Error
 }
 
 func (s *store) deleteServerKeys(ctx context.Context, tenantID, serverID string) error {

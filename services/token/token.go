@@ -191,7 +191,7 @@ func (s *Service) accessTTL(g *grant) time.Duration {
 
 // issueAccessToken signs an access token with the workspace's cached signer; no I/O once the signer is loaded.
 func (s *Service) issueAccessToken(ctx context.Context, g *grant, subject, scope string, ttl time.Duration) (string, error) {
-	keys, err := s.workspaceKeys(ctx, g.ws.tenantID, g.ws.serverID)
+	keys, err := s.workspaceKeys(ctx, g.ws)
 	if err != nil {
 		return "", err
 	}

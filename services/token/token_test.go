@@ -370,7 +370,7 @@ func TestWarmIssuanceTouchesNoDatabaseAndNoOtherService(t *testing.T) {
 
 func TestSealedKeyOpensOnlyForItsOwnWorkspace(t *testing.T) {
 	keyring := newKeyring(t)
-	row, err := newKeyRow(keyring, "acme", "orders", 1)
+	row, err := newKeyRow(keyring, "acme", "orders", "uid-1", 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,6 +388,8 @@ func TestSealedKeyOpensOnlyForItsOwnWorkspace(t *testing.T) {
 		{"another workspace of the tenant", moved(func(r *keyRow) { r.ServerID = "billing" })},
 		{"the same workspace name in another tenant", moved(func(r *keyRow) { r.TenantID = "evil" })},
 		{"another kid", moved(func(r *keyRow) { r.KID = "other" })},
+		{"another incarnation of the workspace", moved(func(r *keyRow) { r.ServerUID = "uid-2" })},
+		{"a key of no incarnation", moved(func(r *keyRow) { r.ServerUID = "" })},
 		{"boundary shift between tenant and workspace", moved(func(r *keyRow) { r.TenantID, r.ServerID = "acme\x00orders", "" })},
 	}
 	for _, tc := range tests {

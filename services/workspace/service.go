@@ -62,6 +62,9 @@ func New(ctx context.Context, d svc.Deps) (*Service, error) {
 		clients: clientv1.NewClientServiceClient(d.Conns.Client),
 		tokens:  tokenv1.NewTokenServiceClient(d.Conns.Token),
 	}
+	if err := s.store.backfillUIDs(ctx, secrets.NewID); err != nil {
+		return nil, apierr.Wrap(err, "assign workspace uids")
+	}
 	// The operator's workspace: its only scope is manage_tenants.
 	root := s.builtin(platform.RootTenant, platform.AdminServer)
 	scopes := s.scopeRows(root, []string{platform.ScopeManageTenants})
@@ -77,7 +80,7 @@ func (s *Service) Register(r grpc.ServiceRegistrar) { workspacev1.RegisterWorksp
 func (s *Service) builtin(tenantID, id string) *serverRow {
 	now := db.Now()
 	return &serverRow{
-		TenantID: tenantID, ID: id, Name: strings.ToUpper(id[:1]) + id[1:], Type: id,
+		TenantID: tenantID, ID: id, UID: secrets.NewID(), Name: strings.ToUpper(id[:1]) + id[1:], Type: id,
 		GrantTypes:       platform.GrantClientCredentials,
 		AccessTokenTTLMs: defaultAccessTTL.Milliseconds(), RefreshTokenTTLMs: defaultRefreshTTL.Milliseconds(),
 		IDTokenTTLMs: defaultIDTokenTTL.Milliseconds(), CreatedAt: now, UpdatedAt: now,
@@ -99,6 +102,13 @@ func (s *Service) changed(ctx context.Context, tenantID, serverID string) {
 	s.bus.Publish(ctx, changes.Servers, changes.Key(tenantID, serverID))
 }
 
+// incarnationEnded announces that the signing keys of the workspaces under key are void: a key the token service
+// made while the deletion was under way (for the incarnation being deleted) may sit in a verifier's cache, and
+// must not verify once the workspace is gone or re-created under the same id.
+func (s *Service) incarnationEnded(ctx context.Context, key string) {
+	s.bus.Publish(ctx, changes.Keys, key)
+}
+
 func (s *Service) ProvisionTenant(ctx context.Context, req *workspacev1.ProvisionTenantRequest) (*emptypb.Empty, error) {
 	if !platform.ValidTenantID(req.TenantId) {
 		return nil, apierr.Field("tenant_id", "invalid tenant id")
@@ -110,6 +120,7 @@ func (s *Service) ProvisionTenant(ctx context.Context, req *workspacev1.Provisio
 		}
 		s.changed(ctx, req.TenantId, id)
 	}
+	s.incarnationEnded(ctx, changes.TenantKey(req.TenantId)) // a tenant of this id may have existed before
 	return &emptypb.Empty{}, nil
 }
 
@@ -121,6 +132,7 @@ func (s *Service) DeleteTenantData(ctx context.Context, req *workspacev1.DeleteT
 		return nil, apierr.Wrap(err, "delete workspaces")
 	}
 	s.bus.Publish(ctx, changes.Servers, changes.TenantKey(req.TenantId))
+	s.incarnationEnded(ctx, changes.TenantKey(req.TenantId))
 	return &emptypb.Empty{}, nil
 }
 
@@ -136,7 +148,7 @@ func (s *Service) CreateServer(ctx context.Context, req *workspacev1.CreateServe
 		return nil, apierr.Field("id", "id must match ^[a-z0-9][a-z0-9_-]{0,62}$")
 	}
 	now := db.Now()
-	row := &serverRow{TenantID: req.TenantId, ID: id, Type: TypeRegular, CreatedAt: now, UpdatedAt: now}
+	row := &serverRow{TenantID: req.TenantId, ID: id, UID: secrets.NewID(), Type: TypeRegular, CreatedAt: now, UpdatedAt: now}
 	if err := applyServer(row, in, nil); err != nil {
 		return nil, err
 	}
@@ -147,6 +159,7 @@ func (s *Service) CreateServer(ctx context.Context, req *workspacev1.CreateServe
 		return nil, apierr.Wrap(err, "create server")
 	}
 	s.changed(ctx, row.TenantID, row.ID)
+	s.incarnationEnded(ctx, changes.Key(row.TenantID, row.ID)) // whatever was cached under this id was another incarnation's
 	return s.toProto(row), nil
 }
 
@@ -295,6 +308,7 @@ func (s *Service) DeleteServer(ctx context.Context, req *workspacev1.DeleteServe
 		return nil, apierr.Wrap(err, "delete server")
 	}
 	s.changed(ctx, req.TenantId, req.ServerId)
+	s.incarnationEnded(ctx, changes.Key(req.TenantId, req.ServerId))
 	return &emptypb.Empty{}, nil
 }
 
@@ -391,7 +405,7 @@ func (s *Service) GetServerMetadata(ctx context.Context, req *workspacev1.GetSer
 		return nil, apierr.Wrap(err, "list scopes")
 	}
 	md := &workspacev1.ServerMetadata{
-		TenantId: row.TenantID, ServerId: row.ID, Type: row.Type, GrantTypes: row.grants(),
+		TenantId: row.TenantID, ServerId: row.ID, Uid: row.UID, Type: row.Type, GrantTypes: row.grants(),
 		AccessTokenTtl:  durationpb.New(time.Duration(row.AccessTokenTTLMs) * time.Millisecond),
 		RefreshTokenTtl: durationpb.New(time.Duration(row.RefreshTokenTTLMs) * time.Millisecond),
 		IdTokenTtl:      durationpb.New(time.Duration(row.IDTokenTTLMs) * time.Millisecond),
@@ -404,7 +418,7 @@ func (s *Service) GetServerMetadata(ctx context.Context, req *workspacev1.GetSer
 
 func (s *Service) toProto(r *serverRow) *workspacev1.Server {
 	return &workspacev1.Server{
-		Id: r.ID, TenantId: r.TenantID, Name: r.Name, Description: r.Description, Type: r.Type,
+		Id: r.ID, Uid: r.UID, TenantId: r.TenantID, Name: r.Name, Description: r.Description, Type: r.Type,
 		GrantTypes:      r.grants(),
 		AccessTokenTtl:  durationpb.New(time.Duration(r.AccessTokenTTLMs) * time.Millisecond),
 		RefreshTokenTtl: durationpb.New(time.Duration(r.RefreshTokenTTLMs) * time.Millisecond),

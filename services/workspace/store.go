@@ -37,12 +37,17 @@ CREATE TABLE workspace_scopes (
   PRIMARY KEY (tenant_id, id)
 );
 CREATE UNIQUE INDEX workspace_scopes_name ON workspace_scopes (tenant_id, server_id, name)`},
+	// Existing rows get their uid from backfillUIDs: SQL has no random id both backends share.
+	{Version: 2, Name: "server incarnation uid", SQL: `
+ALTER TABLE workspace_servers ADD COLUMN uid TEXT NOT NULL DEFAULT ''`},
 }
 
-// serverRow is a workspace as stored. Grant types are space-separated.
+// serverRow is a workspace as stored. Grant types are space-separated. UID names this incarnation of the
+// workspace: set once when the row is created, never updated.
 type serverRow struct {
 	TenantID          string `gorm:"primaryKey"`
 	ID                string `gorm:"primaryKey"`
+	UID               string `gorm:"column:uid"`
 	Name              string
 	Description       string
 	Type              string
@@ -99,6 +104,22 @@ func (s *store) ensureServer(ctx context.Context, row *serverRow, scopes []scope
 		}
 		return tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&scopes).Error
 	})
+}
+
+// backfillUIDs gives every workspace created before uids existed a random one. Each row is set only while it
+// has none, so processes starting at once agree on the first value written.
+func (s *store) backfillUIDs(ctx context.Context, newID func() string) error {
+	var rows []serverRow
+	if err := s.db.WithContext(ctx).Select("tenant_id", "id").Where("uid = ?", "").Find(&rows).Error; err != nil {
+		return err
+	}
+	for _, r := range rows {
+		if err := s.db.WithContext(ctx).Model(&serverRow{}).Where("tenant_id = ? AND id = ? AND uid = ?", r.TenantID, r.ID, "").
+			Update("uid", newID()).Error; err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *store) getServer(ctx context.Context, tenantID, id string) (*serverRow, error) {

@@ -52,7 +52,11 @@ type Server struct {
 	// Output only.
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// Output only.
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// Output only: this incarnation of the workspace, a random id assigned at creation and never changed. A
+	// workspace deleted and created again with the same id gets a new uid, so nothing of the old one (signing keys,
+	// tokens) carries over.
+	Uid           string `protobuf:"bytes,13,opt,name=uid,proto3" json:"uid,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -169,6 +173,13 @@ func (x *Server) GetUpdatedAt() *timestamppb.Timestamp {
 		return x.UpdatedAt
 	}
 	return nil
+}
+
+func (x *Server) GetUid() string {
+	if x != nil {
+		return x.Uid
+	}
+	return ""
 }
 
 type CreateServerRequest struct {
@@ -945,7 +956,9 @@ type ServerMetadata struct {
 	RefreshTokenTtl *durationpb.Duration   `protobuf:"bytes,6,opt,name=refresh_token_ttl,json=refreshTokenTtl,proto3" json:"refresh_token_ttl,omitempty"`
 	IdTokenTtl      *durationpb.Duration   `protobuf:"bytes,7,opt,name=id_token_ttl,json=idTokenTtl,proto3" json:"id_token_ttl,omitempty"`
 	// Names of every scope defined in the workspace.
-	Scopes        []string `protobuf:"bytes,8,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	Scopes []string `protobuf:"bytes,8,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// The workspace's incarnation (Server.uid).
+	Uid           string `protobuf:"bytes,9,opt,name=uid,proto3" json:"uid,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1034,6 +1047,13 @@ func (x *ServerMetadata) GetScopes() []string {
 		return x.Scopes
 	}
 	return nil
+}
+
+func (x *ServerMetadata) GetUid() string {
+	if x != nil {
+		return x.Uid
+	}
+	return ""
 }
 
 type ProvisionTenantRequest struct {
@@ -1128,7 +1148,7 @@ var File_authplane_workspace_v1_workspace_service_proto protoreflect.FileDescrip
 
 const file_authplane_workspace_v1_workspace_service_proto_rawDesc = "" +
 	"\n" +
-	".authplane/workspace/v1/workspace_service.proto\x12\x16authplane.workspace.v1\x1a authplane/access/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfe\x03\n" +
+	".authplane/workspace/v1/workspace_service.proto\x12\x16authplane.workspace.v1\x1a authplane/access/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x90\x04\n" +
 	"\x06Server\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x12\n" +
@@ -1147,7 +1167,8 @@ const file_authplane_workspace_v1_workspace_service_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"j\n" +
+	"updated_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x10\n" +
+	"\x03uid\x18\r \x01(\tR\x03uid\"j\n" +
 	"\x13CreateServerRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x126\n" +
 	"\x06server\x18\x02 \x01(\v2\x1e.authplane.workspace.v1.ServerR\x06server\"m\n" +
@@ -1200,7 +1221,7 @@ const file_authplane_workspace_v1_workspace_service_proto_rawDesc = "" +
 	"\bscope_id\x18\x02 \x01(\tR\ascopeId\"T\n" +
 	"\x18GetServerMetadataRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
-	"\tserver_id\x18\x02 \x01(\tR\bserverId\"\xe0\x02\n" +
+	"\tserver_id\x18\x02 \x01(\tR\bserverId\"\xf2\x02\n" +
 	"\x0eServerMetadata\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
 	"\tserver_id\x18\x02 \x01(\tR\bserverId\x12\x12\n" +
@@ -1211,7 +1232,8 @@ const file_authplane_workspace_v1_workspace_service_proto_rawDesc = "" +
 	"\x11refresh_token_ttl\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x0frefreshTokenTtl\x12;\n" +
 	"\fid_token_ttl\x18\a \x01(\v2\x19.google.protobuf.DurationR\n" +
 	"idTokenTtl\x12\x16\n" +
-	"\x06scopes\x18\b \x03(\tR\x06scopes\"5\n" +
+	"\x06scopes\x18\b \x03(\tR\x06scopes\x12\x10\n" +
+	"\x03uid\x18\t \x01(\tR\x03uid\"5\n" +
 	"\x16ProvisionTenantRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\"6\n" +
 	"\x17DeleteTenantDataRequest\x12\x1b\n" +
