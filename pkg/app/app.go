@@ -35,6 +35,8 @@ import (
 	"github.com/authplane/authplane/pkg/svc"
 	"github.com/authplane/authplane/services/client"
 	"github.com/authplane/authplane/services/gateway"
+	"github.com/authplane/authplane/services/pool"
+	"github.com/authplane/authplane/services/schema"
 	"github.com/authplane/authplane/services/tenant"
 	"github.com/authplane/authplane/services/token"
 	"github.com/authplane/authplane/services/workspace"
@@ -58,6 +60,8 @@ type App struct {
 var constructors = map[string]func(context.Context, svc.Deps) (svc.Service, error){
 	svc.Tenant:    func(ctx context.Context, d svc.Deps) (svc.Service, error) { return tenant.New(ctx, d) },
 	svc.Workspace: func(ctx context.Context, d svc.Deps) (svc.Service, error) { return workspace.New(ctx, d) },
+	svc.Pool:      func(ctx context.Context, d svc.Deps) (svc.Service, error) { return pool.New(ctx, d) },
+	svc.Schema:    func(ctx context.Context, d svc.Deps) (svc.Service, error) { return schema.New(ctx, d) },
 	svc.Client:    func(ctx context.Context, d svc.Deps) (svc.Service, error) { return client.New(ctx, d) },
 	svc.Token:     func(ctx context.Context, d svc.Deps) (svc.Service, error) { return token.New(ctx, d) },
 }
