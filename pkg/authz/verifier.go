@@ -21,6 +21,9 @@ type KeySource func(ctx context.Context, tenantID, serverID string) (*jose.JSONW
 // SignatureAlgorithms the token service may sign with.
 var SignatureAlgorithms = []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.RS256, jose.PS256, jose.EdDSA}
 
+// expiryLeeway tolerates clock skew between the issuing and the verifying process.
+const expiryLeeway = 30 * time.Second
+
 // ErrInvalidToken is returned for any token that does not verify; callers answer 401 without detail.
 var ErrInvalidToken = errors.New("invalid access token")
 
@@ -92,7 +95,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	}
 	cacheKey := unverified.TenantID + "/" + raw
 	if c, ok := v.verified.Peek(cacheKey); ok {
-		if c.Expiry > v.now().Unix() {
+		if !v.now().Add(-expiryLeeway).After(time.Unix(c.Expiry, 0)) { // the same rule as a fresh verification
 			return c, nil
 		}
 		return nil, ErrInvalidToken
@@ -106,7 +109,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 		return nil, ErrInvalidToken
 	}
 	expected := platform.Issuer(v.issuerBase, verified.TenantID, verified.ServerID)
-	if err := verified.ValidateWithLeeway(jwt.Expected{Issuer: expected, Time: v.now()}, 30*time.Second); err != nil {
+	if err := verified.ValidateWithLeeway(jwt.Expected{Issuer: expected, Time: v.now()}, expiryLeeway); err != nil {
 		return nil, ErrInvalidToken
 	}
 	if verified.Expiry == nil {
