@@ -15,14 +15,15 @@ import (
 
 // Topics. A key names what changed, usually `tenant/id`; a key of just `tenant/` means the whole tenant.
 const (
-	Tenants    = "tenants"
-	Servers    = "servers"  // key tenant/server: the workspace, its scopes
-	Clients    = "clients"  // key tenant/client
-	Policies   = "policies" // key tenant/policy
-	Keys       = "keys"     // key tenant/server: signing keys
-	Pools      = "pools"    // key tenant/pool
-	Schemas    = "schemas"  // key tenant/schema
-	everything = "*"
+	Tenants     = "tenants"
+	Servers     = "servers"     // key tenant/server: the workspace, its scopes
+	Clients     = "clients"     // key tenant/client
+	Policies    = "policies"    // key tenant/policy
+	Keys        = "keys"        // key tenant/server: signing keys
+	Revocations = "revocations" // key tenant/server: a token of the workspace was revoked
+	Pools       = "pools"       // key tenant/pool
+	Schemas     = "schemas"     // key tenant/schema
+	everything  = "*"
 )
 
 // Key joins the parts of a change key.

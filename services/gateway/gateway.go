@@ -1,6 +1,7 @@
 // Package gateway is the HTTP face of the platform: the REST facade generated from the protos (admin, operator
-// and identity planes) and the OAuth data plane (token endpoint, keys, discovery). It decides nothing itself:
-// it parses, forwards the caller's credentials to the gRPC services, and renders their answers.
+// and identity planes) and the OAuth data plane (token, introspection and revocation endpoints, keys,
+// discovery). It decides nothing itself: it parses, forwards the caller's credentials to the gRPC services, and
+// renders their answers.
 package gateway
 
 import (
@@ -41,6 +42,8 @@ func New(ctx context.Context, d svc.Deps) (*Gateway, error) {
 		wellKnown:  http.NewServeMux(),
 	}
 	g.data.HandleFunc("/{tenant_id}/{server_id}/oauth2/token", g.token)
+	g.data.HandleFunc(introspectRoute, g.introspect)
+	g.data.HandleFunc(revokeRoute, g.revoke)
 	g.data.HandleFunc("GET /{tenant_id}/{server_id}/.well-known/jwks.json", g.jwks)
 	g.data.HandleFunc("GET /{tenant_id}/{server_id}/.well-known/openid-configuration", g.discovery)
 	g.wellKnown.HandleFunc("GET /.well-known/oauth-authorization-server/{tenant_id}/{server_id}", g.authorizationServerMetadata)

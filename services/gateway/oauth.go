@@ -17,10 +17,12 @@ import (
 
 // Route patterns of the data plane (also the metrics labels).
 const (
-	tokenRoute     = "/{tenant_id}/{server_id}/oauth2/token"
-	jwksRoute      = "/{tenant_id}/{server_id}/.well-known/jwks.json"
-	discoveryRoute = "/{tenant_id}/{server_id}/.well-known/openid-configuration"
-	metadataRoute  = "/.well-known/oauth-authorization-server/{tenant_id}/{server_id}"
+	tokenRoute      = "/{tenant_id}/{server_id}/oauth2/token"
+	introspectRoute = "/{tenant_id}/{server_id}/oauth2/introspect"
+	revokeRoute     = "/{tenant_id}/{server_id}/oauth2/revoke"
+	jwksRoute       = "/{tenant_id}/{server_id}/.well-known/jwks.json"
+	discoveryRoute  = "/{tenant_id}/{server_id}/.well-known/openid-configuration"
+	metadataRoute   = "/.well-known/oauth-authorization-server/{tenant_id}/{server_id}"
 )
 
 // oauthError is an RFC 6749 section 5.2 error.
@@ -40,10 +42,7 @@ func invalidRequest(format string, args ...any) *oauthError {
 // leaves every decision to the token service.
 func (g *Gateway) token(w http.ResponseWriter, r *http.Request) {
 	setRoute(r.Context(), tokenRoute)
-	tenantID, serverID := r.PathValue("tenant_id"), r.PathValue("server_id")
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		writeOAuthError(w, &oauthError{http.StatusMethodNotAllowed, "invalid_request", "the token endpoint accepts POST only"})
+	if !requirePost(w, r, "the token endpoint") {
 		return
 	}
 	params, err := parseTokenParams(r)
@@ -51,42 +50,20 @@ func (g *Gateway) token(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, asOAuthError(err))
 		return
 	}
+	auth, oe := parseClientAuth(r, params, false)
+	if oe != nil {
+		writeOAuthError(w, oe)
+		return
+	}
 	req := &tokenv1.TokenRequest{
-		TenantId: tenantID, ServerId: serverID,
+		TenantId: r.PathValue("tenant_id"), ServerId: r.PathValue("server_id"),
 		GrantType: params["grant_type"], Scope: params["scope"], Username: params["username"],
 		Password: params["password"], RefreshToken: params["refresh_token"],
+		ClientId: auth.ClientId, ClientSecret: auth.ClientSecret, ClientAuthMethod: auth.ClientAuthMethod,
 		Parameters: make(map[string]string, len(params)),
 	}
 	if req.Username == "" {
 		req.Username = params["user_name"]
-	}
-	basicID, basicSecret, hasBasic, err := basicCredentials(r)
-	if err != nil {
-		writeOAuthError(w, err.(*oauthError))
-		return
-	}
-	switch {
-	case hasBasic:
-		if _, dup := params["client_secret"]; dup {
-			writeOAuthError(w, invalidRequest("use one client authentication method, not Basic and client_secret together"))
-			return
-		}
-		if id, ok := params["client_id"]; ok && id != basicID {
-			writeOAuthError(w, invalidRequest("client_id in the body does not match the Basic credentials"))
-			return
-		}
-		req.ClientId, req.ClientSecret = basicID, basicSecret
-		req.ClientAuthMethod = tokenv1.ClientAuthMethod_CLIENT_AUTH_METHOD_CLIENT_SECRET_BASIC
-	case params["client_secret"] != "":
-		req.ClientId, req.ClientSecret = params["client_id"], params["client_secret"]
-		req.ClientAuthMethod = tokenv1.ClientAuthMethod_CLIENT_AUTH_METHOD_CLIENT_SECRET_POST
-	default:
-		req.ClientId = params["client_id"]
-		req.ClientAuthMethod = tokenv1.ClientAuthMethod_CLIENT_AUTH_METHOD_NONE
-	}
-	if req.ClientId == "" {
-		writeOAuthError(w, &oauthError{http.StatusUnauthorized, "invalid_client", "client authentication is required"})
-		return
 	}
 	for k, v := range params {
 		if k != "client_secret" {
@@ -100,6 +77,69 @@ func (g *Gateway) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeTokenResponse(w, resp)
+}
+
+// requirePost answers 405 to anything but POST.
+func requirePost(w http.ResponseWriter, r *http.Request, what string) bool {
+	if r.Method == http.MethodPost {
+		return true
+	}
+	w.Header().Set("Allow", http.MethodPost)
+	writeOAuthError(w, &oauthError{http.StatusMethodNotAllowed, "invalid_request", what + " accepts POST only"})
+	return false
+}
+
+// parseClientAuth reads how the caller authenticates: HTTP Basic, client_id and client_secret in the body,
+// client_id alone (a public client) or, where allowBearer, `Authorization: Bearer` with an access token.
+// Without any of them it answers invalid_client.
+func parseClientAuth(r *http.Request, params map[string]string, allowBearer bool) (*tokenv1.CallerCredentials, *oauthError) {
+	c := &tokenv1.CallerCredentials{}
+	if allowBearer {
+		if tok, ok := bearerToken(r); ok {
+			if _, dup := params["client_secret"]; dup || params["client_id"] != "" {
+				return nil, invalidRequest("use one authentication method, not a Bearer token and client credentials together")
+			}
+			if tok == "" {
+				return nil, &oauthError{http.StatusUnauthorized, "invalid_token", "the Bearer token is empty"}
+			}
+			c.BearerToken = tok
+			return c, nil
+		}
+	}
+	basicID, basicSecret, hasBasic, err := basicCredentials(r)
+	if err != nil {
+		return nil, err.(*oauthError)
+	}
+	switch {
+	case hasBasic:
+		if _, dup := params["client_secret"]; dup {
+			return nil, invalidRequest("use one client authentication method, not Basic and client_secret together")
+		}
+		if id, ok := params["client_id"]; ok && id != basicID {
+			return nil, invalidRequest("client_id in the body does not match the Basic credentials")
+		}
+		c.ClientId, c.ClientSecret = basicID, basicSecret
+		c.ClientAuthMethod = tokenv1.ClientAuthMethod_CLIENT_AUTH_METHOD_CLIENT_SECRET_BASIC
+	case params["client_secret"] != "":
+		c.ClientId, c.ClientSecret = params["client_id"], params["client_secret"]
+		c.ClientAuthMethod = tokenv1.ClientAuthMethod_CLIENT_AUTH_METHOD_CLIENT_SECRET_POST
+	default:
+		c.ClientId = params["client_id"]
+		c.ClientAuthMethod = tokenv1.ClientAuthMethod_CLIENT_AUTH_METHOD_NONE
+	}
+	if c.ClientId == "" {
+		return nil, &oauthError{http.StatusUnauthorized, "invalid_client", "client authentication is required"}
+	}
+	return c, nil
+}
+
+// bearerToken reads `Authorization: Bearer …`.
+func bearerToken(r *http.Request) (string, bool) {
+	scheme, value, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !strings.EqualFold(scheme, "bearer") {
+		return "", false
+	}
+	return strings.TrimSpace(value), true
 }
 
 // parseTokenParams reads form, multipart or JSON bodies into single-valued parameters. A repeated parameter is
@@ -218,7 +258,10 @@ func writeOAuthError(w http.ResponseWriter, e *oauthError) {
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
-	if e.status == http.StatusUnauthorized {
+	switch {
+	case e.code == "invalid_token" || e.code == "insufficient_scope": // RFC 6750 section 3
+		h.Set("WWW-Authenticate", `Bearer realm="authplane", error="`+e.code+`"`)
+	case e.status == http.StatusUnauthorized:
 		h.Set("WWW-Authenticate", `Basic realm="authplane", charset="UTF-8"`)
 	}
 	w.WriteHeader(e.status)

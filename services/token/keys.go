@@ -24,6 +24,9 @@ import (
 // accessTokenType is the JOSE `typ` of access tokens (RFC 9068).
 const accessTokenType = "at+jwt"
 
+// signingAlgorithms are the algorithms the service signs with, the only ones a presented token may use.
+var signingAlgorithms = []jose.SignatureAlgorithm{jose.ES256}
+
 // workspaceKeys is a workspace's key material as the hot path needs it: the signer of the newest key, built
 // once (the private key is decrypted once per load, never per token), and the public keys for the JWKS and for
 // verifying. Every key belongs to one incarnation of the workspace (uid): keys of an earlier workspace of the

@@ -1,5 +1,5 @@
-// Package token is the token service: it issues access tokens at every workspace's token endpoint and owns the
-// workspaces' signing keys. Issuing is the hot path: in steady state a token request reads only memory (client
+// Package token is the token service: it issues access tokens at every workspace's token endpoint, introspects
+// and revokes them, and owns the workspaces' signing keys. Issuing is the hot path: in steady state a token request reads only memory (client
 // authentications, workspace metadata and signers are cached and dropped when the change bus announces a
 // change), so it costs one HMAC, one JSON encoding and one signature.
 package token
@@ -35,6 +35,8 @@ const (
 	// loadTimeout bounds a cache load, which runs detached from the request that triggered it because concurrent
 	// requests for the same key wait on it.
 	loadTimeout = 10 * time.Second
+	// revocationTTL is shorter: a revocation missed by another process must not stay unseen for long.
+	revocationTTL = 30 * time.Second
 )
 
 // Service implements authplane.token.v1.TokenService.
@@ -51,6 +53,7 @@ type Service struct {
 	keys          *cache.Cache[*workspaceKeys] // tenant/server
 	workspaces    *cache.Cache[*workspaceInfo] // tenant/server
 	clients       *cache.Cache[*authClient]    // tenant/client/server/secret-hash
+	revoked       *cache.Cache[revocations]    // tenant/
 	now           func() time.Time
 	grantHandlers map[string]grantHandler
 }
@@ -71,6 +74,7 @@ func New(ctx context.Context, d svc.Deps) (*Service, error) {
 		keys:         cache.New[*workspaceKeys](cacheTTL, 0),
 		workspaces:   cache.New[*workspaceInfo](cacheTTL, 0),
 		clients:      cache.New[*authClient](cacheTTL, 0),
+		revoked:      cache.New[revocations](revocationTTL, 0),
 		now:          time.Now,
 	}
 	if s.log == nil {
@@ -88,10 +92,12 @@ func New(ctx context.Context, d svc.Deps) (*Service, error) {
 	d.Bus.Subscribe(changes.Servers, func(key string) { dropWorkspaceKey(s.workspaces, key) })
 	d.Bus.Subscribe(changes.Clients, s.dropClient)
 	d.Bus.Subscribe(changes.Policies, func(key string) { dropTenant(s.clients, key) })
+	d.Bus.Subscribe(changes.Revocations, func(key string) { dropTenant(s.revoked, key) })
 	d.Bus.Subscribe(changes.Tenants, func(key string) {
 		dropTenant(s.keys, key)
 		dropTenant(s.workspaces, key)
 		dropTenant(s.clients, key)
+		dropTenant(s.revoked, key)
 	})
 	return s, nil
 }

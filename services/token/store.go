@@ -3,6 +3,7 @@ package token
 import (
 	"context"
 
+	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
 	"github.com/authplane/authplane/pkg/db"
@@ -28,6 +29,18 @@ CREATE UNIQUE INDEX token_signing_keys_generation ON token_signing_keys (tenant_
 ALTER TABLE token_signing_keys ADD COLUMN server_uid TEXT NOT NULL DEFAULT '';
 DROP INDEX token_signing_keys_generation;
 CREATE UNIQUE INDEX token_signing_keys_generation ON token_signing_keys (tenant_id, server_id, server_uid, generation)`},
+	{Version: 3, Name: "token revocations", SQL: `
+CREATE TABLE token_revocations (
+  tenant_id TEXT NOT NULL,
+  jti TEXT NOT NULL,
+  server_id TEXT NOT NULL,
+  token_type TEXT NOT NULL,
+  client_id TEXT NOT NULL,
+  expires_at {{bigint}} NOT NULL,
+  revoked_at {{bigint}} NOT NULL,
+  PRIMARY KEY (tenant_id, jti)
+);
+CREATE INDEX token_revocations_expiry ON token_revocations (tenant_id, expires_at)`},
 }
 
 // keyRow is one signing key of a workspace incarnation. The private key is a JWK sealed under the master key
@@ -46,6 +59,21 @@ type keyRow struct {
 }
 
 func (keyRow) TableName() string { return "token_signing_keys" }
+
+// revocationRow denies one token until it would have expired anyway (expires_at, Unix microseconds), when the
+// row is pruned. Access tokens are named by their jti; token_type leaves room for refresh tokens, named by
+// their own id.
+type revocationRow struct {
+	TenantID  string `gorm:"primaryKey"`
+	JTI       string `gorm:"primaryKey;column:jti"`
+	ServerID  string
+	TokenType string
+	ClientID  string
+	ExpiresAt int64
+	RevokedAt int64
+}
+
+func (revocationRow) TableName() string { return "token_revocations" }
 
 // store is the only code that touches the token service's tables.
 type store struct{ db *db.DB }
@@ -68,10 +96,39 @@ func (s *store) deleteOtherIncarnations(ctx context.Context, tenantID, serverID,
 	return db.Tenant(s.db.WithContext(ctx), tenantID).Where("server_id = ? AND server_uid <> ?", serverID, uid).Delete(&keyRow{}).Error
 }
 
+// deleteServerKeys deletes a workspace's keys and revocations (its tokens are void without the keys).
 func (s *store) deleteServerKeys(ctx context.Context, tenantID, serverID string) error {
-	return db.Tenant(s.db.WithContext(ctx), tenantID).Where("server_id = ?", serverID).Delete(&keyRow{}).Error
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := db.Tenant(tx, tenantID).Where("server_id = ?", serverID).Delete(&revocationRow{}).Error; err != nil {
+			return err
+		}
+		return db.Tenant(tx, tenantID).Where("server_id = ?", serverID).Delete(&keyRow{}).Error
+	})
 }
 
+// deleteTenantKeys deletes a tenant's keys and revocations (its tokens are void without the keys).
 func (s *store) deleteTenantKeys(ctx context.Context, tenantID string) error {
-	return db.Tenant(s.db.WithContext(ctx), tenantID).Delete(&keyRow{}).Error
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := db.Tenant(tx, tenantID).Delete(&revocationRow{}).Error; err != nil {
+			return err
+		}
+		return db.Tenant(tx, tenantID).Delete(&keyRow{}).Error
+	})
+}
+
+// revoke records a revocation; revoking a token twice keeps the first record.
+func (s *store) revoke(ctx context.Context, row *revocationRow) error {
+	return s.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(row).Error
+}
+
+// listRevocations returns a tenant's revocations of tokens that expire after now.
+func (s *store) listRevocations(ctx context.Context, tenantID string, now int64) ([]revocationRow, error) {
+	var rows []revocationRow
+	err := db.Tenant(s.db.WithContext(ctx), tenantID).Select("jti", "expires_at").Where("expires_at > ?", now).Find(&rows).Error
+	return rows, err
+}
+
+// pruneRevocations deletes a tenant's revocations of tokens that have expired by now.
+func (s *store) pruneRevocations(ctx context.Context, tenantID string, now int64) error {
+	return db.Tenant(s.db.WithContext(ctx), tenantID).Where("expires_at <= ?", now).Delete(&revocationRow{}).Error
 }

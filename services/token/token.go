@@ -57,7 +57,7 @@ func (s *Service) token(ctx context.Context, ws *workspaceInfo, req *tokenv1.Tok
 	if !ok || !platform.IsSupportedGrant(req.GrantType) {
 		return nil, apierr.OAuth("unsupported_grant_type", "grant type "+quote(req.GrantType)+" is not supported")
 	}
-	client, err := s.authenticate(ctx, ws, req)
+	client, err := s.authenticate(ctx, ws, req.ClientId, req.ClientSecret)
 	if err != nil {
 		return nil, err
 	}
@@ -133,16 +133,16 @@ func errClientAuth() *apierr.Error {
 // load only when they present the same secret. Looking up an HMAC under a key only this server holds leaks
 // nothing through timing, so no further comparison is needed. A change of the client (rotation, deletion,
 // update) or of its token policy drops its entries through the bus.
-func (s *Service) authenticate(ctx context.Context, ws *workspaceInfo, req *tokenv1.TokenRequest) (*authClient, error) {
-	if !platform.ValidClientID(req.ClientId) {
+func (s *Service) authenticate(ctx context.Context, ws *workspaceInfo, clientID, secret string) (*authClient, error) {
+	if !platform.ValidClientID(clientID) {
 		return nil, errClientAuth()
 	}
-	key := ws.tenantID + "/" + req.ClientId + "/" + ws.serverID + "/" + s.keyring.HashSecret(req.ClientSecret)
+	key := ws.tenantID + "/" + clientID + "/" + ws.serverID + "/" + s.keyring.HashSecret(secret)
 	c, err := s.clients.Get(ctx, key, func(ctx context.Context) (*authClient, error) {
 		ctx, cancel := detached(ctx)
 		defer cancel()
 		ac, err := s.clientAPI.AuthenticateClient(ctx, &clientv1.AuthenticateClientRequest{
-			TenantId: ws.tenantID, ServerId: ws.serverID, ClientId: req.ClientId, ClientSecret: req.ClientSecret,
+			TenantId: ws.tenantID, ServerId: ws.serverID, ClientId: clientID, ClientSecret: secret,
 		})
 		if err != nil {
 			switch status.Code(err) {
@@ -152,11 +152,11 @@ func (s *Service) authenticate(ctx context.Context, ws *workspaceInfo, req *toke
 			return nil, remoteFailure(err, "client authentication")
 		}
 		cl := ac.GetClient()
-		if cl.GetClientId() != req.ClientId || (cl.GetAuthorizationServerId() != "" && cl.GetAuthorizationServerId() != ws.serverID) {
+		if cl.GetClientId() != clientID || (cl.GetAuthorizationServerId() != "" && cl.GetAuthorizationServerId() != ws.serverID) {
 			return nil, errClientAuth()
 		}
 		c := newAuthClient(ac)
-		if !c.public && req.ClientSecret == "" {
+		if !c.public && secret == "" {
 			return nil, errClientAuth() // a confidential client always presents its secret
 		}
 		return c, nil

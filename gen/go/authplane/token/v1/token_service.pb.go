@@ -590,6 +590,371 @@ func (x *DeleteServerKeysRequest) GetServerId() string {
 	return ""
 }
 
+// Who calls the introspection or revocation endpoint, as the gateway parsed it: client credentials (as in
+// TokenRequest) or a Bearer access token.
+type CallerCredentials struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	ClientId         string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	ClientSecret     string                 `protobuf:"bytes,2,opt,name=client_secret,json=clientSecret,proto3" json:"client_secret,omitempty"`
+	ClientAuthMethod ClientAuthMethod       `protobuf:"varint,3,opt,name=client_auth_method,json=clientAuthMethod,proto3,enum=authplane.token.v1.ClientAuthMethod" json:"client_auth_method,omitempty"`
+	// An access token of the same workspace with scope `introspect_tokens`, instead of client credentials.
+	BearerToken   string `protobuf:"bytes,4,opt,name=bearer_token,json=bearerToken,proto3" json:"bearer_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CallerCredentials) Reset() {
+	*x = CallerCredentials{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallerCredentials) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallerCredentials) ProtoMessage() {}
+
+func (x *CallerCredentials) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallerCredentials.ProtoReflect.Descriptor instead.
+func (*CallerCredentials) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *CallerCredentials) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *CallerCredentials) GetClientSecret() string {
+	if x != nil {
+		return x.ClientSecret
+	}
+	return ""
+}
+
+func (x *CallerCredentials) GetClientAuthMethod() ClientAuthMethod {
+	if x != nil {
+		return x.ClientAuthMethod
+	}
+	return ClientAuthMethod_CLIENT_AUTH_METHOD_UNSPECIFIED
+}
+
+func (x *CallerCredentials) GetBearerToken() string {
+	if x != nil {
+		return x.BearerToken
+	}
+	return ""
+}
+
+type IntrospectRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ServerId string                 `protobuf:"bytes,2,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	// The token to introspect.
+	Token string `protobuf:"bytes,3,opt,name=token,proto3" json:"token,omitempty"`
+	// `access_token` or `refresh_token`; a hint only.
+	TokenTypeHint string             `protobuf:"bytes,4,opt,name=token_type_hint,json=tokenTypeHint,proto3" json:"token_type_hint,omitempty"`
+	Caller        *CallerCredentials `protobuf:"bytes,5,opt,name=caller,proto3" json:"caller,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IntrospectRequest) Reset() {
+	*x = IntrospectRequest{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IntrospectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IntrospectRequest) ProtoMessage() {}
+
+func (x *IntrospectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IntrospectRequest.ProtoReflect.Descriptor instead.
+func (*IntrospectRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *IntrospectRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *IntrospectRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *IntrospectRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *IntrospectRequest) GetTokenTypeHint() string {
+	if x != nil {
+		return x.TokenTypeHint
+	}
+	return ""
+}
+
+func (x *IntrospectRequest) GetCaller() *CallerCredentials {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
+// RFC 7662 section 2.2. Only `active` is set for an inactive token.
+type IntrospectResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Active   bool                   `protobuf:"varint,1,opt,name=active,proto3" json:"active,omitempty"`
+	Sub      string                 `protobuf:"bytes,2,opt,name=sub,proto3" json:"sub,omitempty"`
+	ClientId string                 `protobuf:"bytes,3,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// Space-separated.
+	Scope string `protobuf:"bytes,4,opt,name=scope,proto3" json:"scope,omitempty"`
+	// Unix seconds.
+	Exp int64 `protobuf:"varint,5,opt,name=exp,proto3" json:"exp,omitempty"`
+	// Unix seconds.
+	Iat int64  `protobuf:"varint,6,opt,name=iat,proto3" json:"iat,omitempty"`
+	Iss string `protobuf:"bytes,7,opt,name=iss,proto3" json:"iss,omitempty"`
+	// `Bearer`.
+	TokenType string   `protobuf:"bytes,8,opt,name=token_type,json=tokenType,proto3" json:"token_type,omitempty"`
+	Aud       []string `protobuf:"bytes,9,rep,name=aud,proto3" json:"aud,omitempty"`
+	Jti       string   `protobuf:"bytes,10,opt,name=jti,proto3" json:"jti,omitempty"`
+	// The tenant and workspace that issued the token.
+	Tid           string `protobuf:"bytes,11,opt,name=tid,proto3" json:"tid,omitempty"`
+	Aid           string `protobuf:"bytes,12,opt,name=aid,proto3" json:"aid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IntrospectResponse) Reset() {
+	*x = IntrospectResponse{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IntrospectResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IntrospectResponse) ProtoMessage() {}
+
+func (x *IntrospectResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IntrospectResponse.ProtoReflect.Descriptor instead.
+func (*IntrospectResponse) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *IntrospectResponse) GetActive() bool {
+	if x != nil {
+		return x.Active
+	}
+	return false
+}
+
+func (x *IntrospectResponse) GetSub() string {
+	if x != nil {
+		return x.Sub
+	}
+	return ""
+}
+
+func (x *IntrospectResponse) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *IntrospectResponse) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *IntrospectResponse) GetExp() int64 {
+	if x != nil {
+		return x.Exp
+	}
+	return 0
+}
+
+func (x *IntrospectResponse) GetIat() int64 {
+	if x != nil {
+		return x.Iat
+	}
+	return 0
+}
+
+func (x *IntrospectResponse) GetIss() string {
+	if x != nil {
+		return x.Iss
+	}
+	return ""
+}
+
+func (x *IntrospectResponse) GetTokenType() string {
+	if x != nil {
+		return x.TokenType
+	}
+	return ""
+}
+
+func (x *IntrospectResponse) GetAud() []string {
+	if x != nil {
+		return x.Aud
+	}
+	return nil
+}
+
+func (x *IntrospectResponse) GetJti() string {
+	if x != nil {
+		return x.Jti
+	}
+	return ""
+}
+
+func (x *IntrospectResponse) GetTid() string {
+	if x != nil {
+		return x.Tid
+	}
+	return ""
+}
+
+func (x *IntrospectResponse) GetAid() string {
+	if x != nil {
+		return x.Aid
+	}
+	return ""
+}
+
+type RevokeRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ServerId string                 `protobuf:"bytes,2,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	// The token to revoke.
+	Token string `protobuf:"bytes,3,opt,name=token,proto3" json:"token,omitempty"`
+	// `access_token` or `refresh_token`; a hint only.
+	TokenTypeHint string             `protobuf:"bytes,4,opt,name=token_type_hint,json=tokenTypeHint,proto3" json:"token_type_hint,omitempty"`
+	Caller        *CallerCredentials `protobuf:"bytes,5,opt,name=caller,proto3" json:"caller,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeRequest) Reset() {
+	*x = RevokeRequest{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeRequest) ProtoMessage() {}
+
+func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeRequest.ProtoReflect.Descriptor instead.
+func (*RevokeRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RevokeRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *RevokeRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *RevokeRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *RevokeRequest) GetTokenTypeHint() string {
+	if x != nil {
+		return x.TokenTypeHint
+	}
+	return ""
+}
+
+func (x *RevokeRequest) GetCaller() *CallerCredentials {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
 var File_authplane_token_v1_token_service_proto protoreflect.FileDescriptor
 
 const file_authplane_token_v1_token_service_proto_rawDesc = "" +
@@ -642,15 +1007,50 @@ const file_authplane_token_v1_token_service_proto_rawDesc = "" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\"S\n" +
 	"\x17DeleteServerKeysRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
-	"\tserver_id\x18\x02 \x01(\tR\bserverId*\xaa\x01\n" +
+	"\tserver_id\x18\x02 \x01(\tR\bserverId\"\xcc\x01\n" +
+	"\x11CallerCredentials\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12#\n" +
+	"\rclient_secret\x18\x02 \x01(\tR\fclientSecret\x12R\n" +
+	"\x12client_auth_method\x18\x03 \x01(\x0e2$.authplane.token.v1.ClientAuthMethodR\x10clientAuthMethod\x12!\n" +
+	"\fbearer_token\x18\x04 \x01(\tR\vbearerToken\"\xca\x01\n" +
+	"\x11IntrospectRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tserver_id\x18\x02 \x01(\tR\bserverId\x12\x14\n" +
+	"\x05token\x18\x03 \x01(\tR\x05token\x12&\n" +
+	"\x0ftoken_type_hint\x18\x04 \x01(\tR\rtokenTypeHint\x12=\n" +
+	"\x06caller\x18\x05 \x01(\v2%.authplane.token.v1.CallerCredentialsR\x06caller\"\x8e\x02\n" +
+	"\x12IntrospectResponse\x12\x16\n" +
+	"\x06active\x18\x01 \x01(\bR\x06active\x12\x10\n" +
+	"\x03sub\x18\x02 \x01(\tR\x03sub\x12\x1b\n" +
+	"\tclient_id\x18\x03 \x01(\tR\bclientId\x12\x14\n" +
+	"\x05scope\x18\x04 \x01(\tR\x05scope\x12\x10\n" +
+	"\x03exp\x18\x05 \x01(\x03R\x03exp\x12\x10\n" +
+	"\x03iat\x18\x06 \x01(\x03R\x03iat\x12\x10\n" +
+	"\x03iss\x18\a \x01(\tR\x03iss\x12\x1d\n" +
+	"\n" +
+	"token_type\x18\b \x01(\tR\ttokenType\x12\x10\n" +
+	"\x03aud\x18\t \x03(\tR\x03aud\x12\x10\n" +
+	"\x03jti\x18\n" +
+	" \x01(\tR\x03jti\x12\x10\n" +
+	"\x03tid\x18\v \x01(\tR\x03tid\x12\x10\n" +
+	"\x03aid\x18\f \x01(\tR\x03aid\"\xc6\x01\n" +
+	"\rRevokeRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tserver_id\x18\x02 \x01(\tR\bserverId\x12\x14\n" +
+	"\x05token\x18\x03 \x01(\tR\x05token\x12&\n" +
+	"\x0ftoken_type_hint\x18\x04 \x01(\tR\rtokenTypeHint\x12=\n" +
+	"\x06caller\x18\x05 \x01(\v2%.authplane.token.v1.CallerCredentialsR\x06caller*\xaa\x01\n" +
 	"\x10ClientAuthMethod\x12\"\n" +
 	"\x1eCLIENT_AUTH_METHOD_UNSPECIFIED\x10\x00\x12*\n" +
 	"&CLIENT_AUTH_METHOD_CLIENT_SECRET_BASIC\x10\x01\x12)\n" +
 	"%CLIENT_AUTH_METHOD_CLIENT_SECRET_POST\x10\x02\x12\x1b\n" +
-	"\x17CLIENT_AUTH_METHOD_NONE\x10\x032\xef\x02\n" +
+	"\x17CLIENT_AUTH_METHOD_NONE\x10\x032\x9d\x04\n" +
 	"\fTokenService\x12R\n" +
 	"\x05Token\x12 .authplane.token.v1.TokenRequest\x1a!.authplane.token.v1.TokenResponse\"\x04\xc8\xf3\x18\x01\x12M\n" +
-	"\aGetJWKS\x12\".authplane.token.v1.GetJWKSRequest\x1a\x18.authplane.token.v1.JWKS\"\x04\xc8\xf3\x18\x01\x12]\n" +
+	"\aGetJWKS\x12\".authplane.token.v1.GetJWKSRequest\x1a\x18.authplane.token.v1.JWKS\"\x04\xc8\xf3\x18\x01\x12a\n" +
+	"\n" +
+	"Introspect\x12%.authplane.token.v1.IntrospectRequest\x1a&.authplane.token.v1.IntrospectResponse\"\x04\xc8\xf3\x18\x01\x12I\n" +
+	"\x06Revoke\x12!.authplane.token.v1.RevokeRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x01\x12]\n" +
 	"\x10DeleteServerKeys\x12+.authplane.token.v1.DeleteServerKeysRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x04\x12]\n" +
 	"\x10DeleteTenantData\x12+.authplane.token.v1.DeleteTenantDataRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x02BBZ@github.com/authplane/authplane/gen/go/authplane/token/v1;tokenv1b\x06proto3"
 
@@ -667,7 +1067,7 @@ func file_authplane_token_v1_token_service_proto_rawDescGZIP() []byte {
 }
 
 var file_authplane_token_v1_token_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_authplane_token_v1_token_service_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_authplane_token_v1_token_service_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_authplane_token_v1_token_service_proto_goTypes = []any{
 	(ClientAuthMethod)(0),           // 0: authplane.token.v1.ClientAuthMethod
 	(*TokenRequest)(nil),            // 1: authplane.token.v1.TokenRequest
@@ -677,26 +1077,37 @@ var file_authplane_token_v1_token_service_proto_goTypes = []any{
 	(*JWKS)(nil),                    // 5: authplane.token.v1.JWKS
 	(*DeleteTenantDataRequest)(nil), // 6: authplane.token.v1.DeleteTenantDataRequest
 	(*DeleteServerKeysRequest)(nil), // 7: authplane.token.v1.DeleteServerKeysRequest
-	nil,                             // 8: authplane.token.v1.TokenRequest.ParametersEntry
-	(*emptypb.Empty)(nil),           // 9: google.protobuf.Empty
+	(*CallerCredentials)(nil),       // 8: authplane.token.v1.CallerCredentials
+	(*IntrospectRequest)(nil),       // 9: authplane.token.v1.IntrospectRequest
+	(*IntrospectResponse)(nil),      // 10: authplane.token.v1.IntrospectResponse
+	(*RevokeRequest)(nil),           // 11: authplane.token.v1.RevokeRequest
+	nil,                             // 12: authplane.token.v1.TokenRequest.ParametersEntry
+	(*emptypb.Empty)(nil),           // 13: google.protobuf.Empty
 }
 var file_authplane_token_v1_token_service_proto_depIdxs = []int32{
-	0, // 0: authplane.token.v1.TokenRequest.client_auth_method:type_name -> authplane.token.v1.ClientAuthMethod
-	8, // 1: authplane.token.v1.TokenRequest.parameters:type_name -> authplane.token.v1.TokenRequest.ParametersEntry
-	4, // 2: authplane.token.v1.JWKS.keys:type_name -> authplane.token.v1.JWK
-	1, // 3: authplane.token.v1.TokenService.Token:input_type -> authplane.token.v1.TokenRequest
-	3, // 4: authplane.token.v1.TokenService.GetJWKS:input_type -> authplane.token.v1.GetJWKSRequest
-	7, // 5: authplane.token.v1.TokenService.DeleteServerKeys:input_type -> authplane.token.v1.DeleteServerKeysRequest
-	6, // 6: authplane.token.v1.TokenService.DeleteTenantData:input_type -> authplane.token.v1.DeleteTenantDataRequest
-	2, // 7: authplane.token.v1.TokenService.Token:output_type -> authplane.token.v1.TokenResponse
-	5, // 8: authplane.token.v1.TokenService.GetJWKS:output_type -> authplane.token.v1.JWKS
-	9, // 9: authplane.token.v1.TokenService.DeleteServerKeys:output_type -> google.protobuf.Empty
-	9, // 10: authplane.token.v1.TokenService.DeleteTenantData:output_type -> google.protobuf.Empty
-	7, // [7:11] is the sub-list for method output_type
-	3, // [3:7] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	0,  // 0: authplane.token.v1.TokenRequest.client_auth_method:type_name -> authplane.token.v1.ClientAuthMethod
+	12, // 1: authplane.token.v1.TokenRequest.parameters:type_name -> authplane.token.v1.TokenRequest.ParametersEntry
+	4,  // 2: authplane.token.v1.JWKS.keys:type_name -> authplane.token.v1.JWK
+	0,  // 3: authplane.token.v1.CallerCredentials.client_auth_method:type_name -> authplane.token.v1.ClientAuthMethod
+	8,  // 4: authplane.token.v1.IntrospectRequest.caller:type_name -> authplane.token.v1.CallerCredentials
+	8,  // 5: authplane.token.v1.RevokeRequest.caller:type_name -> authplane.token.v1.CallerCredentials
+	1,  // 6: authplane.token.v1.TokenService.Token:input_type -> authplane.token.v1.TokenRequest
+	3,  // 7: authplane.token.v1.TokenService.GetJWKS:input_type -> authplane.token.v1.GetJWKSRequest
+	9,  // 8: authplane.token.v1.TokenService.Introspect:input_type -> authplane.token.v1.IntrospectRequest
+	11, // 9: authplane.token.v1.TokenService.Revoke:input_type -> authplane.token.v1.RevokeRequest
+	7,  // 10: authplane.token.v1.TokenService.DeleteServerKeys:input_type -> authplane.token.v1.DeleteServerKeysRequest
+	6,  // 11: authplane.token.v1.TokenService.DeleteTenantData:input_type -> authplane.token.v1.DeleteTenantDataRequest
+	2,  // 12: authplane.token.v1.TokenService.Token:output_type -> authplane.token.v1.TokenResponse
+	5,  // 13: authplane.token.v1.TokenService.GetJWKS:output_type -> authplane.token.v1.JWKS
+	10, // 14: authplane.token.v1.TokenService.Introspect:output_type -> authplane.token.v1.IntrospectResponse
+	13, // 15: authplane.token.v1.TokenService.Revoke:output_type -> google.protobuf.Empty
+	13, // 16: authplane.token.v1.TokenService.DeleteServerKeys:output_type -> google.protobuf.Empty
+	13, // 17: authplane.token.v1.TokenService.DeleteTenantData:output_type -> google.protobuf.Empty
+	12, // [12:18] is the sub-list for method output_type
+	6,  // [6:12] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_authplane_token_v1_token_service_proto_init() }
@@ -710,7 +1121,7 @@ func file_authplane_token_v1_token_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_authplane_token_v1_token_service_proto_rawDesc), len(file_authplane_token_v1_token_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   8,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,6 +22,8 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	TokenService_Token_FullMethodName            = "/authplane.token.v1.TokenService/Token"
 	TokenService_GetJWKS_FullMethodName          = "/authplane.token.v1.TokenService/GetJWKS"
+	TokenService_Introspect_FullMethodName       = "/authplane.token.v1.TokenService/Introspect"
+	TokenService_Revoke_FullMethodName           = "/authplane.token.v1.TokenService/Revoke"
 	TokenService_DeleteServerKeys_FullMethodName = "/authplane.token.v1.TokenService/DeleteServerKeys"
 	TokenService_DeleteTenantData_FullMethodName = "/authplane.token.v1.TokenService/DeleteTenantData"
 )
@@ -30,14 +32,24 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// TokenService issues and signs tokens and owns every workspace's signing keys. Its HTTP face is the data plane
-// (`/{tenant_id}/{server_id}/oauth2/token`, `/.well-known/jwks.json`), served by the gateway.
+// TokenService issues, signs, introspects and revokes tokens and owns every workspace's signing keys. Its HTTP
+// face is the data plane (`/{tenant_id}/{server_id}/oauth2/token`, `…/oauth2/introspect`, `…/oauth2/revoke`,
+// `/.well-known/jwks.json`), served by the gateway.
 type TokenServiceClient interface {
 	// Handles one token request (RFC 6749 section 4). Errors carry the OAuth error code as the reason of a
 	// google.rpc.ErrorInfo detail in the `oauth2` domain.
 	Token(ctx context.Context, in *TokenRequest, opts ...grpc.CallOption) (*TokenResponse, error)
 	// The public signing keys of a workspace.
 	GetJWKS(ctx context.Context, in *GetJWKSRequest, opts ...grpc.CallOption) (*JWKS, error)
+	// Token introspection (RFC 7662) at `/{tenant_id}/{server_id}/oauth2/introspect`. Public: the caller
+	// authenticates in the request itself, as a client of the workspace or with a Bearer access token of the
+	// workspace carrying scope `introspect_tokens`. Any token that is not an active access token of this workspace
+	// the caller may see answers `active: false`.
+	Introspect(ctx context.Context, in *IntrospectRequest, opts ...grpc.CallOption) (*IntrospectResponse, error)
+	// Token revocation (RFC 7009) at `/{tenant_id}/{server_id}/oauth2/revoke`, authenticated as Introspect. It
+	// succeeds for any token, known or not; an access token of this workspace that the caller may see stops being
+	// active at once.
+	Revoke(ctx context.Context, in *RevokeRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
 	// Deletes the signing keys of a workspace (called when the workspace is deleted).
 	DeleteServerKeys(ctx context.Context, in *DeleteServerKeysRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
 	// Deletes every signing key of a tenant; its tokens stop verifying at once.
@@ -72,6 +84,26 @@ func (c *tokenServiceClient) GetJWKS(ctx context.Context, in *GetJWKSRequest, op
 	return out, nil
 }
 
+func (c *tokenServiceClient) Introspect(ctx context.Context, in *IntrospectRequest, opts ...grpc.CallOption) (*IntrospectResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(IntrospectResponse)
+	err := c.cc.Invoke(ctx, TokenService_Introspect_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) Revoke(ctx context.Context, in *RevokeRequest, opts ...grpc.CallOption) (*emptypb.Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(emptypb.Empty)
+	err := c.cc.Invoke(ctx, TokenService_Revoke_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *tokenServiceClient) DeleteServerKeys(ctx context.Context, in *DeleteServerKeysRequest, opts ...grpc.CallOption) (*emptypb.Empty, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(emptypb.Empty)
@@ -96,14 +128,24 @@ func (c *tokenServiceClient) DeleteTenantData(ctx context.Context, in *DeleteTen
 // All implementations must embed UnimplementedTokenServiceServer
 // for forward compatibility.
 //
-// TokenService issues and signs tokens and owns every workspace's signing keys. Its HTTP face is the data plane
-// (`/{tenant_id}/{server_id}/oauth2/token`, `/.well-known/jwks.json`), served by the gateway.
+// TokenService issues, signs, introspects and revokes tokens and owns every workspace's signing keys. Its HTTP
+// face is the data plane (`/{tenant_id}/{server_id}/oauth2/token`, `…/oauth2/introspect`, `…/oauth2/revoke`,
+// `/.well-known/jwks.json`), served by the gateway.
 type TokenServiceServer interface {
 	// Handles one token request (RFC 6749 section 4). Errors carry the OAuth error code as the reason of a
 	// google.rpc.ErrorInfo detail in the `oauth2` domain.
 	Token(context.Context, *TokenRequest) (*TokenResponse, error)
 	// The public signing keys of a workspace.
 	GetJWKS(context.Context, *GetJWKSRequest) (*JWKS, error)
+	// Token introspection (RFC 7662) at `/{tenant_id}/{server_id}/oauth2/introspect`. Public: the caller
+	// authenticates in the request itself, as a client of the workspace or with a Bearer access token of the
+	// workspace carrying scope `introspect_tokens`. Any token that is not an active access token of this workspace
+	// the caller may see answers `active: false`.
+	Introspect(context.Context, *IntrospectRequest) (*IntrospectResponse, error)
+	// Token revocation (RFC 7009) at `/{tenant_id}/{server_id}/oauth2/revoke`, authenticated as Introspect. It
+	// succeeds for any token, known or not; an access token of this workspace that the caller may see stops being
+	// active at once.
+	Revoke(context.Context, *RevokeRequest) (*emptypb.Empty, error)
 	// Deletes the signing keys of a workspace (called when the workspace is deleted).
 	DeleteServerKeys(context.Context, *DeleteServerKeysRequest) (*emptypb.Empty, error)
 	// Deletes every signing key of a tenant; its tokens stop verifying at once.
@@ -123,6 +165,12 @@ func (UnimplementedTokenServiceServer) Token(context.Context, *TokenRequest) (*T
 }
 func (UnimplementedTokenServiceServer) GetJWKS(context.Context, *GetJWKSRequest) (*JWKS, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetJWKS not implemented")
+}
+func (UnimplementedTokenServiceServer) Introspect(context.Context, *IntrospectRequest) (*IntrospectResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Introspect not implemented")
+}
+func (UnimplementedTokenServiceServer) Revoke(context.Context, *RevokeRequest) (*emptypb.Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method Revoke not implemented")
 }
 func (UnimplementedTokenServiceServer) DeleteServerKeys(context.Context, *DeleteServerKeysRequest) (*emptypb.Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteServerKeys not implemented")
@@ -187,6 +235,42 @@ func _TokenService_GetJWKS_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TokenService_Introspect_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(IntrospectRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).Introspect(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_Introspect_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).Introspect(ctx, req.(*IntrospectRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_Revoke_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).Revoke(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_Revoke_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).Revoke(ctx, req.(*RevokeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _TokenService_DeleteServerKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(DeleteServerKeysRequest)
 	if err := dec(in); err != nil {
@@ -237,6 +321,14 @@ var TokenService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetJWKS",
 			Handler:    _TokenService_GetJWKS_Handler,
+		},
+		{
+			MethodName: "Introspect",
+			Handler:    _TokenService_Introspect_Handler,
+		},
+		{
+			MethodName: "Revoke",
+			Handler:    _TokenService_Revoke_Handler,
 		},
 		{
 			MethodName: "DeleteServerKeys",

@@ -1,0 +1,72 @@
+package token
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
+	"github.com/authplane/authplane/pkg/db"
+)
+
+func introspectAs(h *harness, tok string) (*tokenv1.IntrospectResponse, error) {
+	return h.svc.Introspect(context.Background(), &tokenv1.IntrospectRequest{
+		TenantId: "acme", ServerId: "orders", Token: tok,
+		Caller: &tokenv1.CallerCredentials{ClientId: "cli-1", ClientSecret: "secret-1"},
+	})
+}
+
+func TestWarmIntrospectionTouchesNoDatabaseAndNoOtherService(t *testing.T) {
+	h := newHarness(t, sqliteURL(t))
+	ctx := context.Background()
+	resp, err := h.svc.Token(ctx, ccRequest("cli-1", "secret-1", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := introspectAs(h, resp.AccessToken); err != nil || !r.Active {
+		t.Fatalf("%v %v", r, err)
+	}
+	queries := countQueries(t, h.db)
+	wsCalls, clientCalls := h.ws.calls.Load(), h.clients.calls.Load()
+	for i := 0; i < 50; i++ {
+		if r, err := introspectAs(h, resp.AccessToken); err != nil || !r.Active {
+			t.Fatalf("%v %v", r, err)
+		}
+	}
+	if n := queries.n.Load(); n != 0 {
+		t.Errorf("50 warm introspections ran %d database statements, want 0", n)
+	}
+	if h.ws.calls.Load() != wsCalls || h.clients.calls.Load() != clientCalls {
+		t.Error("warm introspections called other services")
+	}
+}
+
+func TestRevocationPrunesExpiredRows(t *testing.T) {
+	forEachDB(t, func(t *testing.T, url string) {
+		h := newHarness(t, url)
+		ctx := context.Background()
+		past := time.Now().Add(-time.Minute).UnixMicro()
+		if err := h.svc.store.revoke(ctx, &revocationRow{TenantID: "acme", JTI: "expired", ServerID: "orders",
+			TokenType: tokenTypeAccess, ClientID: "cli-1", ExpiresAt: past, RevokedAt: past}); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := h.svc.Token(ctx, ccRequest("cli-1", "secret-1", ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.svc.Revoke(ctx, &tokenv1.RevokeRequest{TenantId: "acme", ServerId: "orders", Token: resp.AccessToken,
+			Caller: &tokenv1.CallerCredentials{ClientId: "cli-1", ClientSecret: "secret-1"}}); err != nil {
+			t.Fatal(err)
+		}
+		var rows []revocationRow
+		if err := db.Tenant(h.db.DB, "acme").Find(&rows).Error; err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != 1 || rows[0].JTI == "expired" || rows[0].TokenType != tokenTypeAccess || rows[0].ClientID != "cli-1" {
+			t.Fatalf("revocations after pruning: %+v", rows)
+		}
+		if r, err := introspectAs(h, resp.AccessToken); err != nil || r.Active {
+			t.Fatalf("the revoked token: %v %v", r, err)
+		}
+	})
+}
