@@ -12,7 +12,7 @@ import (
 const (
 	bcryptImport  = "$2b$10$oWhqpdSTJnfVPwmoTYiYCOwGKIFbovVceke2eC5XO7HRK5itMxoiO" // import-me-please
 	argonImport   = "$argon2id$v=19$m=65536,t=3,p=2$VgeUZOZYD7TJ0Xap/6lKHg$WTp5sAASdLtQ/LPrhNKgdynMm0puY62ccDSGCuZTdzI"
-	passlibSHA256 = "$pbkdf2-sha256$6400$0ZrzXitFSGltTQnBWOsdAw$Y11AchqV4b0sUisdZd0Xr97KWoymNE0LNNrnEgY4H9M" // password
+	passlibSHA256 = "$pbkdf2-sha256$6400$0ZrzXitFSGltTQnBWOsdAw$Y11AchqV4b0sUisdZd0Xr97KWoymNE0LNNrnEgY4H9M"        // password
 	phcSHA256     = "$pbkdf2-sha256$i=1000,l=32$c2FsdHlzYWx0eXNhbHQhIQ$aGWa31/7C/cvYLrwTi4StwxI7YGsRlqFayRjebsjYx4" // pässword
 	passlibSHA512 = "$pbkdf2-sha512$2000$c2FsdHlzYWx0eXNhbHQhIQ$Bg885GjMVBX/AJK6CsBPuLm.6axqlDd7iWAhYry6WHQRaQv0Pqx.qzC3a1oB0YbQ4kP5bpHnb1Xv4hVjThcJGw"
 )

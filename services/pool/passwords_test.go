@@ -18,9 +18,9 @@ import (
 // Hashes as other systems export them (bcrypt cost 10 and argon2id m=64MiB,t=3,p=2 as in the acceptance script;
 // PBKDF2 in passlib's documented form).
 const (
-	bcryptHash = "$2b$10$oWhqpdSTJnfVPwmoTYiYCOwGKIFbovVceke2eC5XO7HRK5itMxoiO"                                   // import-me-please
+	bcryptHash = "$2b$10$oWhqpdSTJnfVPwmoTYiYCOwGKIFbovVceke2eC5XO7HRK5itMxoiO"                                      // import-me-please
 	argonHash  = "$argon2id$v=19$m=65536,t=3,p=2$VgeUZOZYD7TJ0Xap/6lKHg$WTp5sAASdLtQ/LPrhNKgdynMm0puY62ccDSGCuZTdzI" // argon-import-pass
-	pbkdfHash  = "$pbkdf2-sha256$6400$0ZrzXitFSGltTQnBWOsdAw$Y11AchqV4b0sUisdZd0Xr97KWoymNE0LNNrnEgY4H9M"          // password
+	pbkdfHash  = "$pbkdf2-sha256$6400$0ZrzXitFSGltTQnBWOsdAw$Y11AchqV4b0sUisdZd0Xr97KWoymNE0LNNrnEgY4H9M"            // password
 )
 
 func TestVerifyResults(t *testing.T) {
