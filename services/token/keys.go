@@ -34,7 +34,7 @@ var signingAlgorithms = []jose.SignatureAlgorithm{jose.ES256}
 type workspaceKeys struct {
 	uid    string
 	kid    string
-	signer jose.Signer // safe for concurrent use
+	signer *es256Signer // safe for concurrent use
 	public []*tokenv1.JWK
 	verify jose.JSONWebKeySet
 }
@@ -110,7 +110,7 @@ func publicJWK(row *keyRow) (*tokenv1.JWK, error) {
 // workspaceKeys returns the keys of the workspace's current incarnation from memory, loading (and on first use
 // creating) them once.
 func (s *Service) workspaceKeys(ctx context.Context, ws *workspaceInfo) (*workspaceKeys, error) {
-	key := ws.tenantID + "/" + ws.serverID
+	key := ws.key
 	load := func(ctx context.Context) (*workspaceKeys, error) {
 		ctx, cancel := detached(ctx)
 		defer cancel()
@@ -169,8 +169,7 @@ func (s *Service) loadKeys(ctx context.Context, ws *workspaceInfo) (*workspaceKe
 	if err != nil {
 		return nil, apierr.Wrap(err, "open signing key")
 	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(newest.Alg), Key: private},
-		(&jose.SignerOptions{}).WithType(accessTokenType))
+	signer, err := newES256Signer(private, accessTokenType)
 	if err != nil {
 		return nil, apierr.Wrap(err, "build signer")
 	}
@@ -206,14 +205,14 @@ func ownKeys(rows []keyRow, uid string) []keyRow {
 func (s *Service) dropOtherIncarnations(ctx context.Context, ws *workspaceInfo) error {
 	md, err := s.workspaceAPI.GetServerMetadata(ctx, &workspacev1.GetServerMetadataRequest{TenantId: ws.tenantID, ServerId: ws.serverID})
 	if status.Code(err) == codes.NotFound {
-		s.workspaces.Invalidate(ws.tenantID + "/" + ws.serverID)
+		s.workspaces.Invalidate(ws.key)
 		return apierr.NotFound("authorization server %q not found", ws.serverID)
 	}
 	if err != nil {
 		return remoteFailure(err, "read workspace metadata")
 	}
 	if md.Uid != ws.uid {
-		s.workspaces.Invalidate(ws.tenantID + "/" + ws.serverID)
+		s.workspaces.Invalidate(ws.key)
 		return errWorkspaceChanged()
 	}
 	if err := s.store.deleteOtherIncarnations(ctx, ws.tenantID, ws.serverID, ws.uid); err != nil {

@@ -1,6 +1,9 @@
 package token
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestScopePatterns(t *testing.T) {
 	tests := []struct {
@@ -50,6 +53,17 @@ func TestScopeRuleGrantsRegisteredScopesAndPatterns(t *testing.T) {
 	} {
 		if got := r.allows(scope); got != want {
 			t.Errorf("allows(%q) = %v, want %v", scope, got, want)
+		}
+	}
+}
+
+func TestNormalizeScopeMatchesFieldsAndJoin(t *testing.T) {
+	for _, in := range []string{
+		"a", "a b", "a  b", " a b", "a b ", "a\tb", "a\nb", "a\u00a0b", "a\u0085b", "", " ", "orders:webhooks/a/b x",
+	} {
+		want := strings.Join(strings.Fields(in), " ")
+		if got := normalizeScope(in); got != want {
+			t.Errorf("normalizeScope(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

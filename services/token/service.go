@@ -52,8 +52,9 @@ type Service struct {
 	workspaceAPI  workspacev1.WorkspaceServiceClient
 	keys          *cache.Cache[*workspaceKeys] // tenant/server
 	workspaces    *cache.Cache[*workspaceInfo] // tenant/server
-	clients       *cache.Cache[*authClient]    // tenant/client/server/secret-hash
-	revoked       *cache.Cache[revocations]    // tenant/
+	clients       *cache.Cache[*authClient]    // tenant/client/server/secret-hash (clientKeys)
+	clientKeys    *clientKeys
+	revoked       *cache.Cache[revocations] // tenant/
 	now           func() time.Time
 	grantHandlers map[string]grantHandler
 }
@@ -74,6 +75,7 @@ func New(ctx context.Context, d svc.Deps) (*Service, error) {
 		keys:         cache.New[*workspaceKeys](cacheTTL, 0),
 		workspaces:   cache.New[*workspaceInfo](cacheTTL, 0),
 		clients:      cache.New[*authClient](cacheTTL, 0),
+		clientKeys:   newClientKeys(),
 		revoked:      cache.New[revocations](revocationTTL, 0),
 		now:          time.Now,
 	}
@@ -142,6 +144,7 @@ func detached(ctx context.Context) (context.Context, context.CancelFunc) {
 // workspaceInfo is a workspace's metadata with what the hot path derives from it.
 type workspaceInfo struct {
 	tenantID, serverID string
+	key                string // tenant/server, the key of its entries in the workspace and key caches
 	missing            bool   // the workspace does not exist (cached too, so junk URLs cost no remote call)
 	uid                string // the incarnation: keys of any other are never used
 	issuer             string
@@ -175,7 +178,7 @@ func (s *Service) workspace(ctx context.Context, tenantID, serverID string) (*wo
 			return nil, remoteFailure(err, "read workspace metadata")
 		}
 		return &workspaceInfo{
-			tenantID: tenantID, serverID: serverID, md: md, uid: md.Uid,
+			tenantID: tenantID, serverID: serverID, key: tenantID + "/" + serverID, md: md, uid: md.Uid,
 			issuer:    platform.Issuer(s.issuerBase, tenantID, serverID),
 			grants:    md.GrantTypes,
 			accessTTL: md.GetAccessTokenTtl().AsDuration(),

@@ -128,8 +128,8 @@ func errClientAuth() *apierr.Error {
 }
 
 // authenticate checks the client's credentials, from memory when this client already authenticated with the same
-// secret. The cache key ends with the keyed hash of the presented secret, so an entry is found only with the
-// secret that created it: a wrong secret misses and goes to the client service, and concurrent misses share a
+// secret. The cache key ends with a keyed hash of the presented secret (clientKeys), so an entry is found only
+// with the secret that created it: a wrong secret misses and goes to the client service, and concurrent misses share a
 // load only when they present the same secret. Looking up an HMAC under a key only this server holds leaks
 // nothing through timing, so no further comparison is needed. A change of the client (rotation, deletion,
 // update) or of its token policy drops its entries through the bus.
@@ -137,7 +137,7 @@ func (s *Service) authenticate(ctx context.Context, ws *workspaceInfo, clientID,
 	if !platform.ValidClientID(clientID) {
 		return nil, errClientAuth()
 	}
-	key := ws.tenantID + "/" + clientID + "/" + ws.serverID + "/" + s.keyring.HashSecret(secret)
+	key := s.clientKeys.key(ws.tenantID, clientID, ws.serverID, secret)
 	c, err := s.clients.Get(ctx, key, func(ctx context.Context) (*authClient, error) {
 		ctx, cancel := detached(ctx)
 		defer cancel()
@@ -204,13 +204,9 @@ func (s *Service) issueAccessToken(ctx context.Context, g *grant, subject, scope
 	if err != nil {
 		return "", apierr.Wrap(err, "encode claims")
 	}
-	jws, err := keys.signer.Sign(payload)
+	tok, err := keys.signer.sign(payload)
 	if err != nil {
 		return "", apierr.Wrap(err, "sign access token")
-	}
-	tok, err := jws.CompactSerialize()
-	if err != nil {
-		return "", apierr.Wrap(err, "serialize access token")
 	}
 	return tok, nil
 }
