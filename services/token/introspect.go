@@ -95,8 +95,10 @@ type caller struct {
 func (c *caller) maySee(t *presentedClaims) bool { return c.anyToken || t.ClientID == c.clientID }
 
 // authenticateCaller authenticates a client of ws (the token endpoint's cached path) or a Bearer access token of
-// ws carrying introspect_tokens. A gRPC caller may send its Bearer token as metadata instead.
-func (s *Service) authenticateCaller(ctx context.Context, ws *workspaceInfo, cred *tokenv1.CallerCredentials) (*caller, error) {
+// ws carrying introspect_tokens. A gRPC caller may send its Bearer token as metadata instead. A public client
+// (no secret) is accepted only where allowPublic: its id proves nothing, which is enough to revoke its own
+// tokens (RFC 7009 section 5) but not to read them (RFC 7662 section 2.1).
+func (s *Service) authenticateCaller(ctx context.Context, ws *workspaceInfo, cred *tokenv1.CallerCredentials, allowPublic bool) (*caller, error) {
 	bearer := cred.GetBearerToken()
 	if bearer == "" && cred.GetClientId() == "" {
 		bearer = authz.BearerToken(ctx)
@@ -109,8 +111,13 @@ func (s *Service) authenticateCaller(ctx context.Context, ws *workspaceInfo, cre
 		if err != nil {
 			return nil, err
 		}
-		// A public client proves nothing but its id: it sees its own tokens only, whatever its scopes.
-		return &caller{clientID: c.id, anyToken: !c.public && c.scopes.allows(platform.ScopeIntrospectTokens)}, nil
+		if c.public {
+			if !allowPublic {
+				return nil, apierr.OAuth("invalid_client", "a public client cannot authenticate here")
+			}
+			return &caller{clientID: c.id}, nil // its own tokens only, whatever its scopes
+		}
+		return &caller{clientID: c.id, anyToken: c.scopes.allows(platform.ScopeIntrospectTokens)}, nil
 	case bearer != "":
 		claims, ok, err := s.activeAccessToken(ctx, ws, bearer)
 		if err != nil {
@@ -133,7 +140,7 @@ func (s *Service) Introspect(ctx context.Context, req *tokenv1.IntrospectRequest
 	if err != nil {
 		return nil, err
 	}
-	who, err := s.authenticateCaller(ctx, ws, req.Caller)
+	who, err := s.authenticateCaller(ctx, ws, req.Caller, false)
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +167,7 @@ func (s *Service) Revoke(ctx context.Context, req *tokenv1.RevokeRequest) (*empt
 	if err != nil {
 		return nil, err
 	}
-	who, err := s.authenticateCaller(ctx, ws, req.Caller)
+	who, err := s.authenticateCaller(ctx, ws, req.Caller, true)
 	if err != nil {
 		return nil, err
 	}

@@ -111,7 +111,7 @@ func TestIntrospectionAndRevocationThroughTheRunningServer(t *testing.T) {
 			}
 		}
 		for _, ws := range []string{"shop", "other"} {
-			call("acme", admin, "POST", "/servers", map[string]any{"id": ws, "grant_types": []string{"client_credentials"}})
+			call("acme", admin, "POST", "/servers", map[string]any{"id": ws, "grant_types": []string{"client_credentials", "refresh_token"}})
 			call("acme", admin, "POST", "/scopes", map[string]any{"authorization_server_id": ws, "name": "orders.read"})
 		}
 		call("acme", admin, "POST", "/token-policies", map[string]any{"id": "short", "access_token_ttl": "1s"})
@@ -127,6 +127,7 @@ func TestIntrospectionAndRevocationThroughTheRunningServer(t *testing.T) {
 		rsID, rsSecret := client("acme", admin, "shop", []string{"orders.read", "introspect_tokens"}, nil)
 		shortID, shortSecret := client("acme", admin, "shop", []string{"orders.read"}, map[string]any{"token_policy_id": "short"})
 		otherID, otherSecret := client("acme", admin, "other", []string{"orders.read"}, nil)
+		publicID, _ := client("acme", admin, "shop", nil, map[string]any{"grant_types": []string{"refresh_token"}, "token_endpoint_auth_method": "none"})
 		globex := env.AdminToken(t, "globex")
 		call("globex", globex, "POST", "/servers", map[string]any{"id": "shop", "grant_types": []string{"client_credentials"}})
 		globexID, globexSecret := client("globex", globex, "shop", nil, nil)
@@ -213,6 +214,15 @@ func TestIntrospectionAndRevocationThroughTheRunningServer(t *testing.T) {
 			{"a Bearer token of another workspace", bearer(otherTok), url.Values{"token": {appTok}}, 401, "invalid_token"},
 			{"a Bearer token without introspect_tokens", bearer(appTok), url.Values{"token": {appTok}}, 403, "insufficient_scope"},
 			{"no token", app, url.Values{}, 400, "invalid_request"},
+		}
+		for _, endpoint := range []string{"introspect", "revoke"} {
+			t.Run(endpoint+" by a public client", func(t *testing.T) {
+				code, out, _ := tokenManagement(t, env, "acme", "shop", endpoint, cred{}, url.Values{"token": {appTok}, "client_id": {publicID}})
+				want := map[string]int{"introspect": 401, "revoke": 200}[endpoint] // it may revoke its own tokens only
+				if code != want {
+					t.Fatalf("got %d %v, want %d", code, out, want)
+				}
+			})
 		}
 		for _, tc := range refusals {
 			for _, endpoint := range []string{"introspect", "revoke"} {
