@@ -91,9 +91,10 @@ func (s *Service) AuthenticatePassword(ctx context.Context, req *poolv1.Authenti
 	return resp, nil
 }
 
-// checkPassword is the one password check of the service, shared by every path. Each check is counted before
-// it runs, so concurrent guesses cannot exceed the pool's attempt limit; reaching the limit locks the user for
-// the pool's block duration, and a success resets the count. Users that do not exist, are locked or have no
+// checkPassword is the one password check of the service, shared by every path. Each check is counted as in
+// flight before it runs and refused (429) when failures plus checks in flight reach the pool's limit, so
+// concurrent guesses cannot exceed it; reaching the limit in failures locks the user for the pool's block
+// duration, and a success resets the count. Users that do not exist, are locked or have no
 // password cost a hash of the pool's settings all the same, so response times do not tell them apart.
 func (s *Service) checkPassword(ctx context.Context, tenantID, poolID, identifier, pw string) (string, *userRow, error) {
 	pc, err := s.pool(ctx, tenantID, poolID)
@@ -136,39 +137,35 @@ func (s *Service) checkPassword(ctx context.Context, tenantID, poolID, identifie
 		pw = pw[:maxCheckedPasswordBytes] // checked for the time it costs, and failed whatever the outcome
 	}
 
-	attempt, err := s.store.reserveAttempt(ctx, tenantID, poolID, user.ID, now)
-	if err != nil {
-		return "", nil, apierr.Wrap(err, "count password attempt")
-	}
 	maxAttempts := pc.settings.Lockout.MaxAttempts
-	if attempt == 0 || attempt > maxAttempts {
-		// Locked meanwhile, or concurrent guesses used up the attempts: make sure the lock is set.
-		if attempt > maxAttempts {
-			if err := s.store.lock(ctx, tenantID, poolID, user.ID, now+pc.settings.block().Microseconds()); err != nil {
-				return "", nil, apierr.Wrap(err, "lock user")
-			}
-		}
+	switch outcome, err := s.store.reserveCheck(ctx, tenantID, poolID, user.ID, maxAttempts, now); {
+	case err != nil:
+		return "", nil, apierr.Wrap(err, "count password check")
+	case outcome == checkLocked:
 		return dummy(resultLocked, user)
+	case outcome == checkCrowded:
+		// Failures plus checks already running reach the limit: running this one could exceed it.
+		return "", nil, apierr.TooManyRequests("too many password checks for this user are in progress; retry shortly")
 	}
 
 	ok, err := s.hasher.Verify(ctx, pw, stored)
+	// The check's outcome is recorded even if the caller has gone: it happened.
+	bg := context.WithoutCancel(ctx)
 	if err != nil {
-		// The check did not run: it must not count against the user.
-		if rerr := s.store.releaseAttempt(context.WithoutCancel(ctx), tenantID, poolID, user.ID); rerr != nil {
-			s.log.Warn("password attempt not released", "error", rerr)
+		if rerr := s.store.checkAbandoned(bg, tenantID, poolID, user.ID); rerr != nil {
+			s.log.Warn("password check not uncounted", "error", rerr)
 		}
 		return "", nil, hashingError(err)
 	}
 	if !ok || tooLong {
-		if attempt >= maxAttempts {
-			if err := s.store.lock(ctx, tenantID, poolID, user.ID, now+pc.settings.block().Microseconds()); err != nil {
-				return "", nil, apierr.Wrap(err, "lock user")
-			}
+		lockUntil := now + pc.settings.block().Microseconds()
+		if err := s.store.checkFailed(bg, tenantID, poolID, user.ID, maxAttempts, lockUntil); err != nil {
+			return "", nil, apierr.Wrap(err, "count failed password check")
 		}
 		return resultIncorrect, user, nil
 	}
-	if _, err := s.store.resetAttempts(ctx, tenantID, poolID, user.ID); err != nil {
-		return "", nil, apierr.Wrap(err, "reset password attempts")
+	if err := s.store.checkSucceeded(bg, tenantID, poolID, user.ID); err != nil {
+		return "", nil, apierr.Wrap(err, "reset password checks")
 	}
 	user.FailedAttempts, user.LockedUntil = 0, 0
 	if !stored.Matches(params) {

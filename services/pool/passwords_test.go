@@ -2,6 +2,7 @@ package pool_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -133,38 +134,56 @@ func TestLockoutIsSharedByEveryPasswordPath(t *testing.T) {
 	})
 }
 
-// TestConcurrentGuessesCannotExceedTheLimit: each check is counted before it runs, so a burst of guesses gets
-// at most max_attempts verifications.
-func TestConcurrentGuessesCannotExceedTheLimit(t *testing.T) {
+// burst sends n concurrent verifications and counts the outcomes: results of 200s, and other statuses as "HTTP nnn".
+func (e *env) burst(t *testing.T, n int, identifier, password string) map[string]int {
+	t.Helper()
+	outcomes := map[string]int{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var out map[string]any
+			code := e.CallJSON(t, "POST", "/api/identity/acme/system/pools/p/user/password/verify", e.tenant.SystemToken,
+				map[string]any{"identifier": identifier, "password": password}, &out)
+			key := fmt.Sprintf("HTTP %d", code)
+			if code == 200 {
+				key, _ = out["result"].(string)
+			}
+			mu.Lock()
+			outcomes[key]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return outcomes
+}
+
+// TestConcurrentChecksCannotExceedTheLimit: each check counts as in flight before it runs, and a check that
+// could take failures past the limit is refused with 429 instead, so a burst of guesses gets exactly
+// max_attempts verifications, while a burst of correct passwords never locks anyone out.
+func TestConcurrentChecksCannotExceedTheLimit(t *testing.T) {
 	testenv.ForEachBackend(t, func(t *testing.T, b testenv.Backend) {
 		e := start(t, b)
 		e.pool(t, "p", map[string]any{"lockout_policy": map[string]any{"max_attempts": 4}})
 		e.user(t, "p", "jane@example.com", "correct horse")
-		results := map[string]int{}
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		for i := 0; i < 12; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				var out map[string]any
-				code := e.CallJSON(t, "POST", "/api/identity/acme/system/pools/p/user/password/verify", e.tenant.SystemToken,
-					map[string]any{"identifier": "jane@example.com", "password": "guess"}, &out)
-				mu.Lock()
-				defer mu.Unlock()
-				if code != 200 {
-					t.Errorf("status %d: %v", code, out)
-					return
-				}
-				results[out["result"].(string)]++
-			}()
-		}
-		wg.Wait()
-		if results["password_incorrect"] > 4 || results["password_incorrect"]+results["account_locked"] != 12 {
-			t.Fatalf("results %v: at most 4 guesses may be checked", results)
+		e.user(t, "p", "bob@example.com", "battery staple")
+
+		got := e.burst(t, 12, "jane@example.com", "guess")
+		if got["password_incorrect"] != 4 || got["password_incorrect"]+got["account_locked"]+got["HTTP 429"] != 12 {
+			t.Fatalf("outcomes %v: exactly 4 guesses may be checked", got)
 		}
 		if r := e.verify(t, "p", "jane@example.com", "correct horse"); r != "account_locked" {
-			t.Fatalf("after the burst: %s", r)
+			t.Fatalf("after the burst of guesses: %s", r)
+		}
+
+		got = e.burst(t, 12, "bob@example.com", "battery staple")
+		if got["password_correct"] == 0 || got["password_correct"]+got["HTTP 429"] != 12 {
+			t.Fatalf("outcomes %v of correct passwords", got)
+		}
+		if r := e.verify(t, "p", "bob@example.com", "battery staple"); r != "password_correct" {
+			t.Fatalf("after a burst of correct passwords: %s", r)
 		}
 	})
 }

@@ -52,6 +52,9 @@ CREATE TABLE pool_identifiers (
   PRIMARY KEY (tenant_id, pool_id, normalized)
 );
 CREATE INDEX pool_identifiers_user ON pool_identifiers (tenant_id, pool_id, user_id)`},
+	{Version: 2, Name: "password checks in flight", SQL: `
+ALTER TABLE pool_users ADD COLUMN checks_in_flight INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE pool_users ADD COLUMN checks_started_at {{bigint}} NOT NULL DEFAULT 0`},
 }
 
 // poolRow is a pool as stored. Settings is the JSON of settings (mechanisms, password policy, hashing, lockout).
@@ -71,7 +74,8 @@ func (poolRow) TableName() string { return "pool_pools" }
 
 // userRow is a user as stored. PasswordHash is an encoded hash (see package password), never sent out.
 // Payload and Metadata are JSON objects. LockedUntil is 0 or the Unix microsecond the lockout ends;
-// FailedAttempts counts consecutive password checks that did not succeed, including those in flight.
+// FailedAttempts counts consecutive password checks that failed; ChecksInFlight those running now (started
+// at ChecksStartedAt at the latest), which count toward the limit until they end.
 type userRow struct {
 	TenantID          string `gorm:"primaryKey"`
 	PoolID            string `gorm:"primaryKey"`
@@ -83,6 +87,8 @@ type userRow struct {
 	PasswordUpdatedAt int64
 	FailedAttempts    int
 	LockedUntil       int64
+	ChecksInFlight    int
+	ChecksStartedAt   int64
 	CreatedAt         int64 `gorm:"autoCreateTime:false"`
 	UpdatedAt         int64 `gorm:"autoUpdateTime:false"`
 	StatusUpdatedAt   int64
@@ -340,37 +346,76 @@ func (s *store) upgradeHash(ctx context.Context, tenantID, poolID, userID, old, 
 		Update("password_hash", hash).Error
 }
 
-// reserveAttempt counts a password check before it runs, so that concurrent guesses cannot exceed the limit:
-// it returns the attempt's number among consecutive unsuccessful ones, or 0 when the user is locked at now.
-// An expired lockout starts a fresh count.
-func (s *store) reserveAttempt(ctx context.Context, tenantID, poolID, userID string, now int64) (int, error) {
+// Outcomes of reserveCheck.
+const (
+	checkReserved = iota
+	checkLocked
+	checkCrowded // failures plus checks in flight already reach the limit
+)
+
+// staleCheck is how long a check may stay counted as in flight: longer than any check runs (the hashing
+// pool's wait plus one hash), so a count left by a process that died mid-check expires.
+const staleCheck = int64(60_000_000) // µs
+
+// reserveCheck counts a password check as in flight before it runs, so that failures plus checks in flight
+// never exceed the limit, however many arrive at once. An expired lockout starts a fresh count.
+func (s *store) reserveCheck(ctx context.Context, tenantID, poolID, userID string, maxAttempts int, now int64) (int, error) {
 	var n []int
 	err := s.db.WithContext(ctx).Raw(`UPDATE pool_users SET
-  failed_attempts = CASE WHEN locked_until <> 0 AND locked_until <= ? THEN 1 ELSE failed_attempts + 1 END,
-  locked_until = CASE WHEN locked_until <> 0 AND locked_until <= ? THEN 0 ELSE locked_until END
+  failed_attempts = CASE WHEN locked_until <> 0 AND locked_until <= ? THEN 0 ELSE failed_attempts END,
+  locked_until = CASE WHEN locked_until <> 0 AND locked_until <= ? THEN 0 ELSE locked_until END,
+  checks_in_flight = CASE WHEN checks_started_at < ? THEN 1 ELSE checks_in_flight + 1 END,
+  checks_started_at = ?
 WHERE tenant_id = ? AND pool_id = ? AND id = ? AND locked_until <= ?
-RETURNING failed_attempts`, now, now, tenantID, poolID, userID, now).Scan(&n).Error
-	if err != nil || len(n) == 0 {
+  AND (CASE WHEN locked_until <> 0 AND locked_until <= ? THEN 0 ELSE failed_attempts END)
+    + (CASE WHEN checks_started_at < ? THEN 0 ELSE checks_in_flight END) < ?
+RETURNING checks_in_flight`, now, now, now-staleCheck, now, tenantID, poolID, userID, now, now, now-staleCheck, maxAttempts).Scan(&n).Error
+	if err != nil {
 		return 0, err
 	}
-	return n[0], nil
+	if len(n) > 0 {
+		return checkReserved, nil
+	}
+	var row userRow
+	if err := db.Tenant(s.db.WithContext(ctx), tenantID).Select("locked_until").
+		Where("pool_id = ? AND id = ?", poolID, userID).Take(&row).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return checkLocked, nil // deleted meanwhile: nothing to check against
+		}
+		return 0, err
+	}
+	if row.LockedUntil > now {
+		return checkLocked, nil
+	}
+	return checkCrowded, nil
 }
 
-// lock blocks the user until the given time, unless a later lockout is already set.
-func (s *store) lock(ctx context.Context, tenantID, poolID, userID string, until int64) error {
-	return db.Tenant(s.db.WithContext(ctx), tenantID).Model(&userRow{}).
-		Where("pool_id = ? AND id = ? AND locked_until < ?", poolID, userID, until).
-		Update("locked_until", until).Error
+var endCheck = gorm.Expr("CASE WHEN checks_in_flight > 0 THEN checks_in_flight - 1 ELSE 0 END")
+
+// checkFailed ends a check that failed: one more failure, and a lockout until lockUntil when it reaches the
+// limit.
+func (s *store) checkFailed(ctx context.Context, tenantID, poolID, userID string, maxAttempts int, lockUntil int64) error {
+	return db.Tenant(s.db.WithContext(ctx), tenantID).Model(&userRow{}).Where("pool_id = ? AND id = ?", poolID, userID).
+		Updates(map[string]any{
+			"checks_in_flight": endCheck,
+			"failed_attempts":  gorm.Expr("failed_attempts + 1"),
+			"locked_until":     gorm.Expr("CASE WHEN failed_attempts + 1 >= ? THEN ? ELSE locked_until END", maxAttempts, lockUntil),
+		}).Error
 }
 
-// releaseAttempt un-counts a reserved attempt whose check could not run (the hashing pool was saturated).
-func (s *store) releaseAttempt(ctx context.Context, tenantID, poolID, userID string) error {
-	return db.Tenant(s.db.WithContext(ctx), tenantID).Model(&userRow{}).
-		Where("pool_id = ? AND id = ? AND failed_attempts > 0", poolID, userID).
-		Update("failed_attempts", gorm.Expr("failed_attempts - 1")).Error
+// checkSucceeded ends a check that succeeded: the count of failures starts again.
+func (s *store) checkSucceeded(ctx context.Context, tenantID, poolID, userID string) error {
+	return db.Tenant(s.db.WithContext(ctx), tenantID).Model(&userRow{}).Where("pool_id = ? AND id = ?", poolID, userID).
+		Updates(map[string]any{"checks_in_flight": endCheck, "failed_attempts": 0, "locked_until": 0}).Error
 }
 
-// resetAttempts clears the count and any lockout (after a success, or by an administrator).
+// checkAbandoned ends a check that could not run (the hashing pool was saturated): it counts for nothing.
+func (s *store) checkAbandoned(ctx context.Context, tenantID, poolID, userID string) error {
+	return db.Tenant(s.db.WithContext(ctx), tenantID).Model(&userRow{}).Where("pool_id = ? AND id = ?", poolID, userID).
+		Update("checks_in_flight", endCheck).Error
+}
+
+// resetAttempts clears the count and any lockout (by an administrator).
 func (s *store) resetAttempts(ctx context.Context, tenantID, poolID, userID string) (int64, error) {
 	res := db.Tenant(s.db.WithContext(ctx), tenantID).Model(&userRow{}).Where("pool_id = ? AND id = ?", poolID, userID).
 		Updates(map[string]any{"failed_attempts": 0, "locked_until": 0})
