@@ -8,6 +8,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
 	"github.com/authplane/authplane/pkg/apierr"
@@ -197,12 +198,13 @@ func (s *Service) Revoke(ctx context.Context, req *tokenv1.RevokeRequest) (*empt
 	return &emptypb.Empty{}, nil
 }
 
-// revocations is a tenant's denylist as loaded: the jtis of revoked tokens not yet expired.
-type revocations map[string]struct{}
+// revocations is a tenant's denylist as loaded: the jtis of revoked tokens not yet expired, with their expiry
+// (Unix microseconds).
+type revocations map[string]int64
 
-// isRevoked consults the tenant's denylist, held in memory and reloaded when the bus announces a revocation.
-func (s *Service) isRevoked(ctx context.Context, tenantID, jti string) (bool, error) {
-	set, err := s.revoked.Get(ctx, tenantID+"/", func(ctx context.Context) (revocations, error) {
+// denylist returns the tenant's denylist, held in memory and reloaded when the bus announces a revocation.
+func (s *Service) denylist(ctx context.Context, tenantID string) (revocations, error) {
+	return s.revoked.Get(ctx, tenantID+"/", func(ctx context.Context) (revocations, error) {
 		ctx, cancel := detached(ctx)
 		defer cancel()
 		rows, err := s.store.listRevocations(ctx, tenantID, db.Now())
@@ -211,13 +213,38 @@ func (s *Service) isRevoked(ctx context.Context, tenantID, jti string) (bool, er
 		}
 		set := make(revocations, len(rows))
 		for _, r := range rows {
-			set[r.JTI] = struct{}{}
+			set[r.JTI] = r.ExpiresAt
 		}
 		return set, nil
 	})
+}
+
+// isRevoked consults the tenant's denylist.
+func (s *Service) isRevoked(ctx context.Context, tenantID, jti string) (bool, error) {
+	set, err := s.denylist(ctx, tenantID)
 	if err != nil {
 		return false, err
 	}
 	_, revoked := set[jti]
 	return revoked, nil
+}
+
+// ListRevokedTokens serves the tenant's cached denylist to the authorization interceptors of every process, less
+// the tokens that expired since it was loaded.
+func (s *Service) ListRevokedTokens(ctx context.Context, req *tokenv1.ListRevokedTokensRequest) (*tokenv1.ListRevokedTokensResponse, error) {
+	if req.TenantId == "" || strings.Contains(req.TenantId, "/") {
+		return nil, apierr.Field("tenant_id", "invalid tenant id")
+	}
+	set, err := s.denylist(ctx, req.TenantId)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now().UnixMicro()
+	resp := &tokenv1.ListRevokedTokensResponse{Revoked: make([]*tokenv1.RevokedToken, 0, len(set))}
+	for jti, exp := range set {
+		if exp > now {
+			resp.Revoked = append(resp.Revoked, &tokenv1.RevokedToken{Jti: jti, ExpiresAt: timestamppb.New(time.UnixMicro(exp))})
+		}
+	}
+	return resp, nil
 }

@@ -70,3 +70,64 @@ func TestRevocationPrunesExpiredRows(t *testing.T) {
 		}
 	})
 }
+
+func TestListRevokedTokensServesTheCachedDenylist(t *testing.T) {
+	forEachDB(t, func(t *testing.T, url string) {
+		h := newHarness(t, url)
+		ctx := context.Background()
+		list := func(tenant string) []*tokenv1.RevokedToken {
+			t.Helper()
+			resp, err := h.svc.ListRevokedTokens(ctx, &tokenv1.ListRevokedTokensRequest{TenantId: tenant})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return resp.Revoked
+		}
+		if got := list("acme"); len(got) != 0 {
+			t.Fatalf("before any revocation: %v", got)
+		}
+		past := time.Now().Add(-time.Minute).UnixMicro()
+		if err := h.svc.store.revoke(ctx, &revocationRow{TenantID: "acme", JTI: "expired", ServerID: "orders",
+			TokenType: tokenTypeAccess, ClientID: "cli-1", ExpiresAt: past, RevokedAt: past}); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := h.svc.Token(ctx, ccRequest("cli-1", "secret-1", ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := introspectAs(h, resp.AccessToken)
+		if err != nil || !info.Active {
+			t.Fatalf("%v %v", info, err)
+		}
+		if _, err := h.svc.Revoke(ctx, &tokenv1.RevokeRequest{TenantId: "acme", ServerId: "orders", Token: resp.AccessToken,
+			Caller: &tokenv1.CallerCredentials{ClientId: "cli-1", ClientSecret: "secret-1"}}); err != nil {
+			t.Fatal(err)
+		}
+		got := list("acme")
+		if len(got) != 1 || got[0].Jti != info.Jti || got[0].ExpiresAt.AsTime().Unix() != info.Exp {
+			t.Fatalf("revoked = %v, want jti %s expiring at %d", got, info.Jti, info.Exp)
+		}
+		if other := list("globex"); len(other) != 0 {
+			t.Fatalf("another tenant's list: %v", other)
+		}
+
+		queries := countQueries(t, h.db)
+		for i := 0; i < 20; i++ {
+			list("acme")
+		}
+		if n := queries.n.Load(); n != 0 {
+			t.Errorf("20 warm lists ran %d database statements, want 0", n)
+		}
+		// A token that expired since the denylist was loaded leaves the list without a reload.
+		h.svc.now = func() time.Time { return time.Unix(info.Exp, 0).Add(time.Second) }
+		if got := list("acme"); len(got) != 0 {
+			t.Fatalf("after expiry: %v", got)
+		}
+
+		for _, bad := range []string{"", "acme/orders"} {
+			if _, err := h.svc.ListRevokedTokens(ctx, &tokenv1.ListRevokedTokensRequest{TenantId: bad}); err == nil {
+				t.Errorf("tenant %q: no error", bad)
+			}
+		}
+	})
+}

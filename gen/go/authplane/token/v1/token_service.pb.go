@@ -11,6 +11,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	emptypb "google.golang.org/protobuf/types/known/emptypb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -955,11 +956,155 @@ func (x *RevokeRequest) GetCaller() *CallerCredentials {
 	return nil
 }
 
+type ListRevokedTokensRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRevokedTokensRequest) Reset() {
+	*x = ListRevokedTokensRequest{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRevokedTokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRevokedTokensRequest) ProtoMessage() {}
+
+func (x *ListRevokedTokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRevokedTokensRequest.ProtoReflect.Descriptor instead.
+func (*ListRevokedTokensRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ListRevokedTokensRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+// An access token revoked before it expired.
+type RevokedToken struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The token's `jti`.
+	Jti string `protobuf:"bytes,1,opt,name=jti,proto3" json:"jti,omitempty"`
+	// The token's `exp`: from then on it is refused anyway, and leaves the list.
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokedToken) Reset() {
+	*x = RevokedToken{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokedToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokedToken) ProtoMessage() {}
+
+func (x *RevokedToken) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokedToken.ProtoReflect.Descriptor instead.
+func (*RevokedToken) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *RevokedToken) GetJti() string {
+	if x != nil {
+		return x.Jti
+	}
+	return ""
+}
+
+func (x *RevokedToken) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+type ListRevokedTokensResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every revoked, unexpired access token of the tenant, in no particular order.
+	Revoked       []*RevokedToken `protobuf:"bytes,1,rep,name=revoked,proto3" json:"revoked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRevokedTokensResponse) Reset() {
+	*x = ListRevokedTokensResponse{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRevokedTokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRevokedTokensResponse) ProtoMessage() {}
+
+func (x *ListRevokedTokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRevokedTokensResponse.ProtoReflect.Descriptor instead.
+func (*ListRevokedTokensResponse) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ListRevokedTokensResponse) GetRevoked() []*RevokedToken {
+	if x != nil {
+		return x.Revoked
+	}
+	return nil
+}
+
 var File_authplane_token_v1_token_service_proto protoreflect.FileDescriptor
 
 const file_authplane_token_v1_token_service_proto_rawDesc = "" +
 	"\n" +
-	"&authplane/token/v1/token_service.proto\x12\x12authplane.token.v1\x1a authplane/access/v1/access.proto\x1a\x1bgoogle/protobuf/empty.proto\"\x81\x04\n" +
+	"&authplane/token/v1/token_service.proto\x12\x12authplane.token.v1\x1a authplane/access/v1/access.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x81\x04\n" +
 	"\fTokenRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
 	"\tserver_id\x18\x02 \x01(\tR\bserverId\x12\x1d\n" +
@@ -1039,18 +1184,27 @@ const file_authplane_token_v1_token_service_proto_rawDesc = "" +
 	"\tserver_id\x18\x02 \x01(\tR\bserverId\x12\x14\n" +
 	"\x05token\x18\x03 \x01(\tR\x05token\x12&\n" +
 	"\x0ftoken_type_hint\x18\x04 \x01(\tR\rtokenTypeHint\x12=\n" +
-	"\x06caller\x18\x05 \x01(\v2%.authplane.token.v1.CallerCredentialsR\x06caller*\xaa\x01\n" +
+	"\x06caller\x18\x05 \x01(\v2%.authplane.token.v1.CallerCredentialsR\x06caller\"7\n" +
+	"\x18ListRevokedTokensRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\"[\n" +
+	"\fRevokedToken\x12\x10\n" +
+	"\x03jti\x18\x01 \x01(\tR\x03jti\x129\n" +
+	"\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"W\n" +
+	"\x19ListRevokedTokensResponse\x12:\n" +
+	"\arevoked\x18\x01 \x03(\v2 .authplane.token.v1.RevokedTokenR\arevoked*\xaa\x01\n" +
 	"\x10ClientAuthMethod\x12\"\n" +
 	"\x1eCLIENT_AUTH_METHOD_UNSPECIFIED\x10\x00\x12*\n" +
 	"&CLIENT_AUTH_METHOD_CLIENT_SECRET_BASIC\x10\x01\x12)\n" +
 	"%CLIENT_AUTH_METHOD_CLIENT_SECRET_POST\x10\x02\x12\x1b\n" +
-	"\x17CLIENT_AUTH_METHOD_NONE\x10\x032\x9d\x04\n" +
+	"\x17CLIENT_AUTH_METHOD_NONE\x10\x032\x95\x05\n" +
 	"\fTokenService\x12R\n" +
 	"\x05Token\x12 .authplane.token.v1.TokenRequest\x1a!.authplane.token.v1.TokenResponse\"\x04\xc8\xf3\x18\x01\x12M\n" +
 	"\aGetJWKS\x12\".authplane.token.v1.GetJWKSRequest\x1a\x18.authplane.token.v1.JWKS\"\x04\xc8\xf3\x18\x01\x12a\n" +
 	"\n" +
 	"Introspect\x12%.authplane.token.v1.IntrospectRequest\x1a&.authplane.token.v1.IntrospectResponse\"\x04\xc8\xf3\x18\x01\x12I\n" +
-	"\x06Revoke\x12!.authplane.token.v1.RevokeRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x01\x12]\n" +
+	"\x06Revoke\x12!.authplane.token.v1.RevokeRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x01\x12v\n" +
+	"\x11ListRevokedTokens\x12,.authplane.token.v1.ListRevokedTokensRequest\x1a-.authplane.token.v1.ListRevokedTokensResponse\"\x04\xc8\xf3\x18\x01\x12]\n" +
 	"\x10DeleteServerKeys\x12+.authplane.token.v1.DeleteServerKeysRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x04\x12]\n" +
 	"\x10DeleteTenantData\x12+.authplane.token.v1.DeleteTenantDataRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x02BBZ@github.com/authplane/authplane/gen/go/authplane/token/v1;tokenv1b\x06proto3"
 
@@ -1067,47 +1221,55 @@ func file_authplane_token_v1_token_service_proto_rawDescGZIP() []byte {
 }
 
 var file_authplane_token_v1_token_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_authplane_token_v1_token_service_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_authplane_token_v1_token_service_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_authplane_token_v1_token_service_proto_goTypes = []any{
-	(ClientAuthMethod)(0),           // 0: authplane.token.v1.ClientAuthMethod
-	(*TokenRequest)(nil),            // 1: authplane.token.v1.TokenRequest
-	(*TokenResponse)(nil),           // 2: authplane.token.v1.TokenResponse
-	(*GetJWKSRequest)(nil),          // 3: authplane.token.v1.GetJWKSRequest
-	(*JWK)(nil),                     // 4: authplane.token.v1.JWK
-	(*JWKS)(nil),                    // 5: authplane.token.v1.JWKS
-	(*DeleteTenantDataRequest)(nil), // 6: authplane.token.v1.DeleteTenantDataRequest
-	(*DeleteServerKeysRequest)(nil), // 7: authplane.token.v1.DeleteServerKeysRequest
-	(*CallerCredentials)(nil),       // 8: authplane.token.v1.CallerCredentials
-	(*IntrospectRequest)(nil),       // 9: authplane.token.v1.IntrospectRequest
-	(*IntrospectResponse)(nil),      // 10: authplane.token.v1.IntrospectResponse
-	(*RevokeRequest)(nil),           // 11: authplane.token.v1.RevokeRequest
-	nil,                             // 12: authplane.token.v1.TokenRequest.ParametersEntry
-	(*emptypb.Empty)(nil),           // 13: google.protobuf.Empty
+	(ClientAuthMethod)(0),             // 0: authplane.token.v1.ClientAuthMethod
+	(*TokenRequest)(nil),              // 1: authplane.token.v1.TokenRequest
+	(*TokenResponse)(nil),             // 2: authplane.token.v1.TokenResponse
+	(*GetJWKSRequest)(nil),            // 3: authplane.token.v1.GetJWKSRequest
+	(*JWK)(nil),                       // 4: authplane.token.v1.JWK
+	(*JWKS)(nil),                      // 5: authplane.token.v1.JWKS
+	(*DeleteTenantDataRequest)(nil),   // 6: authplane.token.v1.DeleteTenantDataRequest
+	(*DeleteServerKeysRequest)(nil),   // 7: authplane.token.v1.DeleteServerKeysRequest
+	(*CallerCredentials)(nil),         // 8: authplane.token.v1.CallerCredentials
+	(*IntrospectRequest)(nil),         // 9: authplane.token.v1.IntrospectRequest
+	(*IntrospectResponse)(nil),        // 10: authplane.token.v1.IntrospectResponse
+	(*RevokeRequest)(nil),             // 11: authplane.token.v1.RevokeRequest
+	(*ListRevokedTokensRequest)(nil),  // 12: authplane.token.v1.ListRevokedTokensRequest
+	(*RevokedToken)(nil),              // 13: authplane.token.v1.RevokedToken
+	(*ListRevokedTokensResponse)(nil), // 14: authplane.token.v1.ListRevokedTokensResponse
+	nil,                               // 15: authplane.token.v1.TokenRequest.ParametersEntry
+	(*timestamppb.Timestamp)(nil),     // 16: google.protobuf.Timestamp
+	(*emptypb.Empty)(nil),             // 17: google.protobuf.Empty
 }
 var file_authplane_token_v1_token_service_proto_depIdxs = []int32{
 	0,  // 0: authplane.token.v1.TokenRequest.client_auth_method:type_name -> authplane.token.v1.ClientAuthMethod
-	12, // 1: authplane.token.v1.TokenRequest.parameters:type_name -> authplane.token.v1.TokenRequest.ParametersEntry
+	15, // 1: authplane.token.v1.TokenRequest.parameters:type_name -> authplane.token.v1.TokenRequest.ParametersEntry
 	4,  // 2: authplane.token.v1.JWKS.keys:type_name -> authplane.token.v1.JWK
 	0,  // 3: authplane.token.v1.CallerCredentials.client_auth_method:type_name -> authplane.token.v1.ClientAuthMethod
 	8,  // 4: authplane.token.v1.IntrospectRequest.caller:type_name -> authplane.token.v1.CallerCredentials
 	8,  // 5: authplane.token.v1.RevokeRequest.caller:type_name -> authplane.token.v1.CallerCredentials
-	1,  // 6: authplane.token.v1.TokenService.Token:input_type -> authplane.token.v1.TokenRequest
-	3,  // 7: authplane.token.v1.TokenService.GetJWKS:input_type -> authplane.token.v1.GetJWKSRequest
-	9,  // 8: authplane.token.v1.TokenService.Introspect:input_type -> authplane.token.v1.IntrospectRequest
-	11, // 9: authplane.token.v1.TokenService.Revoke:input_type -> authplane.token.v1.RevokeRequest
-	7,  // 10: authplane.token.v1.TokenService.DeleteServerKeys:input_type -> authplane.token.v1.DeleteServerKeysRequest
-	6,  // 11: authplane.token.v1.TokenService.DeleteTenantData:input_type -> authplane.token.v1.DeleteTenantDataRequest
-	2,  // 12: authplane.token.v1.TokenService.Token:output_type -> authplane.token.v1.TokenResponse
-	5,  // 13: authplane.token.v1.TokenService.GetJWKS:output_type -> authplane.token.v1.JWKS
-	10, // 14: authplane.token.v1.TokenService.Introspect:output_type -> authplane.token.v1.IntrospectResponse
-	13, // 15: authplane.token.v1.TokenService.Revoke:output_type -> google.protobuf.Empty
-	13, // 16: authplane.token.v1.TokenService.DeleteServerKeys:output_type -> google.protobuf.Empty
-	13, // 17: authplane.token.v1.TokenService.DeleteTenantData:output_type -> google.protobuf.Empty
-	12, // [12:18] is the sub-list for method output_type
-	6,  // [6:12] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	16, // 6: authplane.token.v1.RevokedToken.expires_at:type_name -> google.protobuf.Timestamp
+	13, // 7: authplane.token.v1.ListRevokedTokensResponse.revoked:type_name -> authplane.token.v1.RevokedToken
+	1,  // 8: authplane.token.v1.TokenService.Token:input_type -> authplane.token.v1.TokenRequest
+	3,  // 9: authplane.token.v1.TokenService.GetJWKS:input_type -> authplane.token.v1.GetJWKSRequest
+	9,  // 10: authplane.token.v1.TokenService.Introspect:input_type -> authplane.token.v1.IntrospectRequest
+	11, // 11: authplane.token.v1.TokenService.Revoke:input_type -> authplane.token.v1.RevokeRequest
+	12, // 12: authplane.token.v1.TokenService.ListRevokedTokens:input_type -> authplane.token.v1.ListRevokedTokensRequest
+	7,  // 13: authplane.token.v1.TokenService.DeleteServerKeys:input_type -> authplane.token.v1.DeleteServerKeysRequest
+	6,  // 14: authplane.token.v1.TokenService.DeleteTenantData:input_type -> authplane.token.v1.DeleteTenantDataRequest
+	2,  // 15: authplane.token.v1.TokenService.Token:output_type -> authplane.token.v1.TokenResponse
+	5,  // 16: authplane.token.v1.TokenService.GetJWKS:output_type -> authplane.token.v1.JWKS
+	10, // 17: authplane.token.v1.TokenService.Introspect:output_type -> authplane.token.v1.IntrospectResponse
+	17, // 18: authplane.token.v1.TokenService.Revoke:output_type -> google.protobuf.Empty
+	14, // 19: authplane.token.v1.TokenService.ListRevokedTokens:output_type -> authplane.token.v1.ListRevokedTokensResponse
+	17, // 20: authplane.token.v1.TokenService.DeleteServerKeys:output_type -> google.protobuf.Empty
+	17, // 21: authplane.token.v1.TokenService.DeleteTenantData:output_type -> google.protobuf.Empty
+	15, // [15:22] is the sub-list for method output_type
+	8,  // [8:15] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_authplane_token_v1_token_service_proto_init() }
@@ -1121,7 +1283,7 @@ func file_authplane_token_v1_token_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_authplane_token_v1_token_service_proto_rawDesc), len(file_authplane_token_v1_token_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

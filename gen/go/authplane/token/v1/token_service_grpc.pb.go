@@ -20,12 +20,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	TokenService_Token_FullMethodName            = "/authplane.token.v1.TokenService/Token"
-	TokenService_GetJWKS_FullMethodName          = "/authplane.token.v1.TokenService/GetJWKS"
-	TokenService_Introspect_FullMethodName       = "/authplane.token.v1.TokenService/Introspect"
-	TokenService_Revoke_FullMethodName           = "/authplane.token.v1.TokenService/Revoke"
-	TokenService_DeleteServerKeys_FullMethodName = "/authplane.token.v1.TokenService/DeleteServerKeys"
-	TokenService_DeleteTenantData_FullMethodName = "/authplane.token.v1.TokenService/DeleteTenantData"
+	TokenService_Token_FullMethodName             = "/authplane.token.v1.TokenService/Token"
+	TokenService_GetJWKS_FullMethodName           = "/authplane.token.v1.TokenService/GetJWKS"
+	TokenService_Introspect_FullMethodName        = "/authplane.token.v1.TokenService/Introspect"
+	TokenService_Revoke_FullMethodName            = "/authplane.token.v1.TokenService/Revoke"
+	TokenService_ListRevokedTokens_FullMethodName = "/authplane.token.v1.TokenService/ListRevokedTokens"
+	TokenService_DeleteServerKeys_FullMethodName  = "/authplane.token.v1.TokenService/DeleteServerKeys"
+	TokenService_DeleteTenantData_FullMethodName  = "/authplane.token.v1.TokenService/DeleteTenantData"
 )
 
 // TokenServiceClient is the client API for TokenService service.
@@ -50,6 +51,10 @@ type TokenServiceClient interface {
 	// succeeds for any token, known or not; an access token of this workspace that the caller may see stops being
 	// active at once.
 	Revoke(ctx context.Context, in *RevokeRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
+	// The tenant's revoked access tokens that have not expired yet: the denylist every process's authorization
+	// interceptor caches. Public, because the interceptor itself calls it; a jti is a random id and reveals nothing.
+	// No REST route.
+	ListRevokedTokens(ctx context.Context, in *ListRevokedTokensRequest, opts ...grpc.CallOption) (*ListRevokedTokensResponse, error)
 	// Deletes the signing keys of a workspace (called when the workspace is deleted).
 	DeleteServerKeys(ctx context.Context, in *DeleteServerKeysRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
 	// Deletes every signing key of a tenant; its tokens stop verifying at once.
@@ -104,6 +109,16 @@ func (c *tokenServiceClient) Revoke(ctx context.Context, in *RevokeRequest, opts
 	return out, nil
 }
 
+func (c *tokenServiceClient) ListRevokedTokens(ctx context.Context, in *ListRevokedTokensRequest, opts ...grpc.CallOption) (*ListRevokedTokensResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRevokedTokensResponse)
+	err := c.cc.Invoke(ctx, TokenService_ListRevokedTokens_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *tokenServiceClient) DeleteServerKeys(ctx context.Context, in *DeleteServerKeysRequest, opts ...grpc.CallOption) (*emptypb.Empty, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(emptypb.Empty)
@@ -146,6 +161,10 @@ type TokenServiceServer interface {
 	// succeeds for any token, known or not; an access token of this workspace that the caller may see stops being
 	// active at once.
 	Revoke(context.Context, *RevokeRequest) (*emptypb.Empty, error)
+	// The tenant's revoked access tokens that have not expired yet: the denylist every process's authorization
+	// interceptor caches. Public, because the interceptor itself calls it; a jti is a random id and reveals nothing.
+	// No REST route.
+	ListRevokedTokens(context.Context, *ListRevokedTokensRequest) (*ListRevokedTokensResponse, error)
 	// Deletes the signing keys of a workspace (called when the workspace is deleted).
 	DeleteServerKeys(context.Context, *DeleteServerKeysRequest) (*emptypb.Empty, error)
 	// Deletes every signing key of a tenant; its tokens stop verifying at once.
@@ -171,6 +190,9 @@ func (UnimplementedTokenServiceServer) Introspect(context.Context, *IntrospectRe
 }
 func (UnimplementedTokenServiceServer) Revoke(context.Context, *RevokeRequest) (*emptypb.Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method Revoke not implemented")
+}
+func (UnimplementedTokenServiceServer) ListRevokedTokens(context.Context, *ListRevokedTokensRequest) (*ListRevokedTokensResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListRevokedTokens not implemented")
 }
 func (UnimplementedTokenServiceServer) DeleteServerKeys(context.Context, *DeleteServerKeysRequest) (*emptypb.Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteServerKeys not implemented")
@@ -271,6 +293,24 @@ func _TokenService_Revoke_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TokenService_ListRevokedTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRevokedTokensRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).ListRevokedTokens(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_ListRevokedTokens_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).ListRevokedTokens(ctx, req.(*ListRevokedTokensRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _TokenService_DeleteServerKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(DeleteServerKeysRequest)
 	if err := dec(in); err != nil {
@@ -329,6 +369,10 @@ var TokenService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Revoke",
 			Handler:    _TokenService_Revoke_Handler,
+		},
+		{
+			MethodName: "ListRevokedTokens",
+			Handler:    _TokenService_ListRevokedTokens_Handler,
 		},
 		{
 			MethodName: "DeleteServerKeys",
