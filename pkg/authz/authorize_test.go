@@ -49,6 +49,7 @@ func TestPlaneOf(t *testing.T) {
 		{poolv1.PoolService_CreateUser_FullMethodName, accessv1.Plane_PLANE_IDENTITY},
 		{schemav1.SchemaService_ListSchemas_FullMethodName, accessv1.Plane_PLANE_IDENTITY},
 		{tokenv1.TokenService_Token_FullMethodName, accessv1.Plane_PLANE_PUBLIC},
+		{tokenv1.TokenService_ListRevokedTokens_FullMethodName, accessv1.Plane_PLANE_PUBLIC},
 		{workspacev1.WorkspaceService_GetServerMetadata_FullMethodName, accessv1.Plane_PLANE_PUBLIC},
 		{clientv1.ClientService_AuthenticateClient_FullMethodName, accessv1.Plane_PLANE_PUBLIC},
 		{"/authplane.tenant.v1.TenantService/Nope", accessv1.Plane_PLANE_UNSPECIFIED},

@@ -18,6 +18,7 @@ type Claims struct {
 	ClientID string
 	Scopes   []string
 	Expiry   int64 // Unix seconds
+	JTI      string
 }
 
 // HasScope reports whether the token carries scope s.

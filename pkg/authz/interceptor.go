@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	accessv1 "github.com/authplane/authplane/gen/go/authplane/access/v1"
@@ -38,8 +39,11 @@ func (v *Verifier) Authorize(ctx context.Context, fullMethod string, req any) (c
 		return ctx, apierr.Unauthenticated("a bearer access token is required")
 	}
 	c, err := v.Verify(ctx, raw)
+	if errors.Is(err, ErrRevocationUnknown) {
+		return ctx, apierr.Unauthenticated("the access token cannot be checked for revocation now; try again")
+	}
 	if err != nil {
-		return ctx, apierr.Unauthenticated("the access token is invalid or expired")
+		return ctx, apierr.Unauthenticated("the access token is invalid, expired or revoked")
 	}
 	if err := allow(plane, c, req); err != nil {
 		return ctx, err
