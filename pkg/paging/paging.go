@@ -53,3 +53,22 @@ func Encode(lastKey, scope string) string {
 	raw, _ := json.Marshal(token{After: lastKey, Scope: scope})
 	return base64.RawURLEncoding.EncodeToString(raw)
 }
+
+// Page fetches one page over a stable key: it decodes pageToken (scoped to the list named by scope), asks fetch
+// for up to size+1 rows after that key, and when more rows exist than fit, keeps size of them and encodes the
+// key of the last one as the next page token.
+func Page[R any](pageToken string, pageSize int32, scope string, fetch func(after string, limit int) ([]R, error), key func(*R) string) (rows []R, next string, err error) {
+	after, err := Decode(pageToken, scope)
+	if err != nil {
+		return nil, "", err
+	}
+	size := Size(pageSize)
+	if rows, err = fetch(after, size+1); err != nil {
+		return nil, "", err
+	}
+	if len(rows) > size {
+		rows = rows[:size]
+		next = Encode(key(&rows[size-1]), scope)
+	}
+	return rows, next, nil
+}

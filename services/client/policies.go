@@ -139,21 +139,14 @@ func (s *Service) GetTokenPolicy(ctx context.Context, req *clientv1.GetTokenPoli
 }
 
 func (s *Service) ListTokenPolicies(ctx context.Context, req *clientv1.ListTokenPoliciesRequest) (*clientv1.ListTokenPoliciesResponse, error) {
-	scope := "token-policies/" + req.TenantId
-	after, err := paging.Decode(req.PageToken, scope)
-	if err != nil {
-		return nil, err
-	}
-	size := paging.Size(req.PageSize)
-	rows, err := s.store.listPolicies(ctx, req.TenantId, after, size+1)
+	rows, next, err := paging.Page(req.PageToken, req.PageSize, "token-policies/"+req.TenantId,
+		func(after string, limit int) ([]policyRow, error) {
+			return s.store.listPolicies(ctx, req.TenantId, after, limit)
+		}, func(r *policyRow) string { return r.ID })
 	if err != nil {
 		return nil, apierr.Wrap(err, "list token policies")
 	}
-	resp := &clientv1.ListTokenPoliciesResponse{TokenPolicies: []*clientv1.TokenPolicy{}}
-	if len(rows) > size {
-		rows = rows[:size]
-		resp.NextPageToken = paging.Encode(rows[size-1].ID, scope)
-	}
+	resp := &clientv1.ListTokenPoliciesResponse{TokenPolicies: []*clientv1.TokenPolicy{}, NextPageToken: next}
 	for i := range rows {
 		resp.TokenPolicies = append(resp.TokenPolicies, policyToProto(&rows[i]))
 	}

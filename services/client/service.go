@@ -388,21 +388,14 @@ func (s *Service) ListClients(ctx context.Context, req *clientv1.ListClientsRequ
 	} else if err != nil {
 		return nil, err
 	}
-	scope := "clients/" + req.TenantId + "/" + req.ServerId
-	after, err := paging.Decode(req.PageToken, scope)
-	if err != nil {
-		return nil, err
-	}
-	size := paging.Size(req.PageSize)
-	rows, err := s.store.listClients(ctx, req.TenantId, req.ServerId, after, size+1)
+	rows, next, err := paging.Page(req.PageToken, req.PageSize, "clients/"+req.TenantId+"/"+req.ServerId,
+		func(after string, limit int) ([]clientRow, error) {
+			return s.store.listClients(ctx, req.TenantId, req.ServerId, after, limit)
+		}, func(r *clientRow) string { return r.ClientID })
 	if err != nil {
 		return nil, apierr.Wrap(err, "list clients")
 	}
-	resp := &clientv1.ListClientsResponse{Clients: []*clientv1.Client{}}
-	if len(rows) > size {
-		rows = rows[:size]
-		resp.NextPageToken = paging.Encode(rows[size-1].ClientID, scope)
-	}
+	resp := &clientv1.ListClientsResponse{Clients: []*clientv1.Client{}, NextPageToken: next}
 	for i := range rows {
 		resp.Clients = append(resp.Clients, clientToProto(&rows[i]))
 	}

@@ -180,21 +180,13 @@ func (s *Service) get(ctx context.Context, id string) (*tenantRow, error) {
 }
 
 func (s *Service) ListTenants(ctx context.Context, req *tenantv1.ListTenantsRequest) (*tenantv1.ListTenantsResponse, error) {
-	const scope = "tenants"
-	after, err := paging.Decode(req.PageToken, scope)
-	if err != nil {
-		return nil, err
-	}
-	size := paging.Size(req.PageSize)
-	rows, err := s.store.list(ctx, after, size+1)
+	rows, next, err := paging.Page(req.PageToken, req.PageSize, "tenants",
+		func(after string, limit int) ([]tenantRow, error) { return s.store.list(ctx, after, limit) },
+		func(r *tenantRow) string { return r.ID })
 	if err != nil {
 		return nil, apierr.Wrap(err, "list tenants")
 	}
-	resp := &tenantv1.ListTenantsResponse{Tenants: []*tenantv1.Tenant{}}
-	if len(rows) > size {
-		rows = rows[:size]
-		resp.NextPageToken = paging.Encode(rows[size-1].ID, scope)
-	}
+	resp := &tenantv1.ListTenantsResponse{Tenants: []*tenantv1.Tenant{}, NextPageToken: next}
 	for i := range rows {
 		resp.Tenants = append(resp.Tenants, toProto(&rows[i]))
 	}

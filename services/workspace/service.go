@@ -249,21 +249,14 @@ func (s *Service) server(ctx context.Context, tenantID, id string) (*serverRow, 
 }
 
 func (s *Service) ListServers(ctx context.Context, req *workspacev1.ListServersRequest) (*workspacev1.ListServersResponse, error) {
-	scope := "servers/" + req.TenantId
-	after, err := paging.Decode(req.PageToken, scope)
-	if err != nil {
-		return nil, err
-	}
-	size := paging.Size(req.PageSize)
-	rows, err := s.store.listServers(ctx, req.TenantId, after, size+1)
+	rows, next, err := paging.Page(req.PageToken, req.PageSize, "servers/"+req.TenantId,
+		func(after string, limit int) ([]serverRow, error) {
+			return s.store.listServers(ctx, req.TenantId, after, limit)
+		}, func(r *serverRow) string { return r.ID })
 	if err != nil {
 		return nil, apierr.Wrap(err, "list servers")
 	}
-	resp := &workspacev1.ListServersResponse{Servers: []*workspacev1.Server{}}
-	if len(rows) > size {
-		rows = rows[:size]
-		resp.NextPageToken = paging.Encode(rows[size-1].ID, scope)
-	}
+	resp := &workspacev1.ListServersResponse{Servers: []*workspacev1.Server{}, NextPageToken: next}
 	for i := range rows {
 		resp.Servers = append(resp.Servers, s.toProto(&rows[i]))
 	}
@@ -356,21 +349,14 @@ func (s *Service) ListScopes(ctx context.Context, req *workspacev1.ListScopesReq
 	if _, err := s.server(ctx, req.TenantId, req.ServerId); err != nil {
 		return nil, err
 	}
-	scope := "scopes/" + req.TenantId + "/" + req.ServerId
-	after, err := paging.Decode(req.PageToken, scope)
-	if err != nil {
-		return nil, err
-	}
-	size := paging.Size(req.PageSize)
-	rows, err := s.store.listScopes(ctx, req.TenantId, req.ServerId, after, size+1)
+	rows, next, err := paging.Page(req.PageToken, req.PageSize, "scopes/"+req.TenantId+"/"+req.ServerId,
+		func(after string, limit int) ([]scopeRow, error) {
+			return s.store.listScopes(ctx, req.TenantId, req.ServerId, after, limit)
+		}, func(r *scopeRow) string { return r.Name })
 	if err != nil {
 		return nil, apierr.Wrap(err, "list scopes")
 	}
-	resp := &workspacev1.ListScopesResponse{Scopes: []*workspacev1.Scope{}}
-	if len(rows) > size {
-		rows = rows[:size]
-		resp.NextPageToken = paging.Encode(rows[size-1].Name, scope)
-	}
+	resp := &workspacev1.ListScopesResponse{Scopes: []*workspacev1.Scope{}, NextPageToken: next}
 	for i := range rows {
 		resp.Scopes = append(resp.Scopes, scopeToProto(&rows[i]))
 	}
