@@ -114,47 +114,32 @@ func (s *Service) provision(ctx context.Context, tenantID string) (*clientv1.Cli
 	return s.clients.CreateTenantAdminClient(fwd, &clientv1.CreateTenantAdminClientRequest{TenantId: tenantID})
 }
 
-// undo removes whatever a failed creation made, so nothing half-made remains.
+// undo removes whatever a failed creation made, so nothing half-made remains. The tenant row goes last and in
+// any case: its id must be free again for a retry.
 func (s *Service) undo(ctx context.Context, tenantID string) {
 	ctx = context.WithoutCancel(ctx)
 	if err := s.deleteEverywhere(ctx, tenantID); err != nil {
 		s.log.Error("cleaning up a failed tenant creation", "tenant", tenantID, "error", err)
-		return
 	}
 	if err := s.store.delete(ctx, tenantID); err != nil {
 		s.log.Error("cleaning up a failed tenant creation", "tenant", tenantID, "error", err)
 	}
 }
 
-// deleteEverywhere removes the tenant's data from every service. Each call is idempotent, so a failed
-// deletion can be retried.
+// deleteEverywhere asks every service to remove the tenant's data. Each call is idempotent and each is tried
+// even when another fails, so a failed deletion can simply be retried.
 func (s *Service) deleteEverywhere(ctx context.Context, tenantID string) error {
 	fwd := authz.ForwardCaller(ctx)
-	calls := []func() error{
-		func() error {
-			_, err := s.pools.DeleteTenantData(fwd, &poolv1.DeleteTenantDataRequest{TenantId: tenantID})
-			return err
-		},
-		func() error {
-			_, err := s.schemas.DeleteTenantData(fwd, &schemav1.DeleteTenantDataRequest{TenantId: tenantID})
-			return err
-		},
-		func() error {
-			_, err := s.clients.DeleteTenantData(fwd, &clientv1.DeleteTenantDataRequest{TenantId: tenantID})
-			return err
-		},
-		func() error {
-			_, err := s.tokens.DeleteTenantData(fwd, &tokenv1.DeleteTenantDataRequest{TenantId: tenantID})
-			return err
-		},
-		func() error {
-			_, err := s.workspaces.DeleteTenantData(fwd, &workspacev1.DeleteTenantDataRequest{TenantId: tenantID})
-			return err
-		},
-	}
-	for _, call := range calls {
-		if err := call(); err != nil {
-			return err
+	var errs []error
+	call := func(_ any, err error) { errs = append(errs, err) }
+	call(s.pools.DeleteTenantData(fwd, &poolv1.DeleteTenantDataRequest{TenantId: tenantID}))
+	call(s.schemas.DeleteTenantData(fwd, &schemav1.DeleteTenantDataRequest{TenantId: tenantID}))
+	call(s.clients.DeleteTenantData(fwd, &clientv1.DeleteTenantDataRequest{TenantId: tenantID}))
+	call(s.tokens.DeleteTenantData(fwd, &tokenv1.DeleteTenantDataRequest{TenantId: tenantID}))
+	call(s.workspaces.DeleteTenantData(fwd, &workspacev1.DeleteTenantDataRequest{TenantId: tenantID}))
+	for _, err := range errs {
+		if err != nil {
+			return err // the first failure; the others were logged by their services
 		}
 	}
 	return nil
@@ -220,8 +205,11 @@ func (s *Service) DeleteTenant(ctx context.Context, req *tenantv1.DeleteTenantRe
 	if req.TenantId == platform.RootTenant {
 		return nil, apierr.Field("tenant_id", "the root tenant cannot be deleted")
 	}
-	if _, err := s.get(ctx, req.TenantId); err != nil {
-		return nil, err
+	// A tenant left `provisioning` by a crash is invisible elsewhere but can be deleted here.
+	if _, err := s.store.getAny(ctx, req.TenantId); db.IsNotFound(err) {
+		return nil, apierr.NotFound("tenant %q not found", req.TenantId)
+	} else if err != nil {
+		return nil, apierr.Wrap(err, "get tenant")
 	}
 	if err := s.deleteEverywhere(ctx, req.TenantId); err != nil {
 		return nil, err

@@ -52,6 +52,13 @@ func (s *store) get(ctx context.Context, id string) (*tenantRow, error) {
 	return &row, err
 }
 
+// getAny finds a tenant in any state (a creation that crashed half-way leaves one `provisioning`).
+func (s *store) getAny(ctx context.Context, id string) (*tenantRow, error) {
+	var row tenantRow
+	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&row).Error
+	return &row, err
+}
+
 func (s *store) list(ctx context.Context, after string, limit int) ([]tenantRow, error) {
 	var rows []tenantRow
 	err := s.db.WithContext(ctx).Where("id > ? AND state = ?", after, stateActive).Order("id").Limit(limit).Find(&rows).Error
