@@ -143,7 +143,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	}
 	deps.Conns = svc.Conns{Tenant: conns[svc.Tenant], Workspace: conns[svc.Workspace], Pool: conns[svc.Pool],
 		Schema: conns[svc.Schema], Client: conns[svc.Client], Token: conns[svc.Token]}
-	verifier = authz.NewVerifier(cfg.IssuerURL, jwksSource(tokenv1.NewTokenServiceClient(deps.Conns.Token)), deps.Bus)
+	tokens := tokenv1.NewTokenServiceClient(deps.Conns.Token)
+	verifier = authz.NewVerifier(cfg.IssuerURL, jwksSource(tokens), deps.Bus, authz.WithRevocations(revocationSource(tokens)))
 
 	a.grpc = grpc.NewServer(grpc.ChainUnaryInterceptor(interceptors...), grpc.MaxRecvMsgSize(4<<20))
 	a.health = health.NewServer()
@@ -202,6 +203,21 @@ func jwksSource(tokens tokenv1.TokenServiceClient) authz.KeySource {
 			return nil, err
 		}
 		return &set, nil
+	}
+}
+
+// revocationSource reads a tenant's revoked access tokens from the token service.
+func revocationSource(tokens tokenv1.TokenServiceClient) authz.RevocationSource {
+	return func(ctx context.Context, tenantID string) ([]authz.RevokedToken, error) {
+		resp, err := tokens.ListRevokedTokens(ctx, &tokenv1.ListRevokedTokensRequest{TenantId: tenantID})
+		if err != nil {
+			return nil, err
+		}
+		out := make([]authz.RevokedToken, len(resp.Revoked))
+		for i, r := range resp.Revoked {
+			out[i] = authz.RevokedToken{JTI: r.Jti, Expiry: r.ExpiresAt.AsTime()}
+		}
+		return out, nil
 	}
 }
 
