@@ -37,11 +37,12 @@ func TestMicroservicesTopology(t *testing.T) {
 			}
 		}
 		issuer := "http://" + httpLns[len(groups)-1].Addr().String()
-		var gateway *testenv.Env
+		envs := make([]*testenv.Env, len(groups))
 		for i, g := range groups {
-			gateway = testenv.Start(t, testenv.WithDatabase(dbURL, masterKey), testenv.WithServices(g, addrs),
+			envs[i] = testenv.Start(t, testenv.WithDatabase(dbURL, masterKey), testenv.WithServices(g, addrs),
 				testenv.WithListeners(httpLns[i], grpcLns[i]), testenv.WithIssuer(issuer), testenv.WithRootSecret(rootSecret))
 		}
+		gateway := envs[len(groups)-1]
 
 		acme := gateway.NewTenant(t, "acme")
 		id, secret := gateway.CreateClient(t, "acme", acme.AdminToken, map[string]any{
@@ -69,6 +70,15 @@ func TestMicroservicesTopology(t *testing.T) {
 		if got := tokenStatus(t, gateway, id, rotated.ClientSecret); got != http.StatusOK {
 			t.Fatalf("the rotated secret: status %d", got)
 		}
+
+		// A revocation made by the token process reaches the workspace process's interceptor, which reads the
+		// denylist from the token process.
+		admin, workspaces := adminCall("acme"), envs[0].GRPC
+		revoked := gateway.Token(t, "acme", "admin", acme.AdminID, acme.AdminSecret)
+		mustOpen(t, gateway, workspaces, admin, revoked, "a fresh admin token through the topology")
+		revokeToken(t, gateway, "acme", "admin", acme.AdminID, acme.AdminSecret, revoked)
+		waitFor(t, func() bool { return isRefused(t, gateway, workspaces, admin, revoked) })
+		mustOpen(t, gateway, workspaces, admin, acme.AdminToken, "the admin token nobody revoked")
 	})
 }
 
