@@ -117,20 +117,34 @@ func (h *Hasher) dummy(ctx context.Context, p Params) (*Hash, error) {
 	return d, nil
 }
 
+// Saturated reports whether a hash of p would be refused at once because the queue ahead of it would not
+// drain within MaxWait. Callers check it before doing other work for a request that could not be served.
+func (h *Hasher) Saturated(p Params) bool {
+	return h.saturated(h.weight(p.memoryBytes()), h.waiting.Load())
+}
+
+func (h *Hasher) weight(memBytes int64) int64 { return max((memBytes+1023)>>10, h.minKiB) }
+
+func (h *Hasher) saturated(weight, ahead int64) bool {
+	avg := time.Duration(h.avgNanos.Load())
+	if avg <= 0 {
+		return false
+	}
+	slots := max(h.capKiB/weight, 1)
+	return time.Duration(ahead/slots)*avg > h.cfg.MaxWait
+}
+
 // run waits for room for a job of the given memory, then runs it. It fails with ErrBusy at once when the queue
 // ahead would not drain within MaxWait, and after MaxWait otherwise.
 func (h *Hasher) run(ctx context.Context, memBytes int64, job func() error) error {
-	weight := max((memBytes+1023)>>10, h.minKiB)
+	weight := h.weight(memBytes)
 	if weight > h.capKiB {
 		return fmt.Errorf("%w: a hash needing %d KiB exceeds the hashing memory budget of %d KiB", ErrCost, weight, h.capKiB)
 	}
 	ahead := h.waiting.Add(1) - 1
 	defer h.waiting.Add(-1)
-	if avg := time.Duration(h.avgNanos.Load()); avg > 0 {
-		slots := max(h.capKiB/weight, 1)
-		if time.Duration(ahead/slots)*avg > h.cfg.MaxWait {
-			return ErrBusy
-		}
+	if h.saturated(weight, ahead) {
+		return ErrBusy
 	}
 	wctx, cancel := context.WithTimeout(ctx, h.cfg.MaxWait)
 	err := h.sem.Acquire(wctx, weight)

@@ -148,3 +148,39 @@ func BenchmarkArgon2idDefault(b *testing.B) {
 		}
 	})
 }
+
+func TestSaturatedForeseesARefusal(t *testing.T) {
+	h := NewHasher(Config{MemoryBudget: 64 << 20, MaxConcurrent: 1, MaxWait: 50 * time.Millisecond})
+	p := Params{Method: Argon2id, MemoryKiB: 8 * 1024, Iterations: 1, Parallelism: 1}
+	if h.Saturated(p) {
+		t.Fatal("an idle pool is saturated")
+	}
+	h.observe(time.Second)
+	if h.Saturated(p) {
+		t.Fatal("a pool with nobody waiting is saturated")
+	}
+	release := make(chan struct{})
+	started := make(chan struct{})
+	go h.run(context.Background(), 1024, func() error { close(started); <-release; return nil })
+	<-started
+	defer close(release)
+	if !h.Saturated(p) {
+		t.Fatal("a pool whose one slot is held for about a second is not saturated")
+	}
+}
+
+// BenchmarkHasherVerify is BenchmarkArgon2idDefault through the bounded pool, with more callers than slots.
+func BenchmarkHasherVerify(b *testing.B) {
+	h := NewHasher(Config{})
+	enc, _ := h.Hash(context.Background(), "benchmark-password", DefaultParams())
+	stored, _ := Parse(enc)
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if ok, err := h.Verify(context.Background(), "benchmark-password", stored); !ok || err != nil {
+				b.Error(ok, err)
+			}
+		}
+	})
+}
