@@ -1,9 +1,13 @@
 package pool_test
 
 import (
+	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/authplane/authplane/pkg/db"
 	"github.com/authplane/authplane/pkg/testenv"
 )
 
@@ -115,4 +119,43 @@ func TestPoolListPagesAndDeleteRemovesUsers(t *testing.T) {
 	e.mustCall(t, 404, "GET", "/pools/p1/users/"+uid, nil)
 	// The identifier went with the pool.
 	e.user(t, "p1", "jane@example.com", "")
+}
+
+// TestDeletingAPoolDuringUserCreationLeavesNoOrphans: a user is written with its pool held, so a concurrent
+// delete either waits for it and removes it, or comes first and the creation finds no pool.
+func TestDeletingAPoolDuringUserCreationLeavesNoOrphans(t *testing.T) {
+	testenv.ForEachBackend(t, func(t *testing.T, b testenv.Backend) {
+		e := start(t, b)
+		for round := 0; round < 4; round++ {
+			e.pool(t, "p", nil)
+			var wg sync.WaitGroup
+			for i := 0; i < 8; i++ {
+				wg.Add(1)
+				go func(i int) {
+					defer wg.Done()
+					code := e.CallJSON(t, "POST", "/api/identity/acme/system/pools/p/users", e.tenant.SystemToken,
+						map[string]any{"identifiers": []any{ident("uid", fmt.Sprintf("r%d-u%d", round, i))}}, nil)
+					if code != 201 && code != 404 {
+						t.Errorf("create during delete: %d", code)
+					}
+				}(i)
+				if i == 3 {
+					wg.Add(1)
+					go func() { defer wg.Done(); e.mustCall(t, 204, "DELETE", "/pools/p", nil) }()
+				}
+			}
+			wg.Wait()
+			d, err := db.Open(context.Background(), e.DatabaseURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var users, idents int64
+			d.Raw("SELECT COUNT(*) FROM pool_users WHERE tenant_id = 'acme' AND pool_id = 'p'").Scan(&users)
+			d.Raw("SELECT COUNT(*) FROM pool_identifiers WHERE tenant_id = 'acme' AND pool_id = 'p'").Scan(&idents)
+			d.Close()
+			if users != 0 || idents != 0 {
+				t.Fatalf("round %d: %d users and %d identifiers outlive their pool", round, users, idents)
+			}
+		}
+	})
 }

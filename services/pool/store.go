@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/authplane/authplane/pkg/db"
 )
@@ -145,21 +146,38 @@ func (s *store) updatePool(ctx context.Context, row *poolRow) (int64, error) {
 	return res.RowsAffected, res.Error
 }
 
-// deletePool removes a pool with its users and identifiers, all or nothing.
+// deletePool removes a pool with its users and identifiers, all or nothing. The pool row goes first: that
+// waits for user creations holding it (see lockPool) and makes later ones find no pool.
 func (s *store) deletePool(ctx context.Context, tenantID, id string) (int64, error) {
 	var n int64
 	err := s.tx(ctx, func(tx *gorm.DB) error {
+		res := db.Tenant(tx, tenantID).Where("id = ?", id).Delete(&poolRow{})
+		if res.Error != nil || res.RowsAffected == 0 {
+			return res.Error
+		}
+		n = res.RowsAffected
 		if err := db.Tenant(tx, tenantID).Where("pool_id = ?", id).Delete(&identifierRow{}).Error; err != nil {
 			return err
 		}
-		if err := db.Tenant(tx, tenantID).Where("pool_id = ?", id).Delete(&userRow{}).Error; err != nil {
-			return err
-		}
-		res := db.Tenant(tx, tenantID).Where("id = ?", id).Delete(&poolRow{})
-		n = res.RowsAffected
-		return res.Error
+		return db.Tenant(tx, tenantID).Where("pool_id = ?", id).Delete(&userRow{}).Error
 	})
 	return n, err
+}
+
+// lockPool checks inside a transaction that a pool exists and, on PostgreSQL, keeps it from being deleted until
+// the transaction ends, so no user is written into a pool being deleted. (SQLite runs one writer at a time.)
+func (s *store) lockPool(tx *gorm.DB, tenantID, id string) error {
+	q := db.Tenant(tx, tenantID).Select("id").Where("id = ?", id)
+	if s.db.Dialect == db.Postgres {
+		q = q.Clauses(clause.Locking{Strength: "SHARE"})
+	}
+	if err := q.Take(&poolRow{}).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return errNoPool
+		}
+		return err
+	}
+	return nil
 }
 
 func (s *store) deleteTenant(ctx context.Context, tenantID string) error {
@@ -183,6 +201,9 @@ func (e *errConflict) Error() string { return "identifier already exists" }
 // createUser inserts a user with its identifiers in one transaction.
 func (s *store) createUser(ctx context.Context, user *userRow, idents []identifierRow) error {
 	err := s.tx(ctx, func(tx *gorm.DB) error {
+		if err := s.lockPool(tx, user.TenantID, user.PoolID); err != nil {
+			return err
+		}
 		if err := tx.Create(user).Error; err != nil {
 			return err
 		}
@@ -264,7 +285,10 @@ func (s *store) deleteUser(ctx context.Context, tenantID, poolID, id string) (in
 	return n, err
 }
 
-var errNoUser = errors.New("no such user")
+var (
+	errNoUser = errors.New("no such user")
+	errNoPool = errors.New("no such pool")
+)
 
 // addIdentifier inserts an identifier for an existing user.
 func (s *store) addIdentifier(ctx context.Context, ident *identifierRow, now int64) error {

@@ -101,6 +101,8 @@ func identifierError(err error, what string) error {
 		return apierr.AlreadyExists("an identifier already exists in this pool")
 	case errors.Is(err, errNoUser):
 		return apierr.NotFound("user not found")
+	case errors.Is(err, errNoPool):
+		return apierr.NotFound("pool not found")
 	}
 	return apierr.Wrap(err, what)
 }
