@@ -134,6 +134,17 @@ func (b *Bus) listen(ctx context.Context) {
 		}
 		conn.Close(context.Background())
 	}
+	b.pg.close()
+}
+
+// close drops the publishing connection when the bus stops.
+func (p *pgNotifier) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conn != nil {
+		p.conn.Close(context.Background())
+		p.conn = nil
+	}
 }
 
 func (p *pgNotifier) notify(ctx context.Context, topic, key string) {
