@@ -72,14 +72,17 @@ request = function() return wrk.format(nil, nil, nil, bodies[math.random(1, $VER
 -- Status counts per thread, summed in done().
 local threads = {}
 setup = function(thread) table.insert(threads, thread) end
-ok, busy, other = 0, 0, 0
+ok, busy, crowded, other = 0, 0, 0, 0
 response = function(status)
-  if status == 200 then ok = ok + 1 elseif status == 503 then busy = busy + 1 else other = other + 1 end
+  if status == 200 then ok = ok + 1 elseif status == 503 then busy = busy + 1
+  elseif status == 429 then crowded = crowded + 1 else other = other + 1 end
 end
 done = function()
-  local o, b, x = 0, 0, 0
-  for _, t in ipairs(threads) do o = o + t:get("ok"); b = b + t:get("busy"); x = x + t:get("other") end
-  io.write(string.format("200: %d, 503: %d, other: %d\n", o, b, x))
+  local o, b, c, x = 0, 0, 0, 0
+  for _, t in ipairs(threads) do
+    o = o + t:get("ok"); b = b + t:get("busy"); c = c + t:get("crowded"); x = x + t:get("other")
+  end
+  io.write(string.format("200: %d, 503: %d, 429: %d, other: %d\n", o, b, c, x))
 end
 LUA
 }

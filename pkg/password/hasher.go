@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -43,14 +42,12 @@ func (c Config) withDefaults() Config {
 // weighs its memory cost, but at least budget/MaxConcurrent, so both the sum of memory and the number of jobs
 // running at once stay bounded.
 type Hasher struct {
-	cfg      Config
-	capKiB   int64
-	minKiB   int64
-	sem      *semaphore.Weighted
-	waiting  atomic.Int64
-	avgNanos atomic.Int64 // moving average of a job's duration, for the fail-fast estimate
-	limits   Limits
-	dummies  sync.Map // Params -> *Hash: the stand-in hash for users without one
+	cfg     Config
+	capKiB  int64
+	minKiB  int64
+	sem     *semaphore.Weighted
+	limits  Limits
+	dummies sync.Map // Params -> *Hash: the stand-in hash for users without one
 }
 
 // NewHasher makes a pool.
@@ -117,34 +114,15 @@ func (h *Hasher) dummy(ctx context.Context, p Params) (*Hash, error) {
 	return d, nil
 }
 
-// Saturated reports whether a hash of p would be refused at once because the queue ahead of it would not
-// drain within MaxWait. Callers check it before doing other work for a request that could not be served.
-func (h *Hasher) Saturated(p Params) bool {
-	return h.saturated(h.weight(p.memoryBytes()), h.waiting.Load())
-}
-
 func (h *Hasher) weight(memBytes int64) int64 { return max((memBytes+1023)>>10, h.minKiB) }
 
-func (h *Hasher) saturated(weight, ahead int64) bool {
-	avg := time.Duration(h.avgNanos.Load())
-	if avg <= 0 {
-		return false
-	}
-	slots := max(h.capKiB/weight, 1)
-	return time.Duration(ahead/slots)*avg > h.cfg.MaxWait
-}
-
-// run waits for room for a job of the given memory, then runs it. It fails with ErrBusy at once when the queue
-// ahead would not drain within MaxWait, and after MaxWait otherwise.
+// run waits for room for a job of the given memory, then runs it; after MaxWait without room it fails with
+// ErrBusy. Waiting costs no CPU, so under a flood the cores keep hashing rather than turning requests away:
+// refusing at once would let clients that retry immediately spend the CPU on refusals instead.
 func (h *Hasher) run(ctx context.Context, memBytes int64, job func() error) error {
 	weight := h.weight(memBytes)
 	if weight > h.capKiB {
 		return fmt.Errorf("%w: a hash needing %d KiB exceeds the hashing memory budget of %d KiB", ErrCost, weight, h.capKiB)
-	}
-	ahead := h.waiting.Add(1) - 1
-	defer h.waiting.Add(-1)
-	if h.saturated(weight, ahead) {
-		return ErrBusy
 	}
 	wctx, cancel := context.WithTimeout(ctx, h.cfg.MaxWait)
 	err := h.sem.Acquire(wctx, weight)
@@ -156,22 +134,5 @@ func (h *Hasher) run(ctx context.Context, memBytes int64, job func() error) erro
 		return ErrBusy
 	}
 	defer h.sem.Release(weight)
-	start := time.Now()
-	err = job()
-	h.observe(time.Since(start))
-	return err
-}
-
-// observe folds a job's duration into the moving average (weight 1/8).
-func (h *Hasher) observe(d time.Duration) {
-	for {
-		old := h.avgNanos.Load()
-		next := int64(d)
-		if old > 0 {
-			next = old + (int64(d)-old)/8
-		}
-		if h.avgNanos.CompareAndSwap(old, next) {
-			return
-		}
-	}
+	return job()
 }

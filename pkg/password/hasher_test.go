@@ -54,7 +54,7 @@ func TestHasherKeepsMemoryAndConcurrencyUnderBudget(t *testing.T) {
 	}
 }
 
-func TestHasherFailsFastWhenSaturated(t *testing.T) {
+func TestHasherGivesUpAfterMaxWait(t *testing.T) {
 	h := NewHasher(Config{MemoryBudget: 64 << 20, MaxConcurrent: 1, MaxWait: 50 * time.Millisecond})
 	release := make(chan struct{})
 	started := make(chan struct{})
@@ -70,31 +70,11 @@ func TestHasherFailsFastWhenSaturated(t *testing.T) {
 	if !errors.Is(err, ErrBusy) {
 		t.Fatalf("err = %v, want ErrBusy", err)
 	}
-	if waited := time.Since(begin); waited > 500*time.Millisecond {
+	if waited := time.Since(begin); waited < 50*time.Millisecond || waited > 500*time.Millisecond {
 		t.Fatalf("waited %v, want about MaxWait", waited)
 	}
 	close(release)
 	<-done
-
-	// Once the average job is known to exceed MaxWait, a queued job is refused without waiting at all.
-	h.observe(time.Second)
-	block := make(chan struct{})
-	started2 := make(chan struct{})
-	go func() {
-		if err := h.run(context.Background(), 1024, func() error { close(started2); <-block; return nil }); err != nil {
-			t.Error(err)
-			close(started2)
-		}
-	}()
-	<-started2
-	begin = time.Now()
-	if err := h.run(context.Background(), 1024, func() error { return nil }); !errors.Is(err, ErrBusy) {
-		t.Fatalf("err = %v, want ErrBusy", err)
-	}
-	if waited := time.Since(begin); waited > 20*time.Millisecond {
-		t.Fatalf("fail-fast waited %v", waited)
-	}
-	close(block)
 }
 
 func TestHasherHonoursCallerCancellation(t *testing.T) {
@@ -147,26 +127,6 @@ func BenchmarkArgon2idDefault(b *testing.B) {
 			stored.verify("benchmark-password")
 		}
 	})
-}
-
-func TestSaturatedForeseesARefusal(t *testing.T) {
-	h := NewHasher(Config{MemoryBudget: 64 << 20, MaxConcurrent: 1, MaxWait: 50 * time.Millisecond})
-	p := Params{Method: Argon2id, MemoryKiB: 8 * 1024, Iterations: 1, Parallelism: 1}
-	if h.Saturated(p) {
-		t.Fatal("an idle pool is saturated")
-	}
-	h.observe(time.Second)
-	if h.Saturated(p) {
-		t.Fatal("a pool with nobody waiting is saturated")
-	}
-	release := make(chan struct{})
-	started := make(chan struct{})
-	go h.run(context.Background(), 1024, func() error { close(started); <-release; return nil })
-	<-started
-	defer close(release)
-	if !h.Saturated(p) {
-		t.Fatal("a pool whose one slot is held for about a second is not saturated")
-	}
 }
 
 // BenchmarkHasherVerify is BenchmarkArgon2idDefault through the bounded pool, with more callers than slots.

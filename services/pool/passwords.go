@@ -108,10 +108,6 @@ func (s *Service) checkPassword(ctx context.Context, tenantID, poolID, identifie
 		return "", nil, apierr.Field("password", "password is required")
 	}
 	params := pc.settings.params()
-	// Shed load before touching the database when the check could not be hashed in time anyway.
-	if s.hasher.Saturated(params) {
-		return "", nil, hashingError(password.ErrBusy)
-	}
 	dummy := func(result string, user *userRow) (string, *userRow, error) {
 		if err := s.hasher.VerifyDummy(ctx, pw, params); err != nil {
 			return "", nil, hashingError(err)
