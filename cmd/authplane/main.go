@@ -14,6 +14,7 @@ import (
 	_ "net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -71,6 +72,7 @@ func serve(args []string, stderr io.Writer) int {
 		return 2
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	tuneGC(cfg, log)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
@@ -103,4 +105,18 @@ func serve(args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// tuneGC trades memory for throughput unless the operator chose (GOGC, GOMEMLIMIT): token issuance makes
+// short-lived garbage at a high rate, and GOGC=400 gives about 40% more tokens per second than the default
+// (docs/benchmarks.md) for a heap of tens of MB. The soft memory limit keeps a password-hashing flood, whose
+// buffers the budget already bounds, from growing the heap past the budget plus headroom.
+func tuneGC(cfg *config.Config, log *slog.Logger) {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(cfg.PasswordHashing.MemoryBudget + 256<<20)
+	}
+	log.Debug("garbage collector", "memory_limit_bytes", debug.SetMemoryLimit(-1)) // -1 reads without changing
 }

@@ -3,7 +3,8 @@
 # processes on this machine. Usage (from the repository root):
 #   docs/benchmarks/loadtest.sh monolith        # every service in one process, SQLite
 #   docs/benchmarks/loadtest.sh split           # gateway, token service and the rest in three processes, PostgreSQL
-# Env: DURATION (default 30s), CONNECTIONS (64), THREADS (2), PG_ADMIN_URL (postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable),
+# Env: DURATION (default 30s), CONNECTIONS (64), THREADS (2), WRK_NICE (10: wrk runs at a lower CPU priority so that,
+#      sharing the server's two cores, it cannot preempt a request half-served; 0 to compete as an equal), PG_ADMIN_URL (postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable),
 #      PROFILE=1 to take a 10 s CPU profile of the process that serves the token endpoint's signing (top entries printed).
 # Needs: go, wrk, curl, jq, psql (split only).
 set -euo pipefail
@@ -80,11 +81,11 @@ if [ "${PROFILE:-}" = 1 ]; then
   (sleep 5; curl -fs "http://127.0.0.1:$PPROF/debug/pprof/profile?seconds=10" -o "$WORK/cpu.pprof") &
   PROFILER=$!
 fi
-wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/cc.lua" "$URL" | tee "$WORK/wrk.txt"
+nice -n "${WRK_NICE:-10}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/cc.lua" "$URL" | tee "$WORK/wrk.txt"
 END=$(date +%s.%N)
 [ -z "$PROFILER" ] || wait "$PROFILER"
 echo
-echo "mode=$MODE connections=$CONNECTIONS threads=$THREADS duration=$DURATION"
+echo "mode=$MODE connections=$CONNECTIONS threads=$THREADS duration=$DURATION wrk_nice=${WRK_NICE:-10}"
 HZ=$(getconf CLK_TCK)
 for n in "${WATCH[@]}"; do
   pid=$(cat "$WORK/$n.pid")

@@ -85,7 +85,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 		}
 	}
 	deps := svc.Deps{Log: log, Metrics: a.metrics, IssuerURL: cfg.IssuerURL,
-		RootClientID: cfg.RootClientID, RootClientSecret: cfg.RootClientSecret}
+		RootClientID: cfg.RootClientID, RootClientSecret: cfg.RootClientSecret, PasswordHashing: cfg.PasswordHashing}
 
 	if len(grpcServices) > 0 {
 		d, err := db.Open(ctx, cfg.DatabaseURL)

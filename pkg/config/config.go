@@ -9,9 +9,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
+	"github.com/authplane/authplane/pkg/password"
 	"github.com/authplane/authplane/pkg/svc"
 )
 
@@ -33,6 +37,8 @@ type Config struct {
 	LogLevel string
 	// PprofAddr, when set, serves net/http/pprof there (keep it on a private interface).
 	PprofAddr string
+	// PasswordHashing bounds the password hashing pool (memory budget, concurrency, wait).
+	PasswordHashing password.Config
 }
 
 // Parse reads flags from args and the environment through getenv.
@@ -53,12 +59,20 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 	fs.StringVar(&services, "services", env("AUTHPLANE_SERVICES", "all"), "comma list of "+strings.Join(svc.All, ",")+" to run here, or all (AUTHPLANE_SERVICES)")
 	fs.StringVar(&c.LogLevel, "log-level", env("AUTHPLANE_LOG_LEVEL", "info"), "debug, info, warn or error (AUTHPLANE_LOG_LEVEL)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", env("AUTHPLANE_PPROF_ADDR", ""), "serve net/http/pprof on this address, e.g. 127.0.0.1:6060 (AUTHPLANE_PPROF_ADDR; off by default)")
+	var hashMB, hashConcurrency int
+	fs.IntVar(&hashMB, "password-hashing-memory-mb", envInt(getenv, "AUTHPLANE_PASSWORD_HASHING_MEMORY_MB", 256), "memory budget of password hashes running at once, MiB (AUTHPLANE_PASSWORD_HASHING_MEMORY_MB)")
+	fs.IntVar(&hashConcurrency, "password-hashing-concurrency", envInt(getenv, "AUTHPLANE_PASSWORD_HASHING_CONCURRENCY", runtime.GOMAXPROCS(0)), "password hashes running at once (AUTHPLANE_PASSWORD_HASHING_CONCURRENCY)")
+	fs.DurationVar(&c.PasswordHashing.MaxWait, "password-hashing-max-wait", envDuration(getenv, "AUTHPLANE_PASSWORD_HASHING_MAX_WAIT", 2*time.Second), "longest wait for the hashing pool before 503 (AUTHPLANE_PASSWORD_HASHING_MAX_WAIT)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
+	if hashMB < 16 || hashConcurrency < 1 || c.PasswordHashing.MaxWait <= 0 {
+		return nil, errors.New("password hashing needs a memory budget of at least 16 MiB, a concurrency of at least 1 and a positive maximum wait")
+	}
+	c.PasswordHashing.MemoryBudget, c.PasswordHashing.MaxConcurrent = int64(hashMB)<<20, hashConcurrency
 	c.IssuerURL = strings.TrimRight(c.IssuerURL, "/")
 	c.RootClientID = getenv("AUTHPLANE_ROOT_CLIENT_ID")
 	c.RootClientSecret = getenv("AUTHPLANE_ROOT_CLIENT_SECRET")
@@ -76,6 +90,28 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// envInt and envDuration read a default from the environment; a malformed value is kept as the flag's input
+// so that flag parsing reports it.
+func envInt(getenv func(string) string, name string, def int) int {
+	if v := getenv(name); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+		return -1
+	}
+	return def
+}
+
+func envDuration(getenv func(string) string, name string, def time.Duration) time.Duration {
+	if v := getenv(name); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+		return -1
+	}
+	return def
 }
 
 func parseServices(list string) ([]string, error) {

@@ -45,6 +45,16 @@ func TestParse(t *testing.T) {
 					t.Errorf("%+v", c)
 				}
 			}},
+		{name: "password hashing bounds", env: map[string]string{
+			"AUTHPLANE_PASSWORD_HASHING_MEMORY_MB": "64", "AUTHPLANE_PASSWORD_HASHING_MAX_WAIT": "500ms",
+		}, args: []string{"--password-hashing-concurrency=3"}, check: func(t *testing.T, c *Config) {
+			h := c.PasswordHashing
+			if h.MemoryBudget != 64<<20 || h.MaxConcurrent != 3 || h.MaxWait.Milliseconds() != 500 {
+				t.Errorf("%+v", h)
+			}
+		}},
+		{name: "hashing budget too small", env: map[string]string{"AUTHPLANE_PASSWORD_HASHING_MEMORY_MB": "4"}, wantErr: true},
+		{name: "malformed hashing wait", env: map[string]string{"AUTHPLANE_PASSWORD_HASHING_MAX_WAIT": "soon"}, wantErr: true},
 		{name: "unknown service", args: []string{"--services=gateway,billing"}, wantErr: true},
 		{name: "unknown flag", args: []string{"--colour"}, wantErr: true},
 		{name: "stray argument", args: []string{"now"}, wantErr: true},

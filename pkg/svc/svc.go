@@ -10,6 +10,7 @@ import (
 	"github.com/authplane/authplane/pkg/changes"
 	"github.com/authplane/authplane/pkg/db"
 	"github.com/authplane/authplane/pkg/metrics"
+	"github.com/authplane/authplane/pkg/password"
 	"github.com/authplane/authplane/pkg/secrets"
 )
 
@@ -42,6 +43,8 @@ type Deps struct {
 	Conns   Conns
 	// IssuerURL is the public base URL; a workspace's issuer is IssuerURL/tenant/server.
 	IssuerURL string
+	// PasswordHashing bounds the password hashing pool.
+	PasswordHashing password.Config
 	// RootClientID and RootClientSecret are the operator's credentials from the configuration (may be empty).
 	RootClientID, RootClientSecret string
 }

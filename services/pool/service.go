@@ -6,8 +6,6 @@ package pool
 import (
 	"context"
 	"log/slog"
-	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -50,42 +48,9 @@ type poolConfig struct {
 	settings settings
 }
 
-// HasherConfigFromEnv reads the hashing pool's bounds: AUTHPLANE_PASSWORD_HASHING_MEMORY_MB (default 256),
-// AUTHPLANE_PASSWORD_HASHING_CONCURRENCY (default GOMAXPROCS) and AUTHPLANE_PASSWORD_HASHING_MAX_WAIT
-// (a Go duration, default 2s).
-func HasherConfigFromEnv(getenv func(string) string) (password.Config, error) {
-	var c password.Config
-	if v := getenv("AUTHPLANE_PASSWORD_HASHING_MEMORY_MB"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 16 {
-			return c, apierr.InvalidArgument("AUTHPLANE_PASSWORD_HASHING_MEMORY_MB must be a number of MiB, at least 16")
-		}
-		c.MemoryBudget = n << 20
-	}
-	if v := getenv("AUTHPLANE_PASSWORD_HASHING_CONCURRENCY"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return c, apierr.InvalidArgument("AUTHPLANE_PASSWORD_HASHING_CONCURRENCY must be a positive number")
-		}
-		c.MaxConcurrent = n
-	}
-	if v := getenv("AUTHPLANE_PASSWORD_HASHING_MAX_WAIT"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return c, apierr.InvalidArgument("AUTHPLANE_PASSWORD_HASHING_MAX_WAIT must be a positive duration such as 2s")
-		}
-		c.MaxWait = d
-	}
-	return c, nil
-}
-
 // New migrates the service's tables and starts its hashing pool.
 func New(ctx context.Context, d svc.Deps) (*Service, error) {
-	cfg, err := HasherConfigFromEnv(os.Getenv)
-	if err != nil {
-		return nil, err
-	}
-	return NewWithHasher(ctx, d, password.NewHasher(cfg))
+	return NewWithHasher(ctx, d, password.NewHasher(d.PasswordHashing))
 }
 
 // NewWithHasher is New with a given hashing pool.
