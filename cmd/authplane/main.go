@@ -113,10 +113,10 @@ func serve(args []string, stderr io.Writer) int {
 // buffers the budget already bounds, from growing the heap past the budget plus headroom.
 func tuneGC(cfg *config.Config, log *slog.Logger) {
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
+		debug.SetGCPercent(200)
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(cfg.PasswordHashing.MemoryBudget + 256<<20)
+		debug.SetMemoryLimit(cfg.PasswordHashing.MemoryBudget + 64<<20)
 	}
 	log.Debug("garbage collector", "memory_limit_bytes", debug.SetMemoryLimit(-1)) // -1 reads without changing
 }
