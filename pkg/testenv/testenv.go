@@ -128,6 +128,7 @@ type options struct {
 	grpcLn      net.Listener
 	issuer      string
 	rootSecret  string
+	extraEnv    map[string]string
 }
 
 // Option configures Start.
@@ -156,6 +157,9 @@ func WithIssuer(url string) Option { return func(o *options) { o.issuer = url } 
 
 // WithRootSecret sets the operator client's secret (processes of one deployment share it).
 func WithRootSecret(secret string) Option { return func(o *options) { o.rootSecret = secret } }
+
+// WithEnv adds configuration variables (AUTHPLANE_…) for the process.
+func WithEnv(vars map[string]string) Option { return func(o *options) { o.extraEnv = vars } }
 
 // WithLog sends the server's JSON log to w (default: discarded unless AUTHPLANE_TEST_LOG is set).
 func WithLog(w io.Writer) Option { return func(o *options) { o.logOut = w } }
@@ -203,6 +207,9 @@ func Start(t testing.TB, opts ...Option) *Env {
 	}
 	if len(o.services) > 0 {
 		vars["AUTHPLANE_SERVICES"] = strings.Join(o.services, ",")
+	}
+	for k, v := range o.extraEnv {
+		vars[k] = v
 	}
 	for name, addr := range o.addrs {
 		vars["AUTHPLANE_"+strings.ToUpper(name)+"_ADDR"] = addr

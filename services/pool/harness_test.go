@@ -20,9 +20,9 @@ type env struct {
 	schemas schemav1.SchemaServiceClient
 }
 
-func start(t *testing.T, b testenv.Backend) *env {
+func start(t *testing.T, b testenv.Backend, opts ...testenv.Option) *env {
 	t.Helper()
-	e := testenv.Start(t, testenv.WithBackend(b))
+	e := testenv.Start(t, append([]testenv.Option{testenv.WithBackend(b)}, opts...)...)
 	return &env{Env: e, tenant: e.NewTenant(t, "acme"), pools: poolv1.NewPoolServiceClient(e.GRPC),
 		schemas: schemav1.NewSchemaServiceClient(e.GRPC)}
 }

@@ -250,9 +250,9 @@ func TestImportedHashesVerifyAndAreUpgraded(t *testing.T) {
 // TestHashingSaturationFailsFast: with one hashing slot and a short wait, a burst of checks gets quick 503s
 // instead of queueing without bound, and the server keeps answering.
 func TestHashingSaturationFailsFast(t *testing.T) {
-	t.Setenv("AUTHPLANE_PASSWORD_HASHING_CONCURRENCY", "1")
-	t.Setenv("AUTHPLANE_PASSWORD_HASHING_MAX_WAIT", "30ms")
-	e := start(t, testenv.SQLite)
+	e := start(t, testenv.SQLite, testenv.WithEnv(map[string]string{
+		"AUTHPLANE_PASSWORD_HASHING_CONCURRENCY": "1", "AUTHPLANE_PASSWORD_HASHING_MAX_WAIT": "30ms",
+	}))
 	e.pool(t, "p", map[string]any{"password_settings": map[string]any{"argon2": map[string]any{"memory_kib": 65536, "iterations": 3}}})
 	e.user(t, "p", "jane@example.com", "correct horse")
 	codes := map[int]int{}

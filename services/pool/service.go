@@ -215,21 +215,14 @@ func (s *Service) GetPool(ctx context.Context, req *poolv1.GetPoolRequest) (*poo
 }
 
 func (s *Service) ListPools(ctx context.Context, req *poolv1.ListPoolsRequest) (*poolv1.ListPoolsResponse, error) {
-	scope := "pools/" + req.TenantId + "/" + req.SchemaId
-	after, err := paging.Decode(req.PageToken, scope)
-	if err != nil {
-		return nil, err
-	}
-	size := paging.Size(req.PageSize)
-	rows, err := s.store.listPools(ctx, req.TenantId, req.SchemaId, after, size+1)
+	rows, next, err := paging.Page(req.PageToken, req.PageSize, "pools/"+req.TenantId+"/"+req.SchemaId,
+		func(after string, limit int) ([]poolRow, error) {
+			return s.store.listPools(ctx, req.TenantId, req.SchemaId, after, limit)
+		}, func(r *poolRow) string { return r.ID })
 	if err != nil {
 		return nil, apierr.Wrap(err, "list pools")
 	}
-	resp := &poolv1.ListPoolsResponse{Pools: []*poolv1.Pool{}}
-	if len(rows) > size {
-		rows = rows[:size]
-		resp.NextPageToken = paging.Encode(rows[size-1].ID, scope)
-	}
+	resp := &poolv1.ListPoolsResponse{Pools: []*poolv1.Pool{}, NextPageToken: next}
 	for i := range rows {
 		st, err := decodeSettings(rows[i].Settings)
 		if err != nil {

@@ -226,21 +226,14 @@ func (s *Service) ListUsers(ctx context.Context, req *poolv1.ListUsersRequest) (
 	if _, err := s.pool(ctx, req.TenantId, req.PoolId); err != nil {
 		return nil, err
 	}
-	scope := "users/" + req.TenantId + "/" + req.PoolId
-	after, err := paging.Decode(req.PageToken, scope)
-	if err != nil {
-		return nil, err
-	}
-	size := paging.Size(req.PageSize)
-	rows, err := s.store.listUsers(ctx, req.TenantId, req.PoolId, after, size+1)
+	rows, next, err := paging.Page(req.PageToken, req.PageSize, "users/"+req.TenantId+"/"+req.PoolId,
+		func(after string, limit int) ([]userRow, error) {
+			return s.store.listUsers(ctx, req.TenantId, req.PoolId, after, limit)
+		}, func(r *userRow) string { return r.ID })
 	if err != nil {
 		return nil, apierr.Wrap(err, "list users")
 	}
-	resp := &poolv1.ListUsersResponse{Users: []*poolv1.User{}}
-	if len(rows) > size {
-		rows = rows[:size]
-		resp.NextPageToken = paging.Encode(rows[size-1].ID, scope)
-	}
+	resp := &poolv1.ListUsersResponse{Users: []*poolv1.User{}, NextPageToken: next}
 	ids := make([]string, len(rows))
 	for i := range rows {
 		ids[i] = rows[i].ID

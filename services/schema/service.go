@@ -149,21 +149,13 @@ func (s *Service) get(ctx context.Context, tenantID, id string) (*schemaRow, err
 }
 
 func (s *Service) ListSchemas(ctx context.Context, req *schemav1.ListSchemasRequest) (*schemav1.ListSchemasResponse, error) {
-	scope := "schemas/" + req.TenantId
-	after, err := paging.Decode(req.PageToken, scope)
-	if err != nil {
-		return nil, err
-	}
-	size := paging.Size(req.PageSize)
-	rows, err := s.store.list(ctx, req.TenantId, after, size+1)
+	rows, next, err := paging.Page(req.PageToken, req.PageSize, "schemas/"+req.TenantId,
+		func(after string, limit int) ([]schemaRow, error) { return s.store.list(ctx, req.TenantId, after, limit) },
+		func(r *schemaRow) string { return r.ID })
 	if err != nil {
 		return nil, apierr.Wrap(err, "list schemas")
 	}
-	resp := &schemav1.ListSchemasResponse{Schemas: []*schemav1.Schema{}}
-	if len(rows) > size {
-		rows = rows[:size]
-		resp.NextPageToken = paging.Encode(rows[size-1].ID, scope)
-	}
+	resp := &schemav1.ListSchemasResponse{Schemas: []*schemav1.Schema{}, NextPageToken: next}
 	for i := range rows {
 		p, err := toProto(&rows[i])
 		if err != nil {
