@@ -150,7 +150,9 @@ func (s *Service) get(ctx context.Context, tenantID, id string) (*schemaRow, err
 
 func (s *Service) ListSchemas(ctx context.Context, req *schemav1.ListSchemasRequest) (*schemav1.ListSchemasResponse, error) {
 	rows, next, err := paging.Page(req.PageToken, req.PageSize, "schemas/"+req.TenantId,
-		func(after string, limit int) ([]schemaRow, error) { return s.store.list(ctx, req.TenantId, after, limit) },
+		func(after string, limit int) ([]schemaRow, error) {
+			return s.store.list(ctx, req.TenantId, after, limit)
+		},
 		func(r *schemaRow) string { return r.ID })
 	if err != nil {
 		return nil, apierr.Wrap(err, "list schemas")
