@@ -10,6 +10,8 @@ import (
 	"errors"
 
 	"github.com/go-jose/go-jose/v4"
+	"golang.org/x/crypto/cryptobyte"
+	"golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // es256Signer signs compact JWS (RFC 7515) with one P-256 key. The protected header is the same for every token
@@ -61,19 +63,15 @@ func (s *es256Signer) sign(payload []byte) (string, error) {
 var errMalformedSignature = errors.New("malformed ECDSA signature")
 
 // rawSignature converts an ASN.1 ECDSA-Sig-Value (SEQUENCE { INTEGER r, INTEGER s }) of P-256 into the JWS form
-// (RFC 7518 section 3.4): r and s as 32-byte big-endian integers, concatenated. Such a signature is at most 72
-// bytes, so every length is in short form.
+// (RFC 7518 section 3.4): r and s as 32-byte big-endian integers, concatenated.
 func rawSignature(der []byte, out *[64]byte) error {
-	if len(der) < 2 || der[0] != 0x30 || der[1] >= 0x80 || int(der[1]) != len(der)-2 {
+	input := cryptobyte.String(der)
+	var seq, r, sv cryptobyte.String
+	if !input.ReadASN1(&seq, asn1.SEQUENCE) || !input.Empty() ||
+		!seq.ReadASN1(&r, asn1.INTEGER) || !seq.ReadASN1(&sv, asn1.INTEGER) || !seq.Empty() {
 		return errMalformedSignature
 	}
-	rest := der[2:]
-	for i := 0; i < 2; i++ {
-		if len(rest) < 2 || rest[0] != 0x02 || rest[1] >= 0x80 || int(rest[1])+2 > len(rest) {
-			return errMalformedSignature
-		}
-		v := rest[2 : 2+int(rest[1])]
-		rest = rest[2+int(rest[1]):]
+	for i, v := range [][]byte{r, sv} {
 		for len(v) > 0 && v[0] == 0 { // the sign byte of a positive integer
 			v = v[1:]
 		}
@@ -81,9 +79,6 @@ func rawSignature(der []byte, out *[64]byte) error {
 			return errMalformedSignature
 		}
 		copy(out[(i+1)*32-len(v):(i+1)*32], v)
-	}
-	if len(rest) != 0 {
-		return errMalformedSignature
 	}
 	return nil
 }
