@@ -175,6 +175,18 @@ func TestOperationsEndpointsAndLogs(t *testing.T) {
 		strings.NewReader("grant_type=client_credentials&client_id="+acme.AdminID+"&client_secret=wrong-"+acme.AdminSecret), nil)
 	_ = send(t, env, "GET", "/api/admin/acme/servers?page_token=zzz", "", nil, map[string]string{"Authorization": "Bearer " + acme.AdminToken, "X-Request-Id": "trace-me-42"})
 
+	var doc struct {
+		Paths map[string]any `json:"paths"`
+	}
+	if code := env.CallJSON(t, "GET", "/openapi.json", "", nil, &doc); code != 200 {
+		t.Fatalf("/openapi.json: %d", code)
+	}
+	for _, p := range []string{"/api/admin/tenants", "/api/admin/{tenant_id}/servers", "/api/admin/{tenant_id}/clients/{client_id}/rotate-secret",
+		"/api/identity/{tenant_id}/system/pools/{pool_id}/users", "/api/identity/{tenant_id}/system/pools/{pool_id}/user/password/verify"} {
+		if doc.Paths[p] == nil {
+			t.Errorf("the served OpenAPI document lacks %s", p)
+		}
+	}
 	for _, tc := range []struct{ path, want string }{{"/healthz", "ok"}, {"/readyz", "ready"}} {
 		if r := send(t, env, "GET", tc.path, "", nil, nil); r.status != 200 || r.body["status"] != tc.want {
 			t.Errorf("%s: %d %v", tc.path, r.status, r.body)
