@@ -958,9 +958,11 @@ type ServerMetadata struct {
 	// Names of every scope defined in the workspace.
 	Scopes []string `protobuf:"bytes,8,rep,name=scopes,proto3" json:"scopes,omitempty"`
 	// The workspace's incarnation (Server.uid).
-	Uid           string `protobuf:"bytes,9,opt,name=uid,proto3" json:"uid,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Uid string `protobuf:"bytes,9,opt,name=uid,proto3" json:"uid,omitempty"`
+	// Identity sources for the password grant, in the order they are tried (display_order, then creation).
+	IdentitySources []*IdentitySource `protobuf:"bytes,10,rep,name=identity_sources,json=identitySources,proto3" json:"identity_sources,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ServerMetadata) Reset() {
@@ -1056,6 +1058,586 @@ func (x *ServerMetadata) GetUid() string {
 	return ""
 }
 
+func (x *ServerMetadata) GetIdentitySources() []*IdentitySource {
+	if x != nil {
+		return x.IdentitySources
+	}
+	return nil
+}
+
+// An identity source as the data plane sees it (no secrets).
+type IdentitySource struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// `identity_pool` or `external`.
+	Method         string               `protobuf:"bytes,2,opt,name=method,proto3" json:"method,omitempty"`
+	IdentityPoolId string               `protobuf:"bytes,3,opt,name=identity_pool_id,json=identityPoolId,proto3" json:"identity_pool_id,omitempty"`
+	Url            string               `protobuf:"bytes,4,opt,name=url,proto3" json:"url,omitempty"`
+	Timeout        *durationpb.Duration `protobuf:"bytes,5,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *IdentitySource) Reset() {
+	*x = IdentitySource{}
+	mi := &file_authplane_workspace_v1_workspace_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IdentitySource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IdentitySource) ProtoMessage() {}
+
+func (x *IdentitySource) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_workspace_v1_workspace_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IdentitySource.ProtoReflect.Descriptor instead.
+func (*IdentitySource) Descriptor() ([]byte, []int) {
+	return file_authplane_workspace_v1_workspace_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *IdentitySource) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *IdentitySource) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *IdentitySource) GetIdentityPoolId() string {
+	if x != nil {
+		return x.IdentityPoolId
+	}
+	return ""
+}
+
+func (x *IdentitySource) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *IdentitySource) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+// An identity source of a workspace: an identity pool of the tenant, or an external credential verifier.
+type Idp struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Output only: generated.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Output only.
+	TenantId string `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// Output only: the workspace.
+	AuthorizationServerId string `protobuf:"bytes,3,opt,name=authorization_server_id,json=authorizationServerId,proto3" json:"authorization_server_id,omitempty"`
+	Name                  string `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	// Output only: `identity_pool` or `external`.
+	Method string `protobuf:"bytes,5,opt,name=method,proto3" json:"method,omitempty"`
+	// Sources are tried by ascending display_order; ties go by creation. Default 0.
+	DisplayOrder int32 `protobuf:"varint,6,opt,name=display_order,json=displayOrder,proto3" json:"display_order,omitempty"`
+	// identity_pool: the pool's id (in the same tenant).
+	IdentityPoolId string `protobuf:"bytes,7,opt,name=identity_pool_id,json=identityPoolId,proto3" json:"identity_pool_id,omitempty"`
+	// external: where credentials are POSTed (`http` or `https`).
+	Url string `protobuf:"bytes,8,opt,name=url,proto3" json:"url,omitempty"`
+	// external: how long to wait for the verifier (default 2s, at most 30s).
+	Timeout *durationpb.Duration `protobuf:"bytes,9,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// external, output only and only from CreateExternalIdp: the key of the `X-Authplane-Signature` HMAC.
+	SigningSecret *string `protobuf:"bytes,10,opt,name=signing_secret,json=signingSecret,proto3,oneof" json:"signing_secret,omitempty"`
+	// Output only.
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Idp) Reset() {
+	*x = Idp{}
+	mi := &file_authplane_workspace_v1_workspace_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Idp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Idp) ProtoMessage() {}
+
+func (x *Idp) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_workspace_v1_workspace_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Idp.ProtoReflect.Descriptor instead.
+func (*Idp) Descriptor() ([]byte, []int) {
+	return file_authplane_workspace_v1_workspace_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *Idp) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Idp) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *Idp) GetAuthorizationServerId() string {
+	if x != nil {
+		return x.AuthorizationServerId
+	}
+	return ""
+}
+
+func (x *Idp) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Idp) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *Idp) GetDisplayOrder() int32 {
+	if x != nil {
+		return x.DisplayOrder
+	}
+	return 0
+}
+
+func (x *Idp) GetIdentityPoolId() string {
+	if x != nil {
+		return x.IdentityPoolId
+	}
+	return ""
+}
+
+func (x *Idp) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *Idp) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+func (x *Idp) GetSigningSecret() string {
+	if x != nil && x.SigningSecret != nil {
+		return *x.SigningSecret
+	}
+	return ""
+}
+
+func (x *Idp) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+type CreateIdentityPoolIdpRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ServerId      string                 `protobuf:"bytes,2,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	Idp           *Idp                   `protobuf:"bytes,3,opt,name=idp,proto3" json:"idp,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateIdentityPoolIdpRequest) Reset() {
+	*x = CreateIdentityPoolIdpRequest{}
+	mi := &file_authplane_workspace_v1_workspace_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateIdentityPoolIdpRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateIdentityPoolIdpRequest) ProtoMessage() {}
+
+func (x *CreateIdentityPoolIdpRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_workspace_v1_workspace_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateIdentityPoolIdpRequest.ProtoReflect.Descriptor instead.
+func (*CreateIdentityPoolIdpRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_workspace_v1_workspace_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *CreateIdentityPoolIdpRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *CreateIdentityPoolIdpRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *CreateIdentityPoolIdpRequest) GetIdp() *Idp {
+	if x != nil {
+		return x.Idp
+	}
+	return nil
+}
+
+type CreateExternalIdpRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ServerId      string                 `protobuf:"bytes,2,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	Idp           *Idp                   `protobuf:"bytes,3,opt,name=idp,proto3" json:"idp,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateExternalIdpRequest) Reset() {
+	*x = CreateExternalIdpRequest{}
+	mi := &file_authplane_workspace_v1_workspace_service_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateExternalIdpRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateExternalIdpRequest) ProtoMessage() {}
+
+func (x *CreateExternalIdpRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_workspace_v1_workspace_service_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateExternalIdpRequest.ProtoReflect.Descriptor instead.
+func (*CreateExternalIdpRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_workspace_v1_workspace_service_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *CreateExternalIdpRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *CreateExternalIdpRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *CreateExternalIdpRequest) GetIdp() *Idp {
+	if x != nil {
+		return x.Idp
+	}
+	return nil
+}
+
+type ListIdpsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ServerId      string                 `protobuf:"bytes,2,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	PageSize      int32                  `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListIdpsRequest) Reset() {
+	*x = ListIdpsRequest{}
+	mi := &file_authplane_workspace_v1_workspace_service_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListIdpsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListIdpsRequest) ProtoMessage() {}
+
+func (x *ListIdpsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_workspace_v1_workspace_service_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListIdpsRequest.ProtoReflect.Descriptor instead.
+func (*ListIdpsRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_workspace_v1_workspace_service_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListIdpsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ListIdpsRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *ListIdpsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListIdpsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListIdpsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Idps          []*Idp                 `protobuf:"bytes,1,rep,name=idps,proto3" json:"idps,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListIdpsResponse) Reset() {
+	*x = ListIdpsResponse{}
+	mi := &file_authplane_workspace_v1_workspace_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListIdpsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListIdpsResponse) ProtoMessage() {}
+
+func (x *ListIdpsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_workspace_v1_workspace_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListIdpsResponse.ProtoReflect.Descriptor instead.
+func (*ListIdpsResponse) Descriptor() ([]byte, []int) {
+	return file_authplane_workspace_v1_workspace_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ListIdpsResponse) GetIdps() []*Idp {
+	if x != nil {
+		return x.Idps
+	}
+	return nil
+}
+
+func (x *ListIdpsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type GetIdpRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ServerId      string                 `protobuf:"bytes,2,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	IdpId         string                 `protobuf:"bytes,3,opt,name=idp_id,json=idpId,proto3" json:"idp_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetIdpRequest) Reset() {
+	*x = GetIdpRequest{}
+	mi := &file_authplane_workspace_v1_workspace_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetIdpRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetIdpRequest) ProtoMessage() {}
+
+func (x *GetIdpRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_workspace_v1_workspace_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetIdpRequest.ProtoReflect.Descriptor instead.
+func (*GetIdpRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_workspace_v1_workspace_service_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *GetIdpRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *GetIdpRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *GetIdpRequest) GetIdpId() string {
+	if x != nil {
+		return x.IdpId
+	}
+	return ""
+}
+
+type DeleteIdpRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ServerId      string                 `protobuf:"bytes,2,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	IdpId         string                 `protobuf:"bytes,3,opt,name=idp_id,json=idpId,proto3" json:"idp_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteIdpRequest) Reset() {
+	*x = DeleteIdpRequest{}
+	mi := &file_authplane_workspace_v1_workspace_service_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteIdpRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteIdpRequest) ProtoMessage() {}
+
+func (x *DeleteIdpRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_workspace_v1_workspace_service_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteIdpRequest.ProtoReflect.Descriptor instead.
+func (*DeleteIdpRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_workspace_v1_workspace_service_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *DeleteIdpRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *DeleteIdpRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *DeleteIdpRequest) GetIdpId() string {
+	if x != nil {
+		return x.IdpId
+	}
+	return ""
+}
+
 type ProvisionTenantRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
@@ -1065,7 +1647,7 @@ type ProvisionTenantRequest struct {
 
 func (x *ProvisionTenantRequest) Reset() {
 	*x = ProvisionTenantRequest{}
-	mi := &file_authplane_workspace_v1_workspace_service_proto_msgTypes[15]
+	mi := &file_authplane_workspace_v1_workspace_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1077,7 +1659,7 @@ func (x *ProvisionTenantRequest) String() string {
 func (*ProvisionTenantRequest) ProtoMessage() {}
 
 func (x *ProvisionTenantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_workspace_v1_workspace_service_proto_msgTypes[15]
+	mi := &file_authplane_workspace_v1_workspace_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1090,7 +1672,7 @@ func (x *ProvisionTenantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProvisionTenantRequest.ProtoReflect.Descriptor instead.
 func (*ProvisionTenantRequest) Descriptor() ([]byte, []int) {
-	return file_authplane_workspace_v1_workspace_service_proto_rawDescGZIP(), []int{15}
+	return file_authplane_workspace_v1_workspace_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ProvisionTenantRequest) GetTenantId() string {
@@ -1109,7 +1691,7 @@ type DeleteTenantDataRequest struct {
 
 func (x *DeleteTenantDataRequest) Reset() {
 	*x = DeleteTenantDataRequest{}
-	mi := &file_authplane_workspace_v1_workspace_service_proto_msgTypes[16]
+	mi := &file_authplane_workspace_v1_workspace_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1121,7 +1703,7 @@ func (x *DeleteTenantDataRequest) String() string {
 func (*DeleteTenantDataRequest) ProtoMessage() {}
 
 func (x *DeleteTenantDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_workspace_v1_workspace_service_proto_msgTypes[16]
+	mi := &file_authplane_workspace_v1_workspace_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1134,7 +1716,7 @@ func (x *DeleteTenantDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTenantDataRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTenantDataRequest) Descriptor() ([]byte, []int) {
-	return file_authplane_workspace_v1_workspace_service_proto_rawDescGZIP(), []int{16}
+	return file_authplane_workspace_v1_workspace_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DeleteTenantDataRequest) GetTenantId() string {
@@ -1221,7 +1803,7 @@ const file_authplane_workspace_v1_workspace_service_proto_rawDesc = "" +
 	"\bscope_id\x18\x02 \x01(\tR\ascopeId\"T\n" +
 	"\x18GetServerMetadataRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
-	"\tserver_id\x18\x02 \x01(\tR\bserverId\"\xf2\x02\n" +
+	"\tserver_id\x18\x02 \x01(\tR\bserverId\"\xc5\x03\n" +
 	"\x0eServerMetadata\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
 	"\tserver_id\x18\x02 \x01(\tR\bserverId\x12\x12\n" +
@@ -1233,11 +1815,59 @@ const file_authplane_workspace_v1_workspace_service_proto_rawDesc = "" +
 	"\fid_token_ttl\x18\a \x01(\v2\x19.google.protobuf.DurationR\n" +
 	"idTokenTtl\x12\x16\n" +
 	"\x06scopes\x18\b \x03(\tR\x06scopes\x12\x10\n" +
-	"\x03uid\x18\t \x01(\tR\x03uid\"5\n" +
+	"\x03uid\x18\t \x01(\tR\x03uid\x12Q\n" +
+	"\x10identity_sources\x18\n" +
+	" \x03(\v2&.authplane.workspace.v1.IdentitySourceR\x0fidentitySources\"\xa9\x01\n" +
+	"\x0eIdentitySource\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06method\x18\x02 \x01(\tR\x06method\x12(\n" +
+	"\x10identity_pool_id\x18\x03 \x01(\tR\x0eidentityPoolId\x12\x10\n" +
+	"\x03url\x18\x04 \x01(\tR\x03url\x123\n" +
+	"\atimeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"\xa6\x03\n" +
+	"\x03Idp\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x126\n" +
+	"\x17authorization_server_id\x18\x03 \x01(\tR\x15authorizationServerId\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\x12\x16\n" +
+	"\x06method\x18\x05 \x01(\tR\x06method\x12#\n" +
+	"\rdisplay_order\x18\x06 \x01(\x05R\fdisplayOrder\x12(\n" +
+	"\x10identity_pool_id\x18\a \x01(\tR\x0eidentityPoolId\x12\x10\n" +
+	"\x03url\x18\b \x01(\tR\x03url\x123\n" +
+	"\atimeout\x18\t \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12*\n" +
+	"\x0esigning_secret\x18\n" +
+	" \x01(\tH\x00R\rsigningSecret\x88\x01\x01\x129\n" +
+	"\n" +
+	"created_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAtB\x11\n" +
+	"\x0f_signing_secret\"\x87\x01\n" +
+	"\x1cCreateIdentityPoolIdpRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tserver_id\x18\x02 \x01(\tR\bserverId\x12-\n" +
+	"\x03idp\x18\x03 \x01(\v2\x1b.authplane.workspace.v1.IdpR\x03idp\"\x83\x01\n" +
+	"\x18CreateExternalIdpRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tserver_id\x18\x02 \x01(\tR\bserverId\x12-\n" +
+	"\x03idp\x18\x03 \x01(\v2\x1b.authplane.workspace.v1.IdpR\x03idp\"\x87\x01\n" +
+	"\x0fListIdpsRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tserver_id\x18\x02 \x01(\tR\bserverId\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"k\n" +
+	"\x10ListIdpsResponse\x12/\n" +
+	"\x04idps\x18\x01 \x03(\v2\x1b.authplane.workspace.v1.IdpR\x04idps\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"`\n" +
+	"\rGetIdpRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tserver_id\x18\x02 \x01(\tR\bserverId\x12\x15\n" +
+	"\x06idp_id\x18\x03 \x01(\tR\x05idpId\"c\n" +
+	"\x10DeleteIdpRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tserver_id\x18\x02 \x01(\tR\bserverId\x12\x15\n" +
+	"\x06idp_id\x18\x03 \x01(\tR\x05idpId\"5\n" +
 	"\x16ProvisionTenantRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\"6\n" +
 	"\x17DeleteTenantDataRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId2\xab\r\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId2\xe0\x13\n" +
 	"\x10WorkspaceService\x12\x8f\x01\n" +
 	"\fCreateServer\x12+.authplane.workspace.v1.CreateServerRequest\x1a\x1e.authplane.workspace.v1.Server\"2\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x02(:\x06server\"\x1e/api/admin/{tenant_id}/servers\x12\x92\x01\n" +
 	"\vListServers\x12*.authplane.workspace.v1.ListServersRequest\x1a+.authplane.workspace.v1.ListServersResponse\"*\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x02 \x12\x1e/api/admin/{tenant_id}/servers\x12\x8d\x01\n" +
@@ -1248,7 +1878,12 @@ const file_authplane_workspace_v1_workspace_service_proto_rawDesc = "" +
 	"\n" +
 	"ListScopes\x12).authplane.workspace.v1.ListScopesRequest\x1a*.authplane.workspace.v1.ListScopesResponse\"=\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x023\x121/api/admin/{tenant_id}/servers/{server_id}/scopes\x12\x88\x01\n" +
 	"\bGetScope\x12'.authplane.workspace.v1.GetScopeRequest\x1a\x1d.authplane.workspace.v1.Scope\"4\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x02*\x12(/api/admin/{tenant_id}/scopes/{scope_id}\x12\x87\x01\n" +
-	"\vDeleteScope\x12*.authplane.workspace.v1.DeleteScopeRequest\x1a\x16.google.protobuf.Empty\"4\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x02**(/api/admin/{tenant_id}/scopes/{scope_id}\x12s\n" +
+	"\vDeleteScope\x12*.authplane.workspace.v1.DeleteScopeRequest\x1a\x16.google.protobuf.Empty\"4\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x02**(/api/admin/{tenant_id}/scopes/{scope_id}\x12\xba\x01\n" +
+	"\x15CreateIdentityPoolIdp\x124.authplane.workspace.v1.CreateIdentityPoolIdpRequest\x1a\x1b.authplane.workspace.v1.Idp\"N\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x02D:\x03idp\"=/api/admin/{tenant_id}/servers/{server_id}/idps/identity_pool\x12\xad\x01\n" +
+	"\x11CreateExternalIdp\x120.authplane.workspace.v1.CreateExternalIdpRequest\x1a\x1b.authplane.workspace.v1.Idp\"I\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x02?:\x03idp\"8/api/admin/{tenant_id}/servers/{server_id}/idps/external\x12\x9a\x01\n" +
+	"\bListIdps\x12'.authplane.workspace.v1.ListIdpsRequest\x1a(.authplane.workspace.v1.ListIdpsResponse\";\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x021\x12//api/admin/{tenant_id}/servers/{server_id}/idps\x12\x92\x01\n" +
+	"\x06GetIdp\x12%.authplane.workspace.v1.GetIdpRequest\x1a\x1b.authplane.workspace.v1.Idp\"D\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x02:\x128/api/admin/{tenant_id}/servers/{server_id}/idps/{idp_id}\x12\x93\x01\n" +
+	"\tDeleteIdp\x12(.authplane.workspace.v1.DeleteIdpRequest\x1a\x16.google.protobuf.Empty\"D\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x02:*8/api/admin/{tenant_id}/servers/{server_id}/idps/{idp_id}\x12s\n" +
 	"\x11GetServerMetadata\x120.authplane.workspace.v1.GetServerMetadataRequest\x1a&.authplane.workspace.v1.ServerMetadata\"\x04\xc8\xf3\x18\x01\x12_\n" +
 	"\x0fProvisionTenant\x12..authplane.workspace.v1.ProvisionTenantRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x02\x12a\n" +
 	"\x10DeleteTenantData\x12/.authplane.workspace.v1.DeleteTenantDataRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x02BJZHgithub.com/authplane/authplane/gen/go/authplane/workspace/v1;workspacev1b\x06proto3"
@@ -1265,75 +1900,100 @@ func file_authplane_workspace_v1_workspace_service_proto_rawDescGZIP() []byte {
 	return file_authplane_workspace_v1_workspace_service_proto_rawDescData
 }
 
-var file_authplane_workspace_v1_workspace_service_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_authplane_workspace_v1_workspace_service_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_authplane_workspace_v1_workspace_service_proto_goTypes = []any{
-	(*Server)(nil),                   // 0: authplane.workspace.v1.Server
-	(*CreateServerRequest)(nil),      // 1: authplane.workspace.v1.CreateServerRequest
-	(*ListServersRequest)(nil),       // 2: authplane.workspace.v1.ListServersRequest
-	(*ListServersResponse)(nil),      // 3: authplane.workspace.v1.ListServersResponse
-	(*GetServerRequest)(nil),         // 4: authplane.workspace.v1.GetServerRequest
-	(*UpdateServerRequest)(nil),      // 5: authplane.workspace.v1.UpdateServerRequest
-	(*DeleteServerRequest)(nil),      // 6: authplane.workspace.v1.DeleteServerRequest
-	(*Scope)(nil),                    // 7: authplane.workspace.v1.Scope
-	(*CreateScopeRequest)(nil),       // 8: authplane.workspace.v1.CreateScopeRequest
-	(*ListScopesRequest)(nil),        // 9: authplane.workspace.v1.ListScopesRequest
-	(*ListScopesResponse)(nil),       // 10: authplane.workspace.v1.ListScopesResponse
-	(*GetScopeRequest)(nil),          // 11: authplane.workspace.v1.GetScopeRequest
-	(*DeleteScopeRequest)(nil),       // 12: authplane.workspace.v1.DeleteScopeRequest
-	(*GetServerMetadataRequest)(nil), // 13: authplane.workspace.v1.GetServerMetadataRequest
-	(*ServerMetadata)(nil),           // 14: authplane.workspace.v1.ServerMetadata
-	(*ProvisionTenantRequest)(nil),   // 15: authplane.workspace.v1.ProvisionTenantRequest
-	(*DeleteTenantDataRequest)(nil),  // 16: authplane.workspace.v1.DeleteTenantDataRequest
-	(*durationpb.Duration)(nil),      // 17: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),    // 18: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),    // 19: google.protobuf.FieldMask
-	(*emptypb.Empty)(nil),            // 20: google.protobuf.Empty
+	(*Server)(nil),                       // 0: authplane.workspace.v1.Server
+	(*CreateServerRequest)(nil),          // 1: authplane.workspace.v1.CreateServerRequest
+	(*ListServersRequest)(nil),           // 2: authplane.workspace.v1.ListServersRequest
+	(*ListServersResponse)(nil),          // 3: authplane.workspace.v1.ListServersResponse
+	(*GetServerRequest)(nil),             // 4: authplane.workspace.v1.GetServerRequest
+	(*UpdateServerRequest)(nil),          // 5: authplane.workspace.v1.UpdateServerRequest
+	(*DeleteServerRequest)(nil),          // 6: authplane.workspace.v1.DeleteServerRequest
+	(*Scope)(nil),                        // 7: authplane.workspace.v1.Scope
+	(*CreateScopeRequest)(nil),           // 8: authplane.workspace.v1.CreateScopeRequest
+	(*ListScopesRequest)(nil),            // 9: authplane.workspace.v1.ListScopesRequest
+	(*ListScopesResponse)(nil),           // 10: authplane.workspace.v1.ListScopesResponse
+	(*GetScopeRequest)(nil),              // 11: authplane.workspace.v1.GetScopeRequest
+	(*DeleteScopeRequest)(nil),           // 12: authplane.workspace.v1.DeleteScopeRequest
+	(*GetServerMetadataRequest)(nil),     // 13: authplane.workspace.v1.GetServerMetadataRequest
+	(*ServerMetadata)(nil),               // 14: authplane.workspace.v1.ServerMetadata
+	(*IdentitySource)(nil),               // 15: authplane.workspace.v1.IdentitySource
+	(*Idp)(nil),                          // 16: authplane.workspace.v1.Idp
+	(*CreateIdentityPoolIdpRequest)(nil), // 17: authplane.workspace.v1.CreateIdentityPoolIdpRequest
+	(*CreateExternalIdpRequest)(nil),     // 18: authplane.workspace.v1.CreateExternalIdpRequest
+	(*ListIdpsRequest)(nil),              // 19: authplane.workspace.v1.ListIdpsRequest
+	(*ListIdpsResponse)(nil),             // 20: authplane.workspace.v1.ListIdpsResponse
+	(*GetIdpRequest)(nil),                // 21: authplane.workspace.v1.GetIdpRequest
+	(*DeleteIdpRequest)(nil),             // 22: authplane.workspace.v1.DeleteIdpRequest
+	(*ProvisionTenantRequest)(nil),       // 23: authplane.workspace.v1.ProvisionTenantRequest
+	(*DeleteTenantDataRequest)(nil),      // 24: authplane.workspace.v1.DeleteTenantDataRequest
+	(*durationpb.Duration)(nil),          // 25: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),        // 26: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),        // 27: google.protobuf.FieldMask
+	(*emptypb.Empty)(nil),                // 28: google.protobuf.Empty
 }
 var file_authplane_workspace_v1_workspace_service_proto_depIdxs = []int32{
-	17, // 0: authplane.workspace.v1.Server.access_token_ttl:type_name -> google.protobuf.Duration
-	17, // 1: authplane.workspace.v1.Server.refresh_token_ttl:type_name -> google.protobuf.Duration
-	17, // 2: authplane.workspace.v1.Server.id_token_ttl:type_name -> google.protobuf.Duration
-	18, // 3: authplane.workspace.v1.Server.created_at:type_name -> google.protobuf.Timestamp
-	18, // 4: authplane.workspace.v1.Server.updated_at:type_name -> google.protobuf.Timestamp
+	25, // 0: authplane.workspace.v1.Server.access_token_ttl:type_name -> google.protobuf.Duration
+	25, // 1: authplane.workspace.v1.Server.refresh_token_ttl:type_name -> google.protobuf.Duration
+	25, // 2: authplane.workspace.v1.Server.id_token_ttl:type_name -> google.protobuf.Duration
+	26, // 3: authplane.workspace.v1.Server.created_at:type_name -> google.protobuf.Timestamp
+	26, // 4: authplane.workspace.v1.Server.updated_at:type_name -> google.protobuf.Timestamp
 	0,  // 5: authplane.workspace.v1.CreateServerRequest.server:type_name -> authplane.workspace.v1.Server
 	0,  // 6: authplane.workspace.v1.ListServersResponse.servers:type_name -> authplane.workspace.v1.Server
 	0,  // 7: authplane.workspace.v1.UpdateServerRequest.server:type_name -> authplane.workspace.v1.Server
-	19, // 8: authplane.workspace.v1.UpdateServerRequest.update_mask:type_name -> google.protobuf.FieldMask
-	18, // 9: authplane.workspace.v1.Scope.created_at:type_name -> google.protobuf.Timestamp
+	27, // 8: authplane.workspace.v1.UpdateServerRequest.update_mask:type_name -> google.protobuf.FieldMask
+	26, // 9: authplane.workspace.v1.Scope.created_at:type_name -> google.protobuf.Timestamp
 	7,  // 10: authplane.workspace.v1.CreateScopeRequest.scope:type_name -> authplane.workspace.v1.Scope
 	7,  // 11: authplane.workspace.v1.ListScopesResponse.scopes:type_name -> authplane.workspace.v1.Scope
-	17, // 12: authplane.workspace.v1.ServerMetadata.access_token_ttl:type_name -> google.protobuf.Duration
-	17, // 13: authplane.workspace.v1.ServerMetadata.refresh_token_ttl:type_name -> google.protobuf.Duration
-	17, // 14: authplane.workspace.v1.ServerMetadata.id_token_ttl:type_name -> google.protobuf.Duration
-	1,  // 15: authplane.workspace.v1.WorkspaceService.CreateServer:input_type -> authplane.workspace.v1.CreateServerRequest
-	2,  // 16: authplane.workspace.v1.WorkspaceService.ListServers:input_type -> authplane.workspace.v1.ListServersRequest
-	4,  // 17: authplane.workspace.v1.WorkspaceService.GetServer:input_type -> authplane.workspace.v1.GetServerRequest
-	5,  // 18: authplane.workspace.v1.WorkspaceService.UpdateServer:input_type -> authplane.workspace.v1.UpdateServerRequest
-	6,  // 19: authplane.workspace.v1.WorkspaceService.DeleteServer:input_type -> authplane.workspace.v1.DeleteServerRequest
-	8,  // 20: authplane.workspace.v1.WorkspaceService.CreateScope:input_type -> authplane.workspace.v1.CreateScopeRequest
-	9,  // 21: authplane.workspace.v1.WorkspaceService.ListScopes:input_type -> authplane.workspace.v1.ListScopesRequest
-	11, // 22: authplane.workspace.v1.WorkspaceService.GetScope:input_type -> authplane.workspace.v1.GetScopeRequest
-	12, // 23: authplane.workspace.v1.WorkspaceService.DeleteScope:input_type -> authplane.workspace.v1.DeleteScopeRequest
-	13, // 24: authplane.workspace.v1.WorkspaceService.GetServerMetadata:input_type -> authplane.workspace.v1.GetServerMetadataRequest
-	15, // 25: authplane.workspace.v1.WorkspaceService.ProvisionTenant:input_type -> authplane.workspace.v1.ProvisionTenantRequest
-	16, // 26: authplane.workspace.v1.WorkspaceService.DeleteTenantData:input_type -> authplane.workspace.v1.DeleteTenantDataRequest
-	0,  // 27: authplane.workspace.v1.WorkspaceService.CreateServer:output_type -> authplane.workspace.v1.Server
-	3,  // 28: authplane.workspace.v1.WorkspaceService.ListServers:output_type -> authplane.workspace.v1.ListServersResponse
-	0,  // 29: authplane.workspace.v1.WorkspaceService.GetServer:output_type -> authplane.workspace.v1.Server
-	0,  // 30: authplane.workspace.v1.WorkspaceService.UpdateServer:output_type -> authplane.workspace.v1.Server
-	20, // 31: authplane.workspace.v1.WorkspaceService.DeleteServer:output_type -> google.protobuf.Empty
-	7,  // 32: authplane.workspace.v1.WorkspaceService.CreateScope:output_type -> authplane.workspace.v1.Scope
-	10, // 33: authplane.workspace.v1.WorkspaceService.ListScopes:output_type -> authplane.workspace.v1.ListScopesResponse
-	7,  // 34: authplane.workspace.v1.WorkspaceService.GetScope:output_type -> authplane.workspace.v1.Scope
-	20, // 35: authplane.workspace.v1.WorkspaceService.DeleteScope:output_type -> google.protobuf.Empty
-	14, // 36: authplane.workspace.v1.WorkspaceService.GetServerMetadata:output_type -> authplane.workspace.v1.ServerMetadata
-	20, // 37: authplane.workspace.v1.WorkspaceService.ProvisionTenant:output_type -> google.protobuf.Empty
-	20, // 38: authplane.workspace.v1.WorkspaceService.DeleteTenantData:output_type -> google.protobuf.Empty
-	27, // [27:39] is the sub-list for method output_type
-	15, // [15:27] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	25, // 12: authplane.workspace.v1.ServerMetadata.access_token_ttl:type_name -> google.protobuf.Duration
+	25, // 13: authplane.workspace.v1.ServerMetadata.refresh_token_ttl:type_name -> google.protobuf.Duration
+	25, // 14: authplane.workspace.v1.ServerMetadata.id_token_ttl:type_name -> google.protobuf.Duration
+	15, // 15: authplane.workspace.v1.ServerMetadata.identity_sources:type_name -> authplane.workspace.v1.IdentitySource
+	25, // 16: authplane.workspace.v1.IdentitySource.timeout:type_name -> google.protobuf.Duration
+	25, // 17: authplane.workspace.v1.Idp.timeout:type_name -> google.protobuf.Duration
+	26, // 18: authplane.workspace.v1.Idp.created_at:type_name -> google.protobuf.Timestamp
+	16, // 19: authplane.workspace.v1.CreateIdentityPoolIdpRequest.idp:type_name -> authplane.workspace.v1.Idp
+	16, // 20: authplane.workspace.v1.CreateExternalIdpRequest.idp:type_name -> authplane.workspace.v1.Idp
+	16, // 21: authplane.workspace.v1.ListIdpsResponse.idps:type_name -> authplane.workspace.v1.Idp
+	1,  // 22: authplane.workspace.v1.WorkspaceService.CreateServer:input_type -> authplane.workspace.v1.CreateServerRequest
+	2,  // 23: authplane.workspace.v1.WorkspaceService.ListServers:input_type -> authplane.workspace.v1.ListServersRequest
+	4,  // 24: authplane.workspace.v1.WorkspaceService.GetServer:input_type -> authplane.workspace.v1.GetServerRequest
+	5,  // 25: authplane.workspace.v1.WorkspaceService.UpdateServer:input_type -> authplane.workspace.v1.UpdateServerRequest
+	6,  // 26: authplane.workspace.v1.WorkspaceService.DeleteServer:input_type -> authplane.workspace.v1.DeleteServerRequest
+	8,  // 27: authplane.workspace.v1.WorkspaceService.CreateScope:input_type -> authplane.workspace.v1.CreateScopeRequest
+	9,  // 28: authplane.workspace.v1.WorkspaceService.ListScopes:input_type -> authplane.workspace.v1.ListScopesRequest
+	11, // 29: authplane.workspace.v1.WorkspaceService.GetScope:input_type -> authplane.workspace.v1.GetScopeRequest
+	12, // 30: authplane.workspace.v1.WorkspaceService.DeleteScope:input_type -> authplane.workspace.v1.DeleteScopeRequest
+	17, // 31: authplane.workspace.v1.WorkspaceService.CreateIdentityPoolIdp:input_type -> authplane.workspace.v1.CreateIdentityPoolIdpRequest
+	18, // 32: authplane.workspace.v1.WorkspaceService.CreateExternalIdp:input_type -> authplane.workspace.v1.CreateExternalIdpRequest
+	19, // 33: authplane.workspace.v1.WorkspaceService.ListIdps:input_type -> authplane.workspace.v1.ListIdpsRequest
+	21, // 34: authplane.workspace.v1.WorkspaceService.GetIdp:input_type -> authplane.workspace.v1.GetIdpRequest
+	22, // 35: authplane.workspace.v1.WorkspaceService.DeleteIdp:input_type -> authplane.workspace.v1.DeleteIdpRequest
+	13, // 36: authplane.workspace.v1.WorkspaceService.GetServerMetadata:input_type -> authplane.workspace.v1.GetServerMetadataRequest
+	23, // 37: authplane.workspace.v1.WorkspaceService.ProvisionTenant:input_type -> authplane.workspace.v1.ProvisionTenantRequest
+	24, // 38: authplane.workspace.v1.WorkspaceService.DeleteTenantData:input_type -> authplane.workspace.v1.DeleteTenantDataRequest
+	0,  // 39: authplane.workspace.v1.WorkspaceService.CreateServer:output_type -> authplane.workspace.v1.Server
+	3,  // 40: authplane.workspace.v1.WorkspaceService.ListServers:output_type -> authplane.workspace.v1.ListServersResponse
+	0,  // 41: authplane.workspace.v1.WorkspaceService.GetServer:output_type -> authplane.workspace.v1.Server
+	0,  // 42: authplane.workspace.v1.WorkspaceService.UpdateServer:output_type -> authplane.workspace.v1.Server
+	28, // 43: authplane.workspace.v1.WorkspaceService.DeleteServer:output_type -> google.protobuf.Empty
+	7,  // 44: authplane.workspace.v1.WorkspaceService.CreateScope:output_type -> authplane.workspace.v1.Scope
+	10, // 45: authplane.workspace.v1.WorkspaceService.ListScopes:output_type -> authplane.workspace.v1.ListScopesResponse
+	7,  // 46: authplane.workspace.v1.WorkspaceService.GetScope:output_type -> authplane.workspace.v1.Scope
+	28, // 47: authplane.workspace.v1.WorkspaceService.DeleteScope:output_type -> google.protobuf.Empty
+	16, // 48: authplane.workspace.v1.WorkspaceService.CreateIdentityPoolIdp:output_type -> authplane.workspace.v1.Idp
+	16, // 49: authplane.workspace.v1.WorkspaceService.CreateExternalIdp:output_type -> authplane.workspace.v1.Idp
+	20, // 50: authplane.workspace.v1.WorkspaceService.ListIdps:output_type -> authplane.workspace.v1.ListIdpsResponse
+	16, // 51: authplane.workspace.v1.WorkspaceService.GetIdp:output_type -> authplane.workspace.v1.Idp
+	28, // 52: authplane.workspace.v1.WorkspaceService.DeleteIdp:output_type -> google.protobuf.Empty
+	14, // 53: authplane.workspace.v1.WorkspaceService.GetServerMetadata:output_type -> authplane.workspace.v1.ServerMetadata
+	28, // 54: authplane.workspace.v1.WorkspaceService.ProvisionTenant:output_type -> google.protobuf.Empty
+	28, // 55: authplane.workspace.v1.WorkspaceService.DeleteTenantData:output_type -> google.protobuf.Empty
+	39, // [39:56] is the sub-list for method output_type
+	22, // [22:39] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_authplane_workspace_v1_workspace_service_proto_init() }
@@ -1341,13 +2001,14 @@ func file_authplane_workspace_v1_workspace_service_proto_init() {
 	if File_authplane_workspace_v1_workspace_service_proto != nil {
 		return
 	}
+	file_authplane_workspace_v1_workspace_service_proto_msgTypes[16].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_authplane_workspace_v1_workspace_service_proto_rawDesc), len(file_authplane_workspace_v1_workspace_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -20,18 +20,23 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	WorkspaceService_CreateServer_FullMethodName      = "/authplane.workspace.v1.WorkspaceService/CreateServer"
-	WorkspaceService_ListServers_FullMethodName       = "/authplane.workspace.v1.WorkspaceService/ListServers"
-	WorkspaceService_GetServer_FullMethodName         = "/authplane.workspace.v1.WorkspaceService/GetServer"
-	WorkspaceService_UpdateServer_FullMethodName      = "/authplane.workspace.v1.WorkspaceService/UpdateServer"
-	WorkspaceService_DeleteServer_FullMethodName      = "/authplane.workspace.v1.WorkspaceService/DeleteServer"
-	WorkspaceService_CreateScope_FullMethodName       = "/authplane.workspace.v1.WorkspaceService/CreateScope"
-	WorkspaceService_ListScopes_FullMethodName        = "/authplane.workspace.v1.WorkspaceService/ListScopes"
-	WorkspaceService_GetScope_FullMethodName          = "/authplane.workspace.v1.WorkspaceService/GetScope"
-	WorkspaceService_DeleteScope_FullMethodName       = "/authplane.workspace.v1.WorkspaceService/DeleteScope"
-	WorkspaceService_GetServerMetadata_FullMethodName = "/authplane.workspace.v1.WorkspaceService/GetServerMetadata"
-	WorkspaceService_ProvisionTenant_FullMethodName   = "/authplane.workspace.v1.WorkspaceService/ProvisionTenant"
-	WorkspaceService_DeleteTenantData_FullMethodName  = "/authplane.workspace.v1.WorkspaceService/DeleteTenantData"
+	WorkspaceService_CreateServer_FullMethodName          = "/authplane.workspace.v1.WorkspaceService/CreateServer"
+	WorkspaceService_ListServers_FullMethodName           = "/authplane.workspace.v1.WorkspaceService/ListServers"
+	WorkspaceService_GetServer_FullMethodName             = "/authplane.workspace.v1.WorkspaceService/GetServer"
+	WorkspaceService_UpdateServer_FullMethodName          = "/authplane.workspace.v1.WorkspaceService/UpdateServer"
+	WorkspaceService_DeleteServer_FullMethodName          = "/authplane.workspace.v1.WorkspaceService/DeleteServer"
+	WorkspaceService_CreateScope_FullMethodName           = "/authplane.workspace.v1.WorkspaceService/CreateScope"
+	WorkspaceService_ListScopes_FullMethodName            = "/authplane.workspace.v1.WorkspaceService/ListScopes"
+	WorkspaceService_GetScope_FullMethodName              = "/authplane.workspace.v1.WorkspaceService/GetScope"
+	WorkspaceService_DeleteScope_FullMethodName           = "/authplane.workspace.v1.WorkspaceService/DeleteScope"
+	WorkspaceService_CreateIdentityPoolIdp_FullMethodName = "/authplane.workspace.v1.WorkspaceService/CreateIdentityPoolIdp"
+	WorkspaceService_CreateExternalIdp_FullMethodName     = "/authplane.workspace.v1.WorkspaceService/CreateExternalIdp"
+	WorkspaceService_ListIdps_FullMethodName              = "/authplane.workspace.v1.WorkspaceService/ListIdps"
+	WorkspaceService_GetIdp_FullMethodName                = "/authplane.workspace.v1.WorkspaceService/GetIdp"
+	WorkspaceService_DeleteIdp_FullMethodName             = "/authplane.workspace.v1.WorkspaceService/DeleteIdp"
+	WorkspaceService_GetServerMetadata_FullMethodName     = "/authplane.workspace.v1.WorkspaceService/GetServerMetadata"
+	WorkspaceService_ProvisionTenant_FullMethodName       = "/authplane.workspace.v1.WorkspaceService/ProvisionTenant"
+	WorkspaceService_DeleteTenantData_FullMethodName      = "/authplane.workspace.v1.WorkspaceService/DeleteTenantData"
 )
 
 // WorkspaceServiceClient is the client API for WorkspaceService service.
@@ -56,6 +61,15 @@ type WorkspaceServiceClient interface {
 	GetScope(ctx context.Context, in *GetScopeRequest, opts ...grpc.CallOption) (*Scope, error)
 	// Deletes a scope; predefined scopes cannot be deleted.
 	DeleteScope(ctx context.Context, in *DeleteScopeRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
+	// Links an identity pool to the workspace as a source of users for the password grant.
+	CreateIdentityPoolIdp(ctx context.Context, in *CreateIdentityPoolIdpRequest, opts ...grpc.CallOption) (*Idp, error)
+	// Adds an external credential verifier (an HTTPS endpoint of the customer's). Its signing secret, which keys
+	// the HMAC of every request sent to it, is returned only here.
+	CreateExternalIdp(ctx context.Context, in *CreateExternalIdpRequest, opts ...grpc.CallOption) (*Idp, error)
+	// Lists a workspace's identity sources in the order the password grant tries them.
+	ListIdps(ctx context.Context, in *ListIdpsRequest, opts ...grpc.CallOption) (*ListIdpsResponse, error)
+	GetIdp(ctx context.Context, in *GetIdpRequest, opts ...grpc.CallOption) (*Idp, error)
+	DeleteIdp(ctx context.Context, in *DeleteIdpRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
 	// What the data plane needs to issue tokens and serve discovery: grant types, lifetimes and scope names.
 	// Public: the same facts are published in the workspace's discovery document.
 	GetServerMetadata(ctx context.Context, in *GetServerMetadataRequest, opts ...grpc.CallOption) (*ServerMetadata, error)
@@ -163,6 +177,56 @@ func (c *workspaceServiceClient) DeleteScope(ctx context.Context, in *DeleteScop
 	return out, nil
 }
 
+func (c *workspaceServiceClient) CreateIdentityPoolIdp(ctx context.Context, in *CreateIdentityPoolIdpRequest, opts ...grpc.CallOption) (*Idp, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Idp)
+	err := c.cc.Invoke(ctx, WorkspaceService_CreateIdentityPoolIdp_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *workspaceServiceClient) CreateExternalIdp(ctx context.Context, in *CreateExternalIdpRequest, opts ...grpc.CallOption) (*Idp, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Idp)
+	err := c.cc.Invoke(ctx, WorkspaceService_CreateExternalIdp_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *workspaceServiceClient) ListIdps(ctx context.Context, in *ListIdpsRequest, opts ...grpc.CallOption) (*ListIdpsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListIdpsResponse)
+	err := c.cc.Invoke(ctx, WorkspaceService_ListIdps_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *workspaceServiceClient) GetIdp(ctx context.Context, in *GetIdpRequest, opts ...grpc.CallOption) (*Idp, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Idp)
+	err := c.cc.Invoke(ctx, WorkspaceService_GetIdp_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *workspaceServiceClient) DeleteIdp(ctx context.Context, in *DeleteIdpRequest, opts ...grpc.CallOption) (*emptypb.Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(emptypb.Empty)
+	err := c.cc.Invoke(ctx, WorkspaceService_DeleteIdp_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *workspaceServiceClient) GetServerMetadata(ctx context.Context, in *GetServerMetadataRequest, opts ...grpc.CallOption) (*ServerMetadata, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ServerMetadata)
@@ -215,6 +279,15 @@ type WorkspaceServiceServer interface {
 	GetScope(context.Context, *GetScopeRequest) (*Scope, error)
 	// Deletes a scope; predefined scopes cannot be deleted.
 	DeleteScope(context.Context, *DeleteScopeRequest) (*emptypb.Empty, error)
+	// Links an identity pool to the workspace as a source of users for the password grant.
+	CreateIdentityPoolIdp(context.Context, *CreateIdentityPoolIdpRequest) (*Idp, error)
+	// Adds an external credential verifier (an HTTPS endpoint of the customer's). Its signing secret, which keys
+	// the HMAC of every request sent to it, is returned only here.
+	CreateExternalIdp(context.Context, *CreateExternalIdpRequest) (*Idp, error)
+	// Lists a workspace's identity sources in the order the password grant tries them.
+	ListIdps(context.Context, *ListIdpsRequest) (*ListIdpsResponse, error)
+	GetIdp(context.Context, *GetIdpRequest) (*Idp, error)
+	DeleteIdp(context.Context, *DeleteIdpRequest) (*emptypb.Empty, error)
 	// What the data plane needs to issue tokens and serve discovery: grant types, lifetimes and scope names.
 	// Public: the same facts are published in the workspace's discovery document.
 	GetServerMetadata(context.Context, *GetServerMetadataRequest) (*ServerMetadata, error)
@@ -258,6 +331,21 @@ func (UnimplementedWorkspaceServiceServer) GetScope(context.Context, *GetScopeRe
 }
 func (UnimplementedWorkspaceServiceServer) DeleteScope(context.Context, *DeleteScopeRequest) (*emptypb.Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteScope not implemented")
+}
+func (UnimplementedWorkspaceServiceServer) CreateIdentityPoolIdp(context.Context, *CreateIdentityPoolIdpRequest) (*Idp, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateIdentityPoolIdp not implemented")
+}
+func (UnimplementedWorkspaceServiceServer) CreateExternalIdp(context.Context, *CreateExternalIdpRequest) (*Idp, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateExternalIdp not implemented")
+}
+func (UnimplementedWorkspaceServiceServer) ListIdps(context.Context, *ListIdpsRequest) (*ListIdpsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListIdps not implemented")
+}
+func (UnimplementedWorkspaceServiceServer) GetIdp(context.Context, *GetIdpRequest) (*Idp, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetIdp not implemented")
+}
+func (UnimplementedWorkspaceServiceServer) DeleteIdp(context.Context, *DeleteIdpRequest) (*emptypb.Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteIdp not implemented")
 }
 func (UnimplementedWorkspaceServiceServer) GetServerMetadata(context.Context, *GetServerMetadataRequest) (*ServerMetadata, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetServerMetadata not implemented")
@@ -451,6 +539,96 @@ func _WorkspaceService_DeleteScope_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _WorkspaceService_CreateIdentityPoolIdp_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateIdentityPoolIdpRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WorkspaceServiceServer).CreateIdentityPoolIdp(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WorkspaceService_CreateIdentityPoolIdp_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WorkspaceServiceServer).CreateIdentityPoolIdp(ctx, req.(*CreateIdentityPoolIdpRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WorkspaceService_CreateExternalIdp_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateExternalIdpRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WorkspaceServiceServer).CreateExternalIdp(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WorkspaceService_CreateExternalIdp_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WorkspaceServiceServer).CreateExternalIdp(ctx, req.(*CreateExternalIdpRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WorkspaceService_ListIdps_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListIdpsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WorkspaceServiceServer).ListIdps(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WorkspaceService_ListIdps_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WorkspaceServiceServer).ListIdps(ctx, req.(*ListIdpsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WorkspaceService_GetIdp_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetIdpRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WorkspaceServiceServer).GetIdp(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WorkspaceService_GetIdp_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WorkspaceServiceServer).GetIdp(ctx, req.(*GetIdpRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WorkspaceService_DeleteIdp_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteIdpRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WorkspaceServiceServer).DeleteIdp(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WorkspaceService_DeleteIdp_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WorkspaceServiceServer).DeleteIdp(ctx, req.(*DeleteIdpRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _WorkspaceService_GetServerMetadata_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetServerMetadataRequest)
 	if err := dec(in); err != nil {
@@ -547,6 +725,26 @@ var WorkspaceService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteScope",
 			Handler:    _WorkspaceService_DeleteScope_Handler,
+		},
+		{
+			MethodName: "CreateIdentityPoolIdp",
+			Handler:    _WorkspaceService_CreateIdentityPoolIdp_Handler,
+		},
+		{
+			MethodName: "CreateExternalIdp",
+			Handler:    _WorkspaceService_CreateExternalIdp_Handler,
+		},
+		{
+			MethodName: "ListIdps",
+			Handler:    _WorkspaceService_ListIdps_Handler,
+		},
+		{
+			MethodName: "GetIdp",
+			Handler:    _WorkspaceService_GetIdp_Handler,
+		},
+		{
+			MethodName: "DeleteIdp",
+			Handler:    _WorkspaceService_DeleteIdp_Handler,
 		},
 		{
 			MethodName: "GetServerMetadata",
