@@ -100,7 +100,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	if deps.Bus == nil {
 		deps.Bus = changes.NewMemory()
 	}
-	if cfg.Runs(svc.Client) || cfg.Runs(svc.Token) {
+	// The workspace service derives external verifiers' signing secrets (returned once at creation), which the
+	// token service derives again to sign its calls; client and token hash secrets and seal keys.
+	if cfg.Runs(svc.Workspace) || cfg.Runs(svc.Client) || cfg.Runs(svc.Token) {
 		path := ""
 		if a.db != nil {
 			path = a.db.Path

@@ -1,6 +1,7 @@
 // Package secrets makes and protects secrets. Client secrets are high-entropy, so a keyed hash (HMAC-SHA256)
 // stores them safely at the cost of a microsecond, where a password KDF would cost milliseconds per token request.
-// Signing keys are sealed with AES-256-GCM. Both keys are derived from the master key with HKDF.
+// Signing keys are sealed with AES-256-GCM. Secrets that two services must agree on without storing or sending
+// them (DeriveSecret) are HMACs of what they belong to. Every key is derived from the master key with HKDF.
 package secrets
 
 import (
@@ -11,6 +12,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -18,8 +20,9 @@ import (
 
 // Keyring holds the keys derived from the master key.
 type Keyring struct {
-	hashKey []byte
-	aead    cipher.AEAD
+	hashKey   []byte
+	deriveKey []byte
+	aead      cipher.AEAD
 }
 
 // NewKeyring derives the keys from a 32-byte master key.
@@ -35,6 +38,10 @@ func NewKeyring(master []byte) (*Keyring, error) {
 	if err != nil {
 		return nil, err
 	}
+	deriveKey, err := hkdf.Key(sha256.New, master, nil, "authplane derived secrets v1", 32)
+	if err != nil {
+		return nil, err
+	}
 	block, err := aes.NewCipher(encKey)
 	if err != nil {
 		return nil, err
@@ -43,7 +50,7 @@ func NewKeyring(master []byte) (*Keyring, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Keyring{hashKey: hashKey, aead: aead}, nil
+	return &Keyring{hashKey: hashKey, deriveKey: deriveKey, aead: aead}, nil
 }
 
 // HashSecret returns the keyed hash stored for a client secret.
@@ -56,6 +63,21 @@ func (k *Keyring) HashSecret(secret string) string {
 // VerifySecret compares a presented secret with a stored hash in constant time.
 func (k *Keyring) VerifySecret(secret, stored string) bool {
 	return hmac.Equal([]byte(k.HashSecret(secret)), []byte(stored))
+}
+
+// DeriveSecret returns the secret of one thing, named by purpose and the ids that locate it (for example
+// "external-idp", tenant, workspace, idp): 256 bits in base64url without padding, the same in every process that
+// holds the master key, so it is never stored nor sent between services. Each part is length-prefixed, so
+// different lists of parts never meet ("a/b","c" and "a","b/c" derive different secrets).
+func (k *Keyring) DeriveSecret(purpose string, parts ...string) string {
+	m := hmac.New(sha256.New, k.deriveKey)
+	var n [8]byte
+	for _, p := range append([]string{purpose}, parts...) {
+		binary.BigEndian.PutUint64(n[:], uint64(len(p)))
+		m.Write(n[:])
+		m.Write([]byte(p))
+	}
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
 // Seal encrypts plaintext bound to aad (which must be given again to Open).

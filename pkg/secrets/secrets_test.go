@@ -173,3 +173,39 @@ func TestRandomAndNewID(t *testing.T) {
 		seen[s] = true
 	}
 }
+
+func TestDeriveSecret(t *testing.T) {
+	a, a2, b := keyring(t, 1), keyring(t, 1), keyring(t, 2)
+	s := a.DeriveSecret("external-idp", "acme", "ws1", "idp1")
+	if !regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`).MatchString(s) {
+		t.Fatalf("DeriveSecret = %q, want 43 base64url characters (256 bits)", s)
+	}
+	cases := []struct {
+		name  string
+		x     string
+		equal bool
+	}{
+		{"same keyring, same parts", a.DeriveSecret("external-idp", "acme", "ws1", "idp1"), true},
+		{"same master key, new keyring", a2.DeriveSecret("external-idp", "acme", "ws1", "idp1"), true},
+		{"other master key", b.DeriveSecret("external-idp", "acme", "ws1", "idp1"), false},
+		{"other purpose", a.DeriveSecret("other", "acme", "ws1", "idp1"), false},
+		{"other tenant", a.DeriveSecret("external-idp", "acme2", "ws1", "idp1"), false},
+		{"other workspace", a.DeriveSecret("external-idp", "acme", "ws2", "idp1"), false},
+		{"other idp", a.DeriveSecret("external-idp", "acme", "ws1", "idp2"), false},
+		{"parts joined differently", a.DeriveSecret("external-idp", "acmews1", "", "idp1"), false},
+		{"a separator moved between parts", a.DeriveSecret("external-idp", "acme/ws1", "idp1"), false},
+		{"one part fewer", a.DeriveSecret("external-idp", "acme", "ws1"), false},
+		{"not the client-secret hash of the same text", strings.TrimPrefix(a.HashSecret("external-idp"), "hmac-sha256:"), false},
+	}
+	for _, tc := range cases {
+		if (tc.x == s) != tc.equal {
+			t.Errorf("%s: equal=%v, want %v", tc.name, tc.x == s, tc.equal)
+		}
+	}
+	if x, y := a.DeriveSecret("p", "a/b", "c"), a.DeriveSecret("p", "a", "b/c"); x == y {
+		t.Error(`("a/b","c") and ("a","b/c") derive the same secret`)
+	}
+	if x, y := a.DeriveSecret("p", "ab", ""), a.DeriveSecret("p", "a", "b"); x == y {
+		t.Error(`("ab","") and ("a","b") derive the same secret`)
+	}
+}
