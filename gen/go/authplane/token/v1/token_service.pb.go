@@ -11,6 +11,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	emptypb "google.golang.org/protobuf/types/known/emptypb"
+	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -1100,11 +1101,119 @@ func (x *ListRevokedTokensResponse) GetRevoked() []*RevokedToken {
 	return nil
 }
 
+type GetUserInfoRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ServerId string                 `protobuf:"bytes,2,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	// The Bearer access token; when empty, the `authorization: Bearer` metadata of the call.
+	AccessToken   string `protobuf:"bytes,3,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUserInfoRequest) Reset() {
+	*x = GetUserInfoRequest{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUserInfoRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUserInfoRequest) ProtoMessage() {}
+
+func (x *GetUserInfoRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUserInfoRequest.ProtoReflect.Descriptor instead.
+func (*GetUserInfoRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *GetUserInfoRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *GetUserInfoRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *GetUserInfoRequest) GetAccessToken() string {
+	if x != nil {
+		return x.AccessToken
+	}
+	return ""
+}
+
+// Claims about the end-user (OpenID Connect Core section 5.3.2).
+type UserInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// `sub` always; `name`, `given_name`, `family_name` with scope `profile`; `email`, `email_verified` with `email`;
+	// `phone_number`, `phone_number_verified` with `phone`; `extra_info` for users of an external verifier.
+	Claims        *structpb.Struct `protobuf:"bytes,1,opt,name=claims,proto3" json:"claims,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserInfo) Reset() {
+	*x = UserInfo{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserInfo) ProtoMessage() {}
+
+func (x *UserInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserInfo.ProtoReflect.Descriptor instead.
+func (*UserInfo) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *UserInfo) GetClaims() *structpb.Struct {
+	if x != nil {
+		return x.Claims
+	}
+	return nil
+}
+
 var File_authplane_token_v1_token_service_proto protoreflect.FileDescriptor
 
 const file_authplane_token_v1_token_service_proto_rawDesc = "" +
 	"\n" +
-	"&authplane/token/v1/token_service.proto\x12\x12authplane.token.v1\x1a authplane/access/v1/access.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x81\x04\n" +
+	"&authplane/token/v1/token_service.proto\x12\x12authplane.token.v1\x1a authplane/access/v1/access.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x81\x04\n" +
 	"\fTokenRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
 	"\tserver_id\x18\x02 \x01(\tR\bserverId\x12\x1d\n" +
@@ -1192,18 +1301,25 @@ const file_authplane_token_v1_token_service_proto_rawDesc = "" +
 	"\n" +
 	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"W\n" +
 	"\x19ListRevokedTokensResponse\x12:\n" +
-	"\arevoked\x18\x01 \x03(\v2 .authplane.token.v1.RevokedTokenR\arevoked*\xaa\x01\n" +
+	"\arevoked\x18\x01 \x03(\v2 .authplane.token.v1.RevokedTokenR\arevoked\"q\n" +
+	"\x12GetUserInfoRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tserver_id\x18\x02 \x01(\tR\bserverId\x12!\n" +
+	"\faccess_token\x18\x03 \x01(\tR\vaccessToken\";\n" +
+	"\bUserInfo\x12/\n" +
+	"\x06claims\x18\x01 \x01(\v2\x17.google.protobuf.StructR\x06claims*\xaa\x01\n" +
 	"\x10ClientAuthMethod\x12\"\n" +
 	"\x1eCLIENT_AUTH_METHOD_UNSPECIFIED\x10\x00\x12*\n" +
 	"&CLIENT_AUTH_METHOD_CLIENT_SECRET_BASIC\x10\x01\x12)\n" +
 	"%CLIENT_AUTH_METHOD_CLIENT_SECRET_POST\x10\x02\x12\x1b\n" +
-	"\x17CLIENT_AUTH_METHOD_NONE\x10\x032\x95\x05\n" +
+	"\x17CLIENT_AUTH_METHOD_NONE\x10\x032\xf0\x05\n" +
 	"\fTokenService\x12R\n" +
 	"\x05Token\x12 .authplane.token.v1.TokenRequest\x1a!.authplane.token.v1.TokenResponse\"\x04\xc8\xf3\x18\x01\x12M\n" +
 	"\aGetJWKS\x12\".authplane.token.v1.GetJWKSRequest\x1a\x18.authplane.token.v1.JWKS\"\x04\xc8\xf3\x18\x01\x12a\n" +
 	"\n" +
 	"Introspect\x12%.authplane.token.v1.IntrospectRequest\x1a&.authplane.token.v1.IntrospectResponse\"\x04\xc8\xf3\x18\x01\x12I\n" +
-	"\x06Revoke\x12!.authplane.token.v1.RevokeRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x01\x12v\n" +
+	"\x06Revoke\x12!.authplane.token.v1.RevokeRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x01\x12Y\n" +
+	"\vGetUserInfo\x12&.authplane.token.v1.GetUserInfoRequest\x1a\x1c.authplane.token.v1.UserInfo\"\x04\xc8\xf3\x18\x01\x12v\n" +
 	"\x11ListRevokedTokens\x12,.authplane.token.v1.ListRevokedTokensRequest\x1a-.authplane.token.v1.ListRevokedTokensResponse\"\x04\xc8\xf3\x18\x01\x12]\n" +
 	"\x10DeleteServerKeys\x12+.authplane.token.v1.DeleteServerKeysRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x04\x12]\n" +
 	"\x10DeleteTenantData\x12+.authplane.token.v1.DeleteTenantDataRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x02BBZ@github.com/authplane/authplane/gen/go/authplane/token/v1;tokenv1b\x06proto3"
@@ -1221,7 +1337,7 @@ func file_authplane_token_v1_token_service_proto_rawDescGZIP() []byte {
 }
 
 var file_authplane_token_v1_token_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_authplane_token_v1_token_service_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_authplane_token_v1_token_service_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_authplane_token_v1_token_service_proto_goTypes = []any{
 	(ClientAuthMethod)(0),             // 0: authplane.token.v1.ClientAuthMethod
 	(*TokenRequest)(nil),              // 1: authplane.token.v1.TokenRequest
@@ -1238,38 +1354,44 @@ var file_authplane_token_v1_token_service_proto_goTypes = []any{
 	(*ListRevokedTokensRequest)(nil),  // 12: authplane.token.v1.ListRevokedTokensRequest
 	(*RevokedToken)(nil),              // 13: authplane.token.v1.RevokedToken
 	(*ListRevokedTokensResponse)(nil), // 14: authplane.token.v1.ListRevokedTokensResponse
-	nil,                               // 15: authplane.token.v1.TokenRequest.ParametersEntry
-	(*timestamppb.Timestamp)(nil),     // 16: google.protobuf.Timestamp
-	(*emptypb.Empty)(nil),             // 17: google.protobuf.Empty
+	(*GetUserInfoRequest)(nil),        // 15: authplane.token.v1.GetUserInfoRequest
+	(*UserInfo)(nil),                  // 16: authplane.token.v1.UserInfo
+	nil,                               // 17: authplane.token.v1.TokenRequest.ParametersEntry
+	(*timestamppb.Timestamp)(nil),     // 18: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),           // 19: google.protobuf.Struct
+	(*emptypb.Empty)(nil),             // 20: google.protobuf.Empty
 }
 var file_authplane_token_v1_token_service_proto_depIdxs = []int32{
 	0,  // 0: authplane.token.v1.TokenRequest.client_auth_method:type_name -> authplane.token.v1.ClientAuthMethod
-	15, // 1: authplane.token.v1.TokenRequest.parameters:type_name -> authplane.token.v1.TokenRequest.ParametersEntry
+	17, // 1: authplane.token.v1.TokenRequest.parameters:type_name -> authplane.token.v1.TokenRequest.ParametersEntry
 	4,  // 2: authplane.token.v1.JWKS.keys:type_name -> authplane.token.v1.JWK
 	0,  // 3: authplane.token.v1.CallerCredentials.client_auth_method:type_name -> authplane.token.v1.ClientAuthMethod
 	8,  // 4: authplane.token.v1.IntrospectRequest.caller:type_name -> authplane.token.v1.CallerCredentials
 	8,  // 5: authplane.token.v1.RevokeRequest.caller:type_name -> authplane.token.v1.CallerCredentials
-	16, // 6: authplane.token.v1.RevokedToken.expires_at:type_name -> google.protobuf.Timestamp
+	18, // 6: authplane.token.v1.RevokedToken.expires_at:type_name -> google.protobuf.Timestamp
 	13, // 7: authplane.token.v1.ListRevokedTokensResponse.revoked:type_name -> authplane.token.v1.RevokedToken
-	1,  // 8: authplane.token.v1.TokenService.Token:input_type -> authplane.token.v1.TokenRequest
-	3,  // 9: authplane.token.v1.TokenService.GetJWKS:input_type -> authplane.token.v1.GetJWKSRequest
-	9,  // 10: authplane.token.v1.TokenService.Introspect:input_type -> authplane.token.v1.IntrospectRequest
-	11, // 11: authplane.token.v1.TokenService.Revoke:input_type -> authplane.token.v1.RevokeRequest
-	12, // 12: authplane.token.v1.TokenService.ListRevokedTokens:input_type -> authplane.token.v1.ListRevokedTokensRequest
-	7,  // 13: authplane.token.v1.TokenService.DeleteServerKeys:input_type -> authplane.token.v1.DeleteServerKeysRequest
-	6,  // 14: authplane.token.v1.TokenService.DeleteTenantData:input_type -> authplane.token.v1.DeleteTenantDataRequest
-	2,  // 15: authplane.token.v1.TokenService.Token:output_type -> authplane.token.v1.TokenResponse
-	5,  // 16: authplane.token.v1.TokenService.GetJWKS:output_type -> authplane.token.v1.JWKS
-	10, // 17: authplane.token.v1.TokenService.Introspect:output_type -> authplane.token.v1.IntrospectResponse
-	17, // 18: authplane.token.v1.TokenService.Revoke:output_type -> google.protobuf.Empty
-	14, // 19: authplane.token.v1.TokenService.ListRevokedTokens:output_type -> authplane.token.v1.ListRevokedTokensResponse
-	17, // 20: authplane.token.v1.TokenService.DeleteServerKeys:output_type -> google.protobuf.Empty
-	17, // 21: authplane.token.v1.TokenService.DeleteTenantData:output_type -> google.protobuf.Empty
-	15, // [15:22] is the sub-list for method output_type
-	8,  // [8:15] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	19, // 8: authplane.token.v1.UserInfo.claims:type_name -> google.protobuf.Struct
+	1,  // 9: authplane.token.v1.TokenService.Token:input_type -> authplane.token.v1.TokenRequest
+	3,  // 10: authplane.token.v1.TokenService.GetJWKS:input_type -> authplane.token.v1.GetJWKSRequest
+	9,  // 11: authplane.token.v1.TokenService.Introspect:input_type -> authplane.token.v1.IntrospectRequest
+	11, // 12: authplane.token.v1.TokenService.Revoke:input_type -> authplane.token.v1.RevokeRequest
+	15, // 13: authplane.token.v1.TokenService.GetUserInfo:input_type -> authplane.token.v1.GetUserInfoRequest
+	12, // 14: authplane.token.v1.TokenService.ListRevokedTokens:input_type -> authplane.token.v1.ListRevokedTokensRequest
+	7,  // 15: authplane.token.v1.TokenService.DeleteServerKeys:input_type -> authplane.token.v1.DeleteServerKeysRequest
+	6,  // 16: authplane.token.v1.TokenService.DeleteTenantData:input_type -> authplane.token.v1.DeleteTenantDataRequest
+	2,  // 17: authplane.token.v1.TokenService.Token:output_type -> authplane.token.v1.TokenResponse
+	5,  // 18: authplane.token.v1.TokenService.GetJWKS:output_type -> authplane.token.v1.JWKS
+	10, // 19: authplane.token.v1.TokenService.Introspect:output_type -> authplane.token.v1.IntrospectResponse
+	20, // 20: authplane.token.v1.TokenService.Revoke:output_type -> google.protobuf.Empty
+	16, // 21: authplane.token.v1.TokenService.GetUserInfo:output_type -> authplane.token.v1.UserInfo
+	14, // 22: authplane.token.v1.TokenService.ListRevokedTokens:output_type -> authplane.token.v1.ListRevokedTokensResponse
+	20, // 23: authplane.token.v1.TokenService.DeleteServerKeys:output_type -> google.protobuf.Empty
+	20, // 24: authplane.token.v1.TokenService.DeleteTenantData:output_type -> google.protobuf.Empty
+	17, // [17:25] is the sub-list for method output_type
+	9,  // [9:17] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_authplane_token_v1_token_service_proto_init() }
@@ -1283,7 +1405,7 @@ func file_authplane_token_v1_token_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_authplane_token_v1_token_service_proto_rawDesc), len(file_authplane_token_v1_token_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,6 +24,7 @@ const (
 	TokenService_GetJWKS_FullMethodName           = "/authplane.token.v1.TokenService/GetJWKS"
 	TokenService_Introspect_FullMethodName        = "/authplane.token.v1.TokenService/Introspect"
 	TokenService_Revoke_FullMethodName            = "/authplane.token.v1.TokenService/Revoke"
+	TokenService_GetUserInfo_FullMethodName       = "/authplane.token.v1.TokenService/GetUserInfo"
 	TokenService_ListRevokedTokens_FullMethodName = "/authplane.token.v1.TokenService/ListRevokedTokens"
 	TokenService_DeleteServerKeys_FullMethodName  = "/authplane.token.v1.TokenService/DeleteServerKeys"
 	TokenService_DeleteTenantData_FullMethodName  = "/authplane.token.v1.TokenService/DeleteTenantData"
@@ -51,6 +52,10 @@ type TokenServiceClient interface {
 	// succeeds for any token, known or not; an access token of this workspace that the caller may see stops being
 	// active at once.
 	Revoke(ctx context.Context, in *RevokeRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
+	// The OpenID Connect UserInfo endpoint (`GET|POST /{tenant_id}/{server_id}/userinfo`). Public: the request
+	// carries the end-user's access token itself, which must be an active access token of this workspace with scope
+	// `openid` (invalid_token otherwise, insufficient_scope without `openid`).
+	GetUserInfo(ctx context.Context, in *GetUserInfoRequest, opts ...grpc.CallOption) (*UserInfo, error)
 	// The tenant's revoked access tokens that have not expired yet: the denylist every process's authorization
 	// interceptor caches. Public, because the interceptor itself calls it; a jti is a random id and reveals nothing.
 	// No REST route.
@@ -109,6 +114,16 @@ func (c *tokenServiceClient) Revoke(ctx context.Context, in *RevokeRequest, opts
 	return out, nil
 }
 
+func (c *tokenServiceClient) GetUserInfo(ctx context.Context, in *GetUserInfoRequest, opts ...grpc.CallOption) (*UserInfo, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UserInfo)
+	err := c.cc.Invoke(ctx, TokenService_GetUserInfo_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *tokenServiceClient) ListRevokedTokens(ctx context.Context, in *ListRevokedTokensRequest, opts ...grpc.CallOption) (*ListRevokedTokensResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListRevokedTokensResponse)
@@ -161,6 +176,10 @@ type TokenServiceServer interface {
 	// succeeds for any token, known or not; an access token of this workspace that the caller may see stops being
 	// active at once.
 	Revoke(context.Context, *RevokeRequest) (*emptypb.Empty, error)
+	// The OpenID Connect UserInfo endpoint (`GET|POST /{tenant_id}/{server_id}/userinfo`). Public: the request
+	// carries the end-user's access token itself, which must be an active access token of this workspace with scope
+	// `openid` (invalid_token otherwise, insufficient_scope without `openid`).
+	GetUserInfo(context.Context, *GetUserInfoRequest) (*UserInfo, error)
 	// The tenant's revoked access tokens that have not expired yet: the denylist every process's authorization
 	// interceptor caches. Public, because the interceptor itself calls it; a jti is a random id and reveals nothing.
 	// No REST route.
@@ -190,6 +209,9 @@ func (UnimplementedTokenServiceServer) Introspect(context.Context, *IntrospectRe
 }
 func (UnimplementedTokenServiceServer) Revoke(context.Context, *RevokeRequest) (*emptypb.Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method Revoke not implemented")
+}
+func (UnimplementedTokenServiceServer) GetUserInfo(context.Context, *GetUserInfoRequest) (*UserInfo, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetUserInfo not implemented")
 }
 func (UnimplementedTokenServiceServer) ListRevokedTokens(context.Context, *ListRevokedTokensRequest) (*ListRevokedTokensResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListRevokedTokens not implemented")
@@ -293,6 +315,24 @@ func _TokenService_Revoke_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TokenService_GetUserInfo_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetUserInfoRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).GetUserInfo(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_GetUserInfo_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).GetUserInfo(ctx, req.(*GetUserInfoRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _TokenService_ListRevokedTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListRevokedTokensRequest)
 	if err := dec(in); err != nil {
@@ -369,6 +409,10 @@ var TokenService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Revoke",
 			Handler:    _TokenService_Revoke_Handler,
+		},
+		{
+			MethodName: "GetUserInfo",
+			Handler:    _TokenService_GetUserInfo_Handler,
 		},
 		{
 			MethodName: "ListRevokedTokens",
