@@ -5,6 +5,7 @@ package pool
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"time"
@@ -212,6 +213,21 @@ func (s *Service) GetPool(ctx context.Context, req *poolv1.GetPoolRequest) (*poo
 		return nil, err
 	}
 	return poolToProto(pc.row, &pc.settings), nil
+}
+
+// PoolExists answers from the same cache as every password check; an id that is not a valid one names no pool.
+func (s *Service) PoolExists(ctx context.Context, req *poolv1.PoolExistsRequest) (*poolv1.PoolExistsResponse, error) {
+	if !platform.ValidResourceID(req.PoolId) {
+		return &poolv1.PoolExistsResponse{}, nil
+	}
+	_, err := s.pool(ctx, req.TenantId, req.PoolId)
+	if e := (*apierr.Error)(nil); errors.As(err, &e) && e.Kind == apierr.KindNotFound {
+		return &poolv1.PoolExistsResponse{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &poolv1.PoolExistsResponse{Exists: true}, nil
 }
 
 func (s *Service) ListPools(ctx context.Context, req *poolv1.ListPoolsRequest) (*poolv1.ListPoolsResponse, error) {

@@ -2070,6 +2070,102 @@ func (x *AuthenticatePasswordResponse) GetUser() *User {
 	return nil
 }
 
+type PoolExistsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	PoolId        string                 `protobuf:"bytes,2,opt,name=pool_id,json=poolId,proto3" json:"pool_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PoolExistsRequest) Reset() {
+	*x = PoolExistsRequest{}
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PoolExistsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PoolExistsRequest) ProtoMessage() {}
+
+func (x *PoolExistsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PoolExistsRequest.ProtoReflect.Descriptor instead.
+func (*PoolExistsRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_pool_v1_pool_service_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *PoolExistsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *PoolExistsRequest) GetPoolId() string {
+	if x != nil {
+		return x.PoolId
+	}
+	return ""
+}
+
+type PoolExistsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Exists        bool                   `protobuf:"varint,1,opt,name=exists,proto3" json:"exists,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PoolExistsResponse) Reset() {
+	*x = PoolExistsResponse{}
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PoolExistsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PoolExistsResponse) ProtoMessage() {}
+
+func (x *PoolExistsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PoolExistsResponse.ProtoReflect.Descriptor instead.
+func (*PoolExistsResponse) Descriptor() ([]byte, []int) {
+	return file_authplane_pool_v1_pool_service_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *PoolExistsResponse) GetExists() bool {
+	if x != nil {
+		return x.Exists
+	}
+	return false
+}
+
 type DeleteTenantDataRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
@@ -2079,7 +2175,7 @@ type DeleteTenantDataRequest struct {
 
 func (x *DeleteTenantDataRequest) Reset() {
 	*x = DeleteTenantDataRequest{}
-	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[30]
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2091,7 +2187,7 @@ func (x *DeleteTenantDataRequest) String() string {
 func (*DeleteTenantDataRequest) ProtoMessage() {}
 
 func (x *DeleteTenantDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[30]
+	mi := &file_authplane_pool_v1_pool_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2104,7 +2200,7 @@ func (x *DeleteTenantDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTenantDataRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTenantDataRequest) Descriptor() ([]byte, []int) {
-	return file_authplane_pool_v1_pool_service_proto_rawDescGZIP(), []int{30}
+	return file_authplane_pool_v1_pool_service_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DeleteTenantDataRequest) GetTenantId() string {
@@ -2289,9 +2385,14 @@ const file_authplane_pool_v1_pool_service_proto_rawDesc = "" +
 	"\bpassword\x18\x04 \x01(\tR\bpassword\"c\n" +
 	"\x1cAuthenticatePasswordResponse\x12\x16\n" +
 	"\x06result\x18\x01 \x01(\tR\x06result\x12+\n" +
-	"\x04user\x18\x02 \x01(\v2\x17.authplane.pool.v1.UserR\x04user\"6\n" +
+	"\x04user\x18\x02 \x01(\v2\x17.authplane.pool.v1.UserR\x04user\"I\n" +
+	"\x11PoolExistsRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
+	"\apool_id\x18\x02 \x01(\tR\x06poolId\",\n" +
+	"\x12PoolExistsResponse\x12\x16\n" +
+	"\x06exists\x18\x01 \x01(\bR\x06exists\"6\n" +
 	"\x17DeleteTenantDataRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId2\xc8\x15\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId2\xa9\x16\n" +
 	"\vPoolService\x12\x85\x01\n" +
 	"\n" +
 	"CreatePool\x12$.authplane.pool.v1.CreatePoolRequest\x1a\x17.authplane.pool.v1.Pool\"8\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02.:\x04pool\"&/api/identity/{tenant_id}/system/pools\x12\x8a\x01\n" +
@@ -2315,7 +2416,9 @@ const file_authplane_pool_v1_pool_service_proto_rawDesc = "" +
 	"\n" +
 	"UnlockUser\x12$.authplane.pool.v1.UnlockUserRequest\x1a\x17.authplane.pool.v1.User\"V\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02L:\x01*\"G/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}/unlock\x12\xbb\x01\n" +
 	"\x0eVerifyPassword\x12(.authplane.pool.v1.VerifyPasswordRequest\x1a).authplane.pool.v1.VerifyPasswordResponse\"T\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02J:\x01*\"E/api/identity/{tenant_id}/system/pools/{pool_id}/user/password/verify\x12}\n" +
-	"\x14AuthenticatePassword\x12..authplane.pool.v1.AuthenticatePasswordRequest\x1a/.authplane.pool.v1.AuthenticatePasswordResponse\"\x04\xc8\xf3\x18\x05\x12\\\n" +
+	"\x14AuthenticatePassword\x12..authplane.pool.v1.AuthenticatePasswordRequest\x1a/.authplane.pool.v1.AuthenticatePasswordResponse\"\x04\xc8\xf3\x18\x05\x12_\n" +
+	"\n" +
+	"PoolExists\x12$.authplane.pool.v1.PoolExistsRequest\x1a%.authplane.pool.v1.PoolExistsResponse\"\x04\xc8\xf3\x18\x03\x12\\\n" +
 	"\x10DeleteTenantData\x12*.authplane.pool.v1.DeleteTenantDataRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x02B@Z>github.com/authplane/authplane/gen/go/authplane/pool/v1;poolv1b\x06proto3"
 
 var (
@@ -2330,7 +2433,7 @@ func file_authplane_pool_v1_pool_service_proto_rawDescGZIP() []byte {
 	return file_authplane_pool_v1_pool_service_proto_rawDescData
 }
 
-var file_authplane_pool_v1_pool_service_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_authplane_pool_v1_pool_service_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_authplane_pool_v1_pool_service_proto_goTypes = []any{
 	(*Pool)(nil),                         // 0: authplane.pool.v1.Pool
 	(*PasswordPolicy)(nil),               // 1: authplane.pool.v1.PasswordPolicy
@@ -2362,40 +2465,42 @@ var file_authplane_pool_v1_pool_service_proto_goTypes = []any{
 	(*VerifyPasswordResponse)(nil),       // 27: authplane.pool.v1.VerifyPasswordResponse
 	(*AuthenticatePasswordRequest)(nil),  // 28: authplane.pool.v1.AuthenticatePasswordRequest
 	(*AuthenticatePasswordResponse)(nil), // 29: authplane.pool.v1.AuthenticatePasswordResponse
-	(*DeleteTenantDataRequest)(nil),      // 30: authplane.pool.v1.DeleteTenantDataRequest
-	(*timestamppb.Timestamp)(nil),        // 31: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),          // 32: google.protobuf.Duration
-	(*fieldmaskpb.FieldMask)(nil),        // 33: google.protobuf.FieldMask
-	(*structpb.Struct)(nil),              // 34: google.protobuf.Struct
-	(*emptypb.Empty)(nil),                // 35: google.protobuf.Empty
+	(*PoolExistsRequest)(nil),            // 30: authplane.pool.v1.PoolExistsRequest
+	(*PoolExistsResponse)(nil),           // 31: authplane.pool.v1.PoolExistsResponse
+	(*DeleteTenantDataRequest)(nil),      // 32: authplane.pool.v1.DeleteTenantDataRequest
+	(*timestamppb.Timestamp)(nil),        // 33: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),          // 34: google.protobuf.Duration
+	(*fieldmaskpb.FieldMask)(nil),        // 35: google.protobuf.FieldMask
+	(*structpb.Struct)(nil),              // 36: google.protobuf.Struct
+	(*emptypb.Empty)(nil),                // 37: google.protobuf.Empty
 }
 var file_authplane_pool_v1_pool_service_proto_depIdxs = []int32{
 	1,  // 0: authplane.pool.v1.Pool.password_policy:type_name -> authplane.pool.v1.PasswordPolicy
 	2,  // 1: authplane.pool.v1.Pool.password_settings:type_name -> authplane.pool.v1.PasswordSettings
 	6,  // 2: authplane.pool.v1.Pool.lockout_policy:type_name -> authplane.pool.v1.LockoutPolicy
-	31, // 3: authplane.pool.v1.Pool.created_at:type_name -> google.protobuf.Timestamp
-	31, // 4: authplane.pool.v1.Pool.updated_at:type_name -> google.protobuf.Timestamp
+	33, // 3: authplane.pool.v1.Pool.created_at:type_name -> google.protobuf.Timestamp
+	33, // 4: authplane.pool.v1.Pool.updated_at:type_name -> google.protobuf.Timestamp
 	3,  // 5: authplane.pool.v1.PasswordSettings.argon2:type_name -> authplane.pool.v1.Argon2Settings
 	4,  // 6: authplane.pool.v1.PasswordSettings.bcrypt:type_name -> authplane.pool.v1.BcryptSettings
 	5,  // 7: authplane.pool.v1.PasswordSettings.pbkdf2:type_name -> authplane.pool.v1.Pbkdf2Settings
-	32, // 8: authplane.pool.v1.LockoutPolicy.block_duration:type_name -> google.protobuf.Duration
+	34, // 8: authplane.pool.v1.LockoutPolicy.block_duration:type_name -> google.protobuf.Duration
 	0,  // 9: authplane.pool.v1.CreatePoolRequest.pool:type_name -> authplane.pool.v1.Pool
 	0,  // 10: authplane.pool.v1.ListPoolsResponse.pools:type_name -> authplane.pool.v1.Pool
 	0,  // 11: authplane.pool.v1.UpdatePoolRequest.pool:type_name -> authplane.pool.v1.Pool
-	33, // 12: authplane.pool.v1.UpdatePoolRequest.update_mask:type_name -> google.protobuf.FieldMask
+	35, // 12: authplane.pool.v1.UpdatePoolRequest.update_mask:type_name -> google.protobuf.FieldMask
 	14, // 13: authplane.pool.v1.User.identifiers:type_name -> authplane.pool.v1.UserIdentifier
 	15, // 14: authplane.pool.v1.User.credentials:type_name -> authplane.pool.v1.UserCredential
-	34, // 15: authplane.pool.v1.User.payload:type_name -> google.protobuf.Struct
-	34, // 16: authplane.pool.v1.User.metadata:type_name -> google.protobuf.Struct
-	31, // 17: authplane.pool.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	31, // 18: authplane.pool.v1.User.updated_at:type_name -> google.protobuf.Timestamp
-	31, // 19: authplane.pool.v1.User.status_updated_at:type_name -> google.protobuf.Timestamp
-	31, // 20: authplane.pool.v1.User.locked_until:type_name -> google.protobuf.Timestamp
-	31, // 21: authplane.pool.v1.UserIdentifier.created_at:type_name -> google.protobuf.Timestamp
+	36, // 15: authplane.pool.v1.User.payload:type_name -> google.protobuf.Struct
+	36, // 16: authplane.pool.v1.User.metadata:type_name -> google.protobuf.Struct
+	33, // 17: authplane.pool.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	33, // 18: authplane.pool.v1.User.updated_at:type_name -> google.protobuf.Timestamp
+	33, // 19: authplane.pool.v1.User.status_updated_at:type_name -> google.protobuf.Timestamp
+	33, // 20: authplane.pool.v1.User.locked_until:type_name -> google.protobuf.Timestamp
+	33, // 21: authplane.pool.v1.UserIdentifier.created_at:type_name -> google.protobuf.Timestamp
 	13, // 22: authplane.pool.v1.CreateUserRequest.user:type_name -> authplane.pool.v1.User
 	13, // 23: authplane.pool.v1.ListUsersResponse.users:type_name -> authplane.pool.v1.User
 	13, // 24: authplane.pool.v1.UpdateUserRequest.user:type_name -> authplane.pool.v1.User
-	33, // 25: authplane.pool.v1.UpdateUserRequest.update_mask:type_name -> google.protobuf.FieldMask
+	35, // 25: authplane.pool.v1.UpdateUserRequest.update_mask:type_name -> google.protobuf.FieldMask
 	13, // 26: authplane.pool.v1.AuthenticatePasswordResponse.user:type_name -> authplane.pool.v1.User
 	7,  // 27: authplane.pool.v1.PoolService.CreatePool:input_type -> authplane.pool.v1.CreatePoolRequest
 	8,  // 28: authplane.pool.v1.PoolService.ListPools:input_type -> authplane.pool.v1.ListPoolsRequest
@@ -2413,26 +2518,28 @@ var file_authplane_pool_v1_pool_service_proto_depIdxs = []int32{
 	25, // 40: authplane.pool.v1.PoolService.UnlockUser:input_type -> authplane.pool.v1.UnlockUserRequest
 	26, // 41: authplane.pool.v1.PoolService.VerifyPassword:input_type -> authplane.pool.v1.VerifyPasswordRequest
 	28, // 42: authplane.pool.v1.PoolService.AuthenticatePassword:input_type -> authplane.pool.v1.AuthenticatePasswordRequest
-	30, // 43: authplane.pool.v1.PoolService.DeleteTenantData:input_type -> authplane.pool.v1.DeleteTenantDataRequest
-	0,  // 44: authplane.pool.v1.PoolService.CreatePool:output_type -> authplane.pool.v1.Pool
-	9,  // 45: authplane.pool.v1.PoolService.ListPools:output_type -> authplane.pool.v1.ListPoolsResponse
-	0,  // 46: authplane.pool.v1.PoolService.GetPool:output_type -> authplane.pool.v1.Pool
-	0,  // 47: authplane.pool.v1.PoolService.UpdatePool:output_type -> authplane.pool.v1.Pool
-	35, // 48: authplane.pool.v1.PoolService.DeletePool:output_type -> google.protobuf.Empty
-	13, // 49: authplane.pool.v1.PoolService.CreateUser:output_type -> authplane.pool.v1.User
-	18, // 50: authplane.pool.v1.PoolService.ListUsers:output_type -> authplane.pool.v1.ListUsersResponse
-	13, // 51: authplane.pool.v1.PoolService.GetUser:output_type -> authplane.pool.v1.User
-	13, // 52: authplane.pool.v1.PoolService.UpdateUser:output_type -> authplane.pool.v1.User
-	35, // 53: authplane.pool.v1.PoolService.DeleteUser:output_type -> google.protobuf.Empty
-	13, // 54: authplane.pool.v1.PoolService.AddUserIdentifier:output_type -> authplane.pool.v1.User
-	13, // 55: authplane.pool.v1.PoolService.RemoveUserIdentifier:output_type -> authplane.pool.v1.User
-	35, // 56: authplane.pool.v1.PoolService.SetUserPassword:output_type -> google.protobuf.Empty
-	13, // 57: authplane.pool.v1.PoolService.UnlockUser:output_type -> authplane.pool.v1.User
-	27, // 58: authplane.pool.v1.PoolService.VerifyPassword:output_type -> authplane.pool.v1.VerifyPasswordResponse
-	29, // 59: authplane.pool.v1.PoolService.AuthenticatePassword:output_type -> authplane.pool.v1.AuthenticatePasswordResponse
-	35, // 60: authplane.pool.v1.PoolService.DeleteTenantData:output_type -> google.protobuf.Empty
-	44, // [44:61] is the sub-list for method output_type
-	27, // [27:44] is the sub-list for method input_type
+	30, // 43: authplane.pool.v1.PoolService.PoolExists:input_type -> authplane.pool.v1.PoolExistsRequest
+	32, // 44: authplane.pool.v1.PoolService.DeleteTenantData:input_type -> authplane.pool.v1.DeleteTenantDataRequest
+	0,  // 45: authplane.pool.v1.PoolService.CreatePool:output_type -> authplane.pool.v1.Pool
+	9,  // 46: authplane.pool.v1.PoolService.ListPools:output_type -> authplane.pool.v1.ListPoolsResponse
+	0,  // 47: authplane.pool.v1.PoolService.GetPool:output_type -> authplane.pool.v1.Pool
+	0,  // 48: authplane.pool.v1.PoolService.UpdatePool:output_type -> authplane.pool.v1.Pool
+	37, // 49: authplane.pool.v1.PoolService.DeletePool:output_type -> google.protobuf.Empty
+	13, // 50: authplane.pool.v1.PoolService.CreateUser:output_type -> authplane.pool.v1.User
+	18, // 51: authplane.pool.v1.PoolService.ListUsers:output_type -> authplane.pool.v1.ListUsersResponse
+	13, // 52: authplane.pool.v1.PoolService.GetUser:output_type -> authplane.pool.v1.User
+	13, // 53: authplane.pool.v1.PoolService.UpdateUser:output_type -> authplane.pool.v1.User
+	37, // 54: authplane.pool.v1.PoolService.DeleteUser:output_type -> google.protobuf.Empty
+	13, // 55: authplane.pool.v1.PoolService.AddUserIdentifier:output_type -> authplane.pool.v1.User
+	13, // 56: authplane.pool.v1.PoolService.RemoveUserIdentifier:output_type -> authplane.pool.v1.User
+	37, // 57: authplane.pool.v1.PoolService.SetUserPassword:output_type -> google.protobuf.Empty
+	13, // 58: authplane.pool.v1.PoolService.UnlockUser:output_type -> authplane.pool.v1.User
+	27, // 59: authplane.pool.v1.PoolService.VerifyPassword:output_type -> authplane.pool.v1.VerifyPasswordResponse
+	29, // 60: authplane.pool.v1.PoolService.AuthenticatePassword:output_type -> authplane.pool.v1.AuthenticatePasswordResponse
+	31, // 61: authplane.pool.v1.PoolService.PoolExists:output_type -> authplane.pool.v1.PoolExistsResponse
+	37, // 62: authplane.pool.v1.PoolService.DeleteTenantData:output_type -> google.protobuf.Empty
+	45, // [45:63] is the sub-list for method output_type
+	27, // [27:45] is the sub-list for method input_type
 	27, // [27:27] is the sub-list for extension type_name
 	27, // [27:27] is the sub-list for extension extendee
 	0,  // [0:27] is the sub-list for field type_name
@@ -2449,7 +2556,7 @@ func file_authplane_pool_v1_pool_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_authplane_pool_v1_pool_service_proto_rawDesc), len(file_authplane_pool_v1_pool_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   31,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -36,6 +36,7 @@ const (
 	PoolService_UnlockUser_FullMethodName           = "/authplane.pool.v1.PoolService/UnlockUser"
 	PoolService_VerifyPassword_FullMethodName       = "/authplane.pool.v1.PoolService/VerifyPassword"
 	PoolService_AuthenticatePassword_FullMethodName = "/authplane.pool.v1.PoolService/AuthenticatePassword"
+	PoolService_PoolExists_FullMethodName           = "/authplane.pool.v1.PoolService/PoolExists"
 	PoolService_DeleteTenantData_FullMethodName     = "/authplane.pool.v1.PoolService/DeleteTenantData"
 )
 
@@ -79,6 +80,9 @@ type PoolServiceClient interface {
 	// The password check of the token service's password grant: the same check and lockout as VerifyPassword,
 	// answering with the user when the password is correct (for the token's claims).
 	AuthenticatePassword(ctx context.Context, in *AuthenticatePasswordRequest, opts ...grpc.CallOption) (*AuthenticatePasswordResponse, error)
+	// Whether a pool exists. For the admin plane, which links pools to workspaces as identity sources but cannot
+	// read the identity plane; it learns nothing about a pool but its existence.
+	PoolExists(ctx context.Context, in *PoolExistsRequest, opts ...grpc.CallOption) (*PoolExistsResponse, error)
 	// Deletes every pool and user of a tenant (called when the tenant is deleted).
 	DeleteTenantData(ctx context.Context, in *DeleteTenantDataRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
 }
@@ -251,6 +255,16 @@ func (c *poolServiceClient) AuthenticatePassword(ctx context.Context, in *Authen
 	return out, nil
 }
 
+func (c *poolServiceClient) PoolExists(ctx context.Context, in *PoolExistsRequest, opts ...grpc.CallOption) (*PoolExistsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PoolExistsResponse)
+	err := c.cc.Invoke(ctx, PoolService_PoolExists_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *poolServiceClient) DeleteTenantData(ctx context.Context, in *DeleteTenantDataRequest, opts ...grpc.CallOption) (*emptypb.Empty, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(emptypb.Empty)
@@ -301,6 +315,9 @@ type PoolServiceServer interface {
 	// The password check of the token service's password grant: the same check and lockout as VerifyPassword,
 	// answering with the user when the password is correct (for the token's claims).
 	AuthenticatePassword(context.Context, *AuthenticatePasswordRequest) (*AuthenticatePasswordResponse, error)
+	// Whether a pool exists. For the admin plane, which links pools to workspaces as identity sources but cannot
+	// read the identity plane; it learns nothing about a pool but its existence.
+	PoolExists(context.Context, *PoolExistsRequest) (*PoolExistsResponse, error)
 	// Deletes every pool and user of a tenant (called when the tenant is deleted).
 	DeleteTenantData(context.Context, *DeleteTenantDataRequest) (*emptypb.Empty, error)
 	mustEmbedUnimplementedPoolServiceServer()
@@ -360,6 +377,9 @@ func (UnimplementedPoolServiceServer) VerifyPassword(context.Context, *VerifyPas
 }
 func (UnimplementedPoolServiceServer) AuthenticatePassword(context.Context, *AuthenticatePasswordRequest) (*AuthenticatePasswordResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AuthenticatePassword not implemented")
+}
+func (UnimplementedPoolServiceServer) PoolExists(context.Context, *PoolExistsRequest) (*PoolExistsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PoolExists not implemented")
 }
 func (UnimplementedPoolServiceServer) DeleteTenantData(context.Context, *DeleteTenantDataRequest) (*emptypb.Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteTenantData not implemented")
@@ -673,6 +693,24 @@ func _PoolService_AuthenticatePassword_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PoolService_PoolExists_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PoolExistsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PoolServiceServer).PoolExists(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PoolService_PoolExists_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PoolServiceServer).PoolExists(ctx, req.(*PoolExistsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _PoolService_DeleteTenantData_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(DeleteTenantDataRequest)
 	if err := dec(in); err != nil {
@@ -761,6 +799,10 @@ var PoolService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AuthenticatePassword",
 			Handler:    _PoolService_AuthenticatePassword_Handler,
+		},
+		{
+			MethodName: "PoolExists",
+			Handler:    _PoolService_PoolExists_Handler,
 		},
 		{
 			MethodName: "DeleteTenantData",
