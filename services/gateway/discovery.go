@@ -19,7 +19,7 @@ type providerMetadata struct {
 	JWKSURI                           string   `json:"jwks_uri"`
 	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
 	RevocationEndpoint                string   `json:"revocation_endpoint"`
-	UserinfoEndpoint                  string   `json:"userinfo_endpoint,omitempty"` // with the password grant
+	UserinfoEndpoint                  string   `json:"userinfo_endpoint"`
 	GrantTypesSupported               []string `json:"grant_types_supported"`
 	ResponseTypesSupported            []string `json:"response_types_supported"`
 	ScopesSupported                   []string `json:"scopes_supported"`
@@ -53,6 +53,7 @@ func (g *Gateway) writeMetadata(w http.ResponseWriter, r *http.Request) {
 	doc := providerMetadata{
 		Issuer: iss, TokenEndpoint: iss + "/oauth2/token", JWKSURI: iss + "/.well-known/jwks.json",
 		IntrospectionEndpoint: iss + "/oauth2/introspect", RevocationEndpoint: iss + "/oauth2/revoke",
+		UserinfoEndpoint:                  iss + "/userinfo",
 		GrantTypesSupported:               md.GrantTypes,
 		ResponseTypesSupported:            []string{},
 		ScopesSupported:                   md.Scopes,
@@ -62,7 +63,7 @@ func (g *Gateway) writeMetadata(w http.ResponseWriter, r *http.Request) {
 		IDTokenSigningAlgValuesSupported:  []string{"ES256"},
 		SubjectTypesSupported:             []string{"public"},
 		ClaimsSupported: []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "jti", "client_id", "scope", "tid", "aid",
-			"name", "given_name", "family_name", "email", "email_verified", "phone_number"},
+			"name", "given_name", "family_name", "email", "email_verified", "phone_number", "phone_number_verified", "idp", "extra_info"},
 	}
 	writeJSON(w, http.StatusOK, doc, "public, max-age=60")
 }

@@ -44,6 +44,7 @@ func New(ctx context.Context, d svc.Deps) (*Gateway, error) {
 	g.data.HandleFunc("/{tenant_id}/{server_id}/oauth2/token", g.token)
 	g.data.HandleFunc(introspectRoute, g.introspect)
 	g.data.HandleFunc(revokeRoute, g.revoke)
+	g.data.HandleFunc(userinfoRoute, g.userinfo)
 	g.data.HandleFunc("GET /{tenant_id}/{server_id}/.well-known/jwks.json", g.jwks)
 	g.data.HandleFunc("GET /{tenant_id}/{server_id}/.well-known/openid-configuration", g.discovery)
 	g.wellKnown.HandleFunc("GET /.well-known/oauth-authorization-server/{tenant_id}/{server_id}", g.authorizationServerMetadata)

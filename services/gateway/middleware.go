@@ -52,7 +52,7 @@ var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 // quietRoutes are logged at debug level when they succeed: at token-endpoint rates an access log line per request
 // costs more than it tells; metrics count them.
 var quietRoutes = map[string]bool{
-	tokenRoute: true, introspectRoute: true, revokeRoute: true, jwksRoute: true, discoveryRoute: true, metadataRoute: true,
+	tokenRoute: true, introspectRoute: true, revokeRoute: true, userinfoRoute: true, jwksRoute: true, discoveryRoute: true, metadataRoute: true,
 	"/healthz": true, "/readyz": true, "/metrics": true,
 }
 

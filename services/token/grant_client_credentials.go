@@ -16,19 +16,9 @@ func (s *Service) clientCredentials(ctx context.Context, g *grant) (*tokenv1.Tok
 	if g.client.public {
 		return nil, apierr.OAuth("unauthorized_client", "a public client cannot use the client_credentials grant")
 	}
-	scope := g.client.defaults
-	if g.req.Scope != "" {
-		n := 0
-		for sc := range strings.FieldsSeq(g.req.Scope) {
-			if !g.client.scopes.allows(sc) {
-				return nil, apierr.OAuth("invalid_scope", "scope "+quote(sc)+" is not allowed for this client")
-			}
-			n++
-		}
-		// Granted exactly as requested (order and all), with the separators normalised to single spaces.
-		if n > 0 {
-			scope = normalizeScope(g.req.Scope)
-		}
+	scope, err := grantedScope(g)
+	if err != nil {
+		return nil, err
 	}
 	ttl := s.accessTTL(g)
 	tok, err := s.issueAccessToken(ctx, g, g.client.id, scope, ttl)
@@ -36,6 +26,27 @@ func (s *Service) clientCredentials(ctx context.Context, g *grant) (*tokenv1.Tok
 		return nil, err
 	}
 	return &tokenv1.TokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: scope}, nil
+}
+
+// grantedScope is the scope a token request gets: the client's registered scopes when it names none, else
+// exactly the scopes it names, each of which the client must be allowed (registered, or matching its token
+// policy).
+func grantedScope(g *grant) (string, error) {
+	if g.req.Scope == "" {
+		return g.client.defaults, nil
+	}
+	n := 0
+	for sc := range strings.FieldsSeq(g.req.Scope) {
+		if !g.client.scopes.allows(sc) {
+			return "", apierr.OAuth("invalid_scope", "scope "+quote(sc)+" is not allowed for this client")
+		}
+		n++
+	}
+	if n == 0 {
+		return g.client.defaults, nil
+	}
+	// Granted exactly as requested (order and all), with the separators normalised to single spaces.
+	return normalizeScope(g.req.Scope), nil
 }
 
 // normalizeScope joins the scopes of a space-separated list with single spaces, as strings.Fields splits them; a

@@ -2,13 +2,54 @@ package token
 
 import (
 	"context"
+	"strings"
 
 	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
 	"github.com/authplane/authplane/pkg/apierr"
 )
 
-// passwordGrant is the resource owner password credentials grant (RFC 6749 section 4.3). It is reached only by
-// an authenticated client allowed to use it; issuing arrives with the identity plane.
+// maxUsernameBytes bounds a username: longer ones name no user and are not sent anywhere.
+const maxUsernameBytes = 1024
+
+// errBadCredentials is the one answer to credentials no source accepted, whatever the reason (unknown user, wrong
+// password, locked or inactive user), so the answer does not tell which users exist.
+func errBadCredentials() *apierr.Error {
+	return apierr.OAuth("invalid_grant", "the username or password is incorrect")
+}
+
+// passwordGrant is the resource owner password credentials grant (RFC 6749 section 4.3): the workspace's
+// identity sources are tried in order, the first to accept the credentials names the user, and the tokens carry
+// the scope granted as for client_credentials. A refresh token comes with them when the client and the workspace
+// both allow the refresh_token grant.
 func (s *Service) passwordGrant(ctx context.Context, g *grant) (*tokenv1.TokenResponse, error) {
-	return nil, apierr.OAuth("unsupported_grant_type", "the password grant is not available yet")
+	username, password := g.req.Username, g.req.Password
+	if username == "" {
+		return nil, apierr.OAuth("invalid_request", "username is required")
+	}
+	if password == "" {
+		return nil, apierr.OAuth("invalid_request", "password is required")
+	}
+	scope, err := grantedScope(g)
+	if err != nil {
+		return nil, err
+	}
+	if len(username) > maxUsernameBytes || strings.ContainsRune(username, 0) {
+		return nil, errBadCredentials()
+	}
+	idpID, user, err := s.authenticateUser(ctx, g, username, password)
+	if err != nil {
+		return nil, err
+	}
+	if user == nil {
+		return nil, errBadCredentials()
+	}
+	sess := &session{
+		Subject: user.subject, Scope: scope, IdpID: idpID, AuthTime: s.now().Unix(),
+		Claims: user.claims, ExtraInfo: user.extraInfo,
+	}
+	resp, err := s.issueForSession(ctx, g, sess)
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
 }

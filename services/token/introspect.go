@@ -36,6 +36,9 @@ type presentedClaims struct {
 	Scope    string       `json:"scope"`
 	TenantID string       `json:"tid"`
 	ServerID string       `json:"aid"`
+	// Of tokens issued to a user (see accessClaims).
+	IdentitySource string         `json:"idp"`
+	ExtraInfo      map[string]any `json:"extra_info"`
 }
 
 func (c *presentedClaims) hasScope(scope string) bool {

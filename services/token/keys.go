@@ -35,8 +35,10 @@ type workspaceKeys struct {
 	uid    string
 	kid    string
 	signer *es256Signer // safe for concurrent use
-	public []*tokenv1.JWK
-	verify jose.JSONWebKeySet
+	// idSigner signs ID tokens with the same key, under the JOSE type `JWT`.
+	idSigner *es256Signer
+	public   []*tokenv1.JWK
+	verify   jose.JSONWebKeySet
 }
 
 // keyAAD binds a sealed private key to its tenant, workspace incarnation and kid. Keys sealed before
@@ -173,7 +175,11 @@ func (s *Service) loadKeys(ctx context.Context, ws *workspaceInfo) (*workspaceKe
 	if err != nil {
 		return nil, apierr.Wrap(err, "build signer")
 	}
-	keys := &workspaceKeys{uid: ws.uid, kid: newest.KID, signer: signer}
+	idSigner, err := newES256Signer(private, idTokenType)
+	if err != nil {
+		return nil, apierr.Wrap(err, "build signer")
+	}
+	keys := &workspaceKeys{uid: ws.uid, kid: newest.KID, signer: signer, idSigner: idSigner}
 	for i := range rows {
 		k, err := publicJWK(&rows[i])
 		if err != nil {

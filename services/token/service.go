@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	clientv1 "github.com/authplane/authplane/gen/go/authplane/client/v1"
+	poolv1 "github.com/authplane/authplane/gen/go/authplane/pool/v1"
 	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
 	workspacev1 "github.com/authplane/authplane/gen/go/authplane/workspace/v1"
 	"github.com/authplane/authplane/pkg/apierr"
@@ -57,6 +59,11 @@ type Service struct {
 	revoked       *cache.Cache[revocations] // tenant/
 	now           func() time.Time
 	grantHandlers map[string]grantHandler
+	// The password grant's identity sources: pools through the pool service, as the tenant's system workspace
+	// (sysTokens), and external verifiers over HTTP.
+	poolAPI   poolv1.PoolServiceClient
+	sysTokens *systemTokens
+	verifiers *http.Client
 }
 
 // New migrates the service's table and subscribes its caches to the change bus.
@@ -78,6 +85,9 @@ func New(ctx context.Context, d svc.Deps) (*Service, error) {
 		clientKeys:   newClientKeys(),
 		revoked:      cache.New[revocations](revocationTTL, 0),
 		now:          time.Now,
+		poolAPI:      poolv1.NewPoolServiceClient(d.Conns.Pool),
+		sysTokens:    newSystemTokens(),
+		verifiers:    newVerifierClient(),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -91,6 +101,8 @@ func New(ctx context.Context, d svc.Deps) (*Service, error) {
 		platform.GrantRefreshToken:      s.refreshTokenGrant,
 	}
 	d.Bus.Subscribe(changes.Keys, func(key string) { dropWorkspaceKey(s.keys, key) })
+	d.Bus.Subscribe(changes.Keys, s.sysTokens.drop)
+	d.Bus.Subscribe(changes.Tenants, s.sysTokens.drop)
 	d.Bus.Subscribe(changes.Servers, func(key string) { dropWorkspaceKey(s.workspaces, key) })
 	d.Bus.Subscribe(changes.Clients, s.dropClient)
 	d.Bus.Subscribe(changes.Policies, func(key string) { dropTenant(s.clients, key) })

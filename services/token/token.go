@@ -179,6 +179,10 @@ type accessClaims struct {
 	Scope    string   `json:"scope"`
 	TenantID string   `json:"tid"`
 	ServerID string   `json:"aid"`
+	// Of tokens issued to a user: the identity source that accepted the credentials, and what an external
+	// verifier added (extraInfo).
+	IdentitySource string         `json:"idp,omitempty"`
+	ExtraInfo      map[string]any `json:"extra_info,omitempty"`
 }
 
 // accessTTL is the client's token policy lifetime, else the workspace's.
@@ -191,16 +195,19 @@ func (s *Service) accessTTL(g *grant) time.Duration {
 
 // issueAccessToken signs an access token with the workspace's cached signer; no I/O once the signer is loaded.
 func (s *Service) issueAccessToken(ctx context.Context, g *grant, subject, scope string, ttl time.Duration) (string, error) {
+	return s.issueAccessTokenWith(ctx, g, &accessClaims{Subject: subject, Scope: scope}, ttl)
+}
+
+// issueAccessTokenWith signs an access token with c's subject, scope and user claims; it sets the others.
+func (s *Service) issueAccessTokenWith(ctx context.Context, g *grant, c *accessClaims, ttl time.Duration) (string, error) {
 	keys, err := s.workspaceKeys(ctx, g.ws)
 	if err != nil {
 		return "", err
 	}
 	now := s.now().Unix()
-	payload, err := json.Marshal(&accessClaims{
-		Issuer: g.ws.issuer, Subject: subject, Audience: g.client.audience,
-		Expiry: now + int64(ttl/time.Second), IssuedAt: now, ID: secrets.Random(16),
-		ClientID: g.client.id, Scope: scope, TenantID: g.ws.tenantID, ServerID: g.ws.serverID,
-	})
+	c.Issuer, c.Audience, c.Expiry, c.IssuedAt, c.ID = g.ws.issuer, g.client.audience, now+int64(ttl/time.Second), now, secrets.Random(16)
+	c.ClientID, c.TenantID, c.ServerID = g.client.id, g.ws.tenantID, g.ws.serverID
+	payload, err := json.Marshal(c)
 	if err != nil {
 		return "", apierr.Wrap(err, "encode claims")
 	}

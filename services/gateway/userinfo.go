@@ -1,0 +1,69 @@
+package gateway
+
+import (
+	"encoding/json"
+	"mime"
+	"net/http"
+	"strconv"
+
+	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
+)
+
+// userinfoRoute is the OpenID Connect UserInfo endpoint of a workspace.
+const userinfoRoute = "/{tenant_id}/{server_id}/userinfo"
+
+// userinfo handles GET|POST {issuer}/userinfo (OpenID Connect Core section 5.3): the access token comes in
+// `Authorization: Bearer` or, with POST, as the form parameter access_token (RFC 6750 section 2.2); the token
+// service decides.
+func (g *Gateway) userinfo(w http.ResponseWriter, r *http.Request) {
+	setRoute(r.Context(), userinfoRoute)
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		writeOAuthError(w, &oauthError{http.StatusMethodNotAllowed, "invalid_request", "the userinfo endpoint accepts GET and POST"})
+		return
+	}
+	tok, fromHeader := bearerToken(r)
+	if r.Method == http.MethodPost {
+		if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "application/x-www-form-urlencoded" {
+			if err := r.ParseForm(); err != nil {
+				writeOAuthError(w, asOAuthError(bodyError(err, "the form body is malformed")))
+				return
+			}
+			if body, ok := r.PostForm["access_token"]; ok {
+				if fromHeader || len(body) != 1 {
+					writeOAuthError(w, invalidRequest("send the access token once"))
+					return
+				}
+				tok, fromHeader = body[0], true
+			}
+		}
+	}
+	if !fromHeader || tok == "" {
+		// RFC 6750 section 3.1: a request without credentials gets the challenge without an error code.
+		h := w.Header()
+		h.Set("WWW-Authenticate", `Bearer realm="authplane"`)
+		h.Set("Cache-Control", "no-store")
+		h.Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_ = json.NewEncoder(w).Encode(oauthErrorBody{Error: "invalid_token", ErrorDescription: "a Bearer access token is required"})
+		return
+	}
+	info, err := g.tokens.GetUserInfo(r.Context(), &tokenv1.GetUserInfoRequest{
+		TenantId: r.PathValue("tenant_id"), ServerId: r.PathValue("server_id"), AccessToken: tok,
+	})
+	if err != nil {
+		writeOAuthError(w, asOAuthError(err))
+		return
+	}
+	body, err := json.Marshal(info.GetClaims().AsMap())
+	if err != nil {
+		writeOAuthError(w, &oauthError{http.StatusInternalServerError, "server_error", "the server could not handle the request"})
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	_, _ = w.Write(body)
+}

@@ -1,0 +1,101 @@
+package token
+
+import (
+	"context"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	poolv1 "github.com/authplane/authplane/gen/go/authplane/pool/v1"
+	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
+	workspacev1 "github.com/authplane/authplane/gen/go/authplane/workspace/v1"
+	"github.com/authplane/authplane/pkg/apierr"
+	"github.com/authplane/authplane/pkg/authz"
+)
+
+// GetUserInfo answers the OpenID Connect UserInfo endpoint (Core section 5.3) for an active access token of the
+// workspace with scope openid: `sub`, and the claims the token's scope releases. A pool user's claims are read
+// fresh from the pool service; an external user's are the token's own (extra_info).
+func (s *Service) GetUserInfo(ctx context.Context, req *tokenv1.GetUserInfoRequest) (*tokenv1.UserInfo, error) {
+	ws, err := s.workspace(ctx, req.TenantId, req.ServerId)
+	if err != nil {
+		return nil, err
+	}
+	raw := req.AccessToken
+	if raw == "" {
+		raw = authz.BearerToken(ctx)
+	}
+	if raw == "" {
+		return nil, apierr.OAuth("invalid_token", "a Bearer access token is required")
+	}
+	c, ok, err := s.activeAccessToken(ctx, ws, raw)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, apierr.OAuth("invalid_token", "the access token is not an active access token of this authorization server")
+	}
+	if !c.hasScope("openid") {
+		return nil, apierr.OAuth("insufficient_scope", "the access token lacks scope openid")
+	}
+	claims := map[string]any{}
+	if src := identitySource(ws, c.IdentitySource); src != nil && src.GetMethod() == methodIdentityPool {
+		user, err := s.poolUser(ctx, ws.tenantID, src.GetIdentityPoolId(), c.Subject)
+		if err != nil {
+			return nil, err
+		}
+		claims = releasedClaims(userClaims(user), c.Scope)
+	}
+	claims["sub"] = c.Subject
+	if len(c.ExtraInfo) > 0 {
+		claims["extra_info"] = c.ExtraInfo
+	}
+	st, err := structpb.NewStruct(claims)
+	if err != nil {
+		return nil, apierr.Wrap(err, "encode user claims")
+	}
+	return &tokenv1.UserInfo{Claims: st}, nil
+}
+
+// identitySource finds a source of the workspace by id; nil when it is gone (the token's user is then known by
+// its subject alone).
+func identitySource(ws *workspaceInfo, id string) *workspacev1.IdentitySource {
+	if id == "" {
+		return nil
+	}
+	for _, src := range ws.md.GetIdentitySources() {
+		if src.GetId() == id {
+			return src
+		}
+	}
+	return nil
+}
+
+// poolUser reads a user as the tenant's system workspace. A user deleted since the token was issued makes the
+// token useless here: invalid_token.
+func (s *Service) poolUser(ctx context.Context, tenantID, poolID, userID string) (*poolv1.User, error) {
+	req := &poolv1.GetUserRequest{TenantId: tenantID, PoolId: poolID, UserId: userID}
+	for attempt := 0; ; attempt++ {
+		callCtx, err := s.asSystem(ctx, tenantID)
+		if err != nil {
+			return nil, err
+		}
+		user, err := s.poolAPI.GetUser(callCtx, req)
+		switch status.Code(err) {
+		case codes.OK:
+			if user.GetStatus() == "deleted" {
+				return nil, apierr.OAuth("invalid_token", "the token's user no longer exists")
+			}
+			return user, nil
+		case codes.Unauthenticated:
+			if attempt == 0 {
+				s.sysTokens.drop(tenantID)
+				continue
+			}
+		case codes.NotFound:
+			return nil, apierr.OAuth("invalid_token", "the token's user no longer exists")
+		}
+		return nil, remoteFailure(err, "read user")
+	}
+}
