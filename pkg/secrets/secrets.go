@@ -65,6 +65,9 @@ func (k *Keyring) VerifySecret(secret, stored string) bool {
 	return hmac.Equal([]byte(k.HashSecret(secret)), []byte(stored))
 }
 
+// PurposeExternalIdp derives the signing secret of an external verifier, from tenant, workspace and idp ids.
+const PurposeExternalIdp = "external-idp"
+
 // DeriveSecret returns the secret of one thing, named by purpose and the ids that locate it (for example
 // "external-idp", tenant, workspace, idp): 256 bits in base64url without padding, the same in every process that
 // holds the master key, so it is never stored nor sent between services. Each part is length-prefixed, so

@@ -1,4 +1,5 @@
-// Package workspace is the workspace service: authorization servers ("servers" in REST) and their scopes.
+// Package workspace is the workspace service: authorization servers ("servers" in REST), their scopes, and
+// their identity sources (identity pools and external credential verifiers, for the password grant).
 package workspace
 
 import (
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	clientv1 "github.com/authplane/authplane/gen/go/authplane/client/v1"
+	poolv1 "github.com/authplane/authplane/gen/go/authplane/pool/v1"
 	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
 	workspacev1 "github.com/authplane/authplane/gen/go/authplane/workspace/v1"
 	"github.com/authplane/authplane/pkg/apierr"
@@ -50,6 +52,10 @@ type Service struct {
 	issuer  string
 	clients clientv1.ClientServiceClient
 	tokens  tokenv1.TokenServiceClient
+	pools   poolv1.PoolServiceClient
+	// keyring derives external verifiers' signing secrets (nil in processes without a master key: creating an
+	// external source then fails).
+	keyring *secrets.Keyring
 }
 
 // New migrates the service's tables and ensures the root tenant's admin workspace exists.
@@ -61,6 +67,8 @@ func New(ctx context.Context, d svc.Deps) (*Service, error) {
 		store: store{db: d.DB}, bus: d.Bus, issuer: d.IssuerURL,
 		clients: clientv1.NewClientServiceClient(d.Conns.Client),
 		tokens:  tokenv1.NewTokenServiceClient(d.Conns.Token),
+		pools:   poolv1.NewPoolServiceClient(d.Conns.Pool),
+		keyring: d.Keyring,
 	}
 	if err := s.store.backfillUIDs(ctx, secrets.NewID); err != nil {
 		return nil, apierr.Wrap(err, "assign workspace uids")
@@ -398,6 +406,9 @@ func (s *Service) GetServerMetadata(ctx context.Context, req *workspacev1.GetSer
 	}
 	for _, sc := range scopes {
 		md.Scopes = append(md.Scopes, sc.Name)
+	}
+	if md.IdentitySources, err = s.identitySources(ctx, req.TenantId, req.ServerId); err != nil {
+		return nil, err
 	}
 	return md, nil
 }

@@ -2,6 +2,9 @@ package workspace
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 
 	"gorm.io/gorm"
@@ -40,6 +43,23 @@ CREATE UNIQUE INDEX workspace_scopes_name ON workspace_scopes (tenant_id, server
 	// Existing rows get their uid from backfillUIDs: SQL has no random id both backends share.
 	{Version: 2, Name: "server incarnation uid", SQL: `
 ALTER TABLE workspace_servers ADD COLUMN uid TEXT NOT NULL DEFAULT ''`},
+	// Identity sources: the columns of one method are empty for the other. The index is the order the password
+	// grant tries them in, and the keyset of their list.
+	{Version: 3, Name: "identity sources", SQL: `
+CREATE TABLE workspace_idps (
+  tenant_id TEXT NOT NULL,
+  id TEXT NOT NULL,
+  server_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  method TEXT NOT NULL,
+  display_order {{bigint}} NOT NULL DEFAULT 0,
+  identity_pool_id TEXT NOT NULL DEFAULT '',
+  url TEXT NOT NULL DEFAULT '',
+  timeout_ms {{bigint}} NOT NULL DEFAULT 0,
+  created_at {{bigint}} NOT NULL,
+  PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX workspace_idps_order ON workspace_idps (tenant_id, server_id, display_order, created_at, id)`},
 }
 
 // serverRow is a workspace as stored. Grant types are space-separated. UID names this incarnation of the
@@ -74,6 +94,51 @@ type scopeRow struct {
 }
 
 func (scopeRow) TableName() string { return "workspace_scopes" }
+
+// idpRow is an identity source of a workspace. IdentityPoolID is set for method identity_pool; URL and
+// TimeoutMs for method external. The external source's signing secret is derived, never stored.
+type idpRow struct {
+	TenantID       string `gorm:"primaryKey"`
+	ID             string `gorm:"primaryKey"`
+	ServerID       string
+	Name           string
+	Method         string
+	DisplayOrder   int64
+	IdentityPoolID string `gorm:"column:identity_pool_id"`
+	URL            string `gorm:"column:url"`
+	TimeoutMs      int64  `gorm:"column:timeout_ms"`
+	CreatedAt      int64  `gorm:"autoCreateTime:false"`
+}
+
+func (idpRow) TableName() string { return "workspace_idps" }
+
+// idpKey is an identity source's place in its workspace's order: display_order, then creation, then id (for
+// sources created in the same microsecond).
+type idpKey struct {
+	DisplayOrder, CreatedAt int64
+	ID                      string
+}
+
+func (r *idpRow) key() idpKey { return idpKey{r.DisplayOrder, r.CreatedAt, r.ID} }
+
+// String encodes the key for a page token; ids are hex, so the dot cannot occur in one.
+func (k idpKey) String() string { return fmt.Sprintf("%d.%d.%s", k.DisplayOrder, k.CreatedAt, k.ID) }
+
+func parseIdpKey(s string) (idpKey, bool) {
+	parts := strings.SplitN(s, ".", 3)
+	if len(parts) != 3 || parts[2] == "" {
+		return idpKey{}, false
+	}
+	order, err1 := strconv.ParseInt(parts[0], 10, 64)
+	created, err2 := strconv.ParseInt(parts[1], 10, 64)
+	if err1 != nil || err2 != nil {
+		return idpKey{}, false
+	}
+	return idpKey{order, created, parts[2]}, true
+}
+
+// errNoServer: the workspace an identity source was being added to does not exist (or is being deleted).
+var errNoServer = errors.New("no such workspace")
 
 // store is the only code that touches the workspace service's tables.
 type store struct{ db *db.DB }
@@ -140,26 +205,87 @@ func (s *store) updateServer(ctx context.Context, row *serverRow) error {
 		Updates(row).Error
 }
 
+// deleteServer removes a workspace with its scopes and identity sources, all or nothing. The workspace row goes
+// first: that waits for identity sources being added under it (see lockServer) and makes later ones find none.
 func (s *store) deleteServer(ctx context.Context, tenantID, id string) (bool, error) {
 	var deleted int64
 	err := s.tx(ctx, func(tx *gorm.DB) error {
-		if err := db.Tenant(tx, tenantID).Where("server_id = ?", id).Delete(&scopeRow{}).Error; err != nil {
-			return err
-		}
 		res := db.Tenant(tx, tenantID).Where("id = ?", id).Delete(&serverRow{})
+		if res.Error != nil {
+			return res.Error
+		}
 		deleted = res.RowsAffected
-		return res.Error
+		for _, m := range []any{&scopeRow{}, &idpRow{}} {
+			if err := db.Tenant(tx, tenantID).Where("server_id = ?", id).Delete(m).Error; err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	return deleted > 0, err
 }
 
 func (s *store) deleteTenant(ctx context.Context, tenantID string) error {
 	return s.tx(ctx, func(tx *gorm.DB) error {
-		if err := db.Tenant(tx, tenantID).Delete(&scopeRow{}).Error; err != nil {
+		for _, m := range []any{&serverRow{}, &scopeRow{}, &idpRow{}} {
+			if err := db.Tenant(tx, tenantID).Delete(m).Error; err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// lockServer checks inside a transaction that a workspace exists and, on PostgreSQL, keeps it from being deleted
+// until the transaction ends, so nothing is added to a workspace being deleted. (SQLite runs one writer at a time.)
+func (s *store) lockServer(tx *gorm.DB, tenantID, id string) error {
+	q := db.Tenant(tx, tenantID).Select("id").Where("id = ?", id)
+	if s.db.Dialect == db.Postgres {
+		q = q.Clauses(clause.Locking{Strength: "SHARE"})
+	}
+	if err := q.Take(&serverRow{}).Error; err != nil {
+		if db.IsNotFound(err) {
+			return errNoServer
+		}
+		return err
+	}
+	return nil
+}
+
+// createIdp adds an identity source to an existing workspace (errNoServer otherwise).
+func (s *store) createIdp(ctx context.Context, row *idpRow) error {
+	return s.tx(ctx, func(tx *gorm.DB) error {
+		if err := s.lockServer(tx, row.TenantID, row.ServerID); err != nil {
 			return err
 		}
-		return db.Tenant(tx, tenantID).Delete(&serverRow{}).Error
+		return tx.Create(row).Error
 	})
+}
+
+func (s *store) getIdp(ctx context.Context, tenantID, serverID, id string) (*idpRow, error) {
+	var row idpRow
+	err := db.Tenant(s.db.WithContext(ctx), tenantID).Where("server_id = ? AND id = ?", serverID, id).Take(&row).Error
+	return &row, err
+}
+
+// listIdps returns a workspace's identity sources in order, those after the given key when one is given, at most
+// limit of them (all when limit is 0).
+func (s *store) listIdps(ctx context.Context, tenantID, serverID string, after *idpKey, limit int) ([]idpRow, error) {
+	q := db.Tenant(s.db.WithContext(ctx), tenantID).Where("server_id = ?", serverID)
+	if after != nil {
+		q = q.Where("(display_order > ? OR (display_order = ? AND (created_at > ? OR (created_at = ? AND id > ?))))",
+			after.DisplayOrder, after.DisplayOrder, after.CreatedAt, after.CreatedAt, after.ID)
+	}
+	if limit > 0 {
+		q = q.Limit(limit)
+	}
+	var rows []idpRow
+	return rows, q.Order("display_order, created_at, id").Find(&rows).Error
+}
+
+func (s *store) deleteIdp(ctx context.Context, tenantID, serverID, id string) (bool, error) {
+	res := db.Tenant(s.db.WithContext(ctx), tenantID).Where("server_id = ? AND id = ?", serverID, id).Delete(&idpRow{})
+	return res.RowsAffected > 0, res.Error
 }
 
 func (s *store) createScope(ctx context.Context, row *scopeRow) error {
