@@ -2,13 +2,95 @@ package token
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"strings"
 
 	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
 	"github.com/authplane/authplane/pkg/apierr"
+	"github.com/authplane/authplane/pkg/secrets"
 )
 
+// errRefreshGrant is the one answer for every refresh token that cannot be used, so none tells more.
+func errRefreshGrant() *apierr.Error {
+	return apierr.OAuth("invalid_grant", "the refresh token is invalid, expired or revoked")
+}
+
 // refreshTokenGrant is the refresh token grant (RFC 6749 section 6). It is reached only by an authenticated
-// client allowed to use it; refresh tokens arrive with the password grant.
+// client allowed to use it. Each use rotates the token: the presented one is spent and a successor in the same
+// chain is returned; a spent token presented again revokes the chain (OAuth 2.0 Security BCP section 4.14.2).
 func (s *Service) refreshTokenGrant(ctx context.Context, g *grant) (*tokenv1.TokenResponse, error) {
-	return nil, apierr.OAuth("unsupported_grant_type", "the refresh_token grant is not available yet")
+	presented := g.req.RefreshToken
+	if presented == "" {
+		return nil, apierr.OAuth("invalid_request", "refresh_token is required")
+	}
+	if len(presented) > maxTokenBytes {
+		return nil, errRefreshGrant()
+	}
+	// Signing happens after the rotation commits: load the signer first, so that a failure to load it does not
+	// spend the token.
+	if _, err := s.workspaceKeys(ctx, g.ws); err != nil {
+		return nil, err
+	}
+	next := secrets.Random(32)
+	now := s.now()
+	expires := now.Add(s.refreshTTL(g)).UnixMicro()
+	var scope string
+	cur, err := s.store.rotateRefresh(ctx, &refreshUse{
+		tenantID: g.ws.tenantID, hash: s.refreshHash(presented),
+		serverID: g.ws.serverID, serverUID: g.ws.uid, clientID: g.client.id, clientCreated: g.client.created,
+		now: now.UnixMicro(),
+		accept: func(r *refreshRow) error {
+			var err error
+			scope, err = narrowScope(r.Scope, g.req.Scope)
+			return err
+		},
+		next: func(r *refreshRow) *refreshRow {
+			// The successor keeps the grant's scope (RFC 6749 section 6), whatever this request narrowed.
+			return &refreshRow{
+				TenantID: r.TenantID, TokenHash: s.refreshHash(next), ServerID: r.ServerID, ServerUID: r.ServerUID,
+				ClientID: r.ClientID, ClientCreated: r.ClientCreated, ChainID: r.ChainID, Scope: r.Scope, Session: r.Session,
+				IssuedAt: now.UnixMicro(), ExpiresAt: expires,
+			}
+		},
+	})
+	if err != nil {
+		var e *apierr.Error
+		switch {
+		case errors.Is(err, errRefreshInvalid):
+			return nil, errRefreshGrant()
+		case errors.Is(err, errRefreshReused):
+			s.log.Warn("spent refresh token presented again: chain revoked", "tenant", g.ws.tenantID,
+				"server", g.ws.serverID, "client", g.client.id)
+			return nil, errRefreshGrant()
+		case errors.As(err, &e):
+			return nil, e
+		}
+		return nil, apierr.Wrap(err, "rotate refresh token")
+	}
+	var sess session
+	if err := json.Unmarshal([]byte(cur.Session), &sess); err != nil {
+		return nil, apierr.Wrap(err, "decode refresh token session")
+	}
+	sess.Scope = scope
+	resp, err := s.issueForSession(ctx, g, &sess)
+	if err != nil {
+		return nil, err
+	}
+	resp.RefreshToken = next
+	return resp, nil
+}
+
+// narrowScope is the scope of a refresh: the granted scope when the request names none, else the requested one,
+// which may only drop scopes (RFC 6749 section 6).
+func narrowScope(granted, requested string) (string, error) {
+	if strings.TrimSpace(requested) == "" {
+		return granted, nil
+	}
+	for sc := range strings.FieldsSeq(requested) {
+		if !hasScope(granted, sc) {
+			return "", apierr.OAuth("invalid_scope", "scope "+quote(sc)+" was not granted to the refresh token")
+		}
+	}
+	return normalizeScope(requested), nil
 }

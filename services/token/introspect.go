@@ -165,7 +165,7 @@ func (s *Service) Introspect(ctx context.Context, req *tokenv1.IntrospectRequest
 }
 
 // Revoke answers RFC 7009 revocation: success for any token; an active access token of the workspace the caller
-// may see is denied from now until it expires, in every process at once.
+// may see is denied from now until it expires, in every process at once, and a refresh token revokes its chain.
 func (s *Service) Revoke(ctx context.Context, req *tokenv1.RevokeRequest) (*emptypb.Empty, error) {
 	ws, err := s.workspace(ctx, req.TenantId, req.ServerId)
 	if err != nil {
@@ -177,6 +177,14 @@ func (s *Service) Revoke(ctx context.Context, req *tokenv1.RevokeRequest) (*empt
 	}
 	if req.Token == "" {
 		return nil, apierr.OAuth("invalid_request", "token is required")
+	}
+	// A refresh token is opaque and an access token a JWT, so the token's form decides whatever the hint says
+	// (RFC 7009 section 2.1 lets the server look beyond the hint).
+	if !strings.Contains(req.Token, ".") {
+		if _, err := s.revokeRefreshToken(ctx, ws, who, req.Token); err != nil {
+			return nil, err
+		}
+		return &emptypb.Empty{}, nil
 	}
 	c, ok, err := s.activeAccessToken(ctx, ws, req.Token)
 	if err != nil {

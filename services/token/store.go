@@ -41,6 +41,38 @@ CREATE TABLE token_revocations (
   PRIMARY KEY (tenant_id, jti)
 );
 CREATE INDEX token_revocations_expiry ON token_revocations (tenant_id, expires_at)`},
+	// Refresh tokens are stored only as a keyed hash. A chain is every token rotated from one grant; it is
+	// revoked as a whole, on its own row, which every use and revocation of its tokens updates.
+	{Version: 4, Name: "refresh tokens", SQL: `
+CREATE TABLE token_refresh_chains (
+  tenant_id TEXT NOT NULL,
+  chain_id TEXT NOT NULL,
+  server_id TEXT NOT NULL,
+  client_id TEXT NOT NULL,
+  expires_at {{bigint}} NOT NULL,
+  revoked_at {{bigint}} NOT NULL DEFAULT 0,
+  PRIMARY KEY (tenant_id, chain_id)
+);
+CREATE INDEX token_refresh_chains_server ON token_refresh_chains (tenant_id, server_id, client_id);
+CREATE INDEX token_refresh_chains_expiry ON token_refresh_chains (tenant_id, expires_at);
+CREATE TABLE token_refresh_tokens (
+  tenant_id TEXT NOT NULL,
+  token_hash TEXT NOT NULL,
+  server_id TEXT NOT NULL,
+  server_uid TEXT NOT NULL,
+  client_id TEXT NOT NULL,
+  client_created {{bigint}} NOT NULL,
+  chain_id TEXT NOT NULL,
+  scope TEXT NOT NULL,
+  session TEXT NOT NULL,
+  issued_at {{bigint}} NOT NULL,
+  expires_at {{bigint}} NOT NULL,
+  used_at {{bigint}} NOT NULL DEFAULT 0,
+  PRIMARY KEY (tenant_id, token_hash)
+);
+CREATE INDEX token_refresh_tokens_chain ON token_refresh_tokens (tenant_id, chain_id);
+CREATE INDEX token_refresh_tokens_server ON token_refresh_tokens (tenant_id, server_id, client_id);
+CREATE INDEX token_refresh_tokens_expiry ON token_refresh_tokens (tenant_id, expires_at)`},
 }
 
 // keyRow is one signing key of a workspace incarnation. The private key is a JWK sealed under the master key
@@ -96,9 +128,13 @@ func (s *store) deleteOtherIncarnations(ctx context.Context, tenantID, serverID,
 	return db.Tenant(s.db.WithContext(ctx), tenantID).Where("server_id = ? AND server_uid <> ?", serverID, uid).Delete(&keyRow{}).Error
 }
 
-// deleteServerKeys deletes a workspace's keys and revocations (its tokens are void without the keys).
+// deleteServerKeys deletes a workspace's keys, revocations and refresh tokens (its tokens are void without the
+// keys).
 func (s *store) deleteServerKeys(ctx context.Context, tenantID, serverID string) error {
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := deleteRefresh(tx, tenantID, "server_id = ?", serverID); err != nil {
+			return err
+		}
 		if err := db.Tenant(tx, tenantID).Where("server_id = ?", serverID).Delete(&revocationRow{}).Error; err != nil {
 			return err
 		}
@@ -106,9 +142,13 @@ func (s *store) deleteServerKeys(ctx context.Context, tenantID, serverID string)
 	})
 }
 
-// deleteTenantKeys deletes a tenant's keys and revocations (its tokens are void without the keys).
+// deleteTenantKeys deletes a tenant's keys, revocations and refresh tokens (its tokens are void without the
+// keys).
 func (s *store) deleteTenantKeys(ctx context.Context, tenantID string) error {
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := deleteRefresh(tx, tenantID, "1 = 1"); err != nil {
+			return err
+		}
 		if err := db.Tenant(tx, tenantID).Delete(&revocationRow{}).Error; err != nil {
 			return err
 		}

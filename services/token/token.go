@@ -88,6 +88,11 @@ type authClient struct {
 	defaults  string // the registered scopes, space-separated: granted when a request names none
 	audience  []string
 	policyTTL time.Duration // the token policy's access token lifetime, 0 when none is set
+	// policyRefreshTTL is the token policy's refresh token lifetime, 0 when none is set.
+	policyRefreshTTL time.Duration
+	// created is when the client was registered (Unix microseconds): a client id registered again after a
+	// deletion is another client, which must not use the refresh tokens of the first.
+	created int64
 }
 
 func (c *authClient) allowsGrant(g string) bool {
@@ -119,6 +124,12 @@ func newAuthClient(ac *clientv1.AuthenticatedClient) *authClient {
 	}
 	if ttl := ac.GetTokenPolicy().GetAccessTokenTtl(); ttl != nil && ttl.AsDuration() >= time.Second {
 		c.policyTTL = ttl.AsDuration()
+	}
+	if ttl := ac.GetTokenPolicy().GetRefreshTokenTtl(); ttl != nil && ttl.AsDuration() >= time.Second {
+		c.policyRefreshTTL = ttl.AsDuration()
+	}
+	if cl.GetCreatedAt() != nil {
+		c.created = cl.GetCreatedAt().AsTime().UnixMicro()
 	}
 	return c
 }
