@@ -51,5 +51,10 @@ func (s *Service) passwordGrant(ctx context.Context, g *grant) (*tokenv1.TokenRe
 	if err != nil {
 		return nil, err
 	}
+	if g.allowsRefresh() {
+		if resp.RefreshToken, err = s.issueRefreshToken(ctx, g, sess); err != nil {
+			return nil, err
+		}
+	}
 	return resp, nil
 }

@@ -32,7 +32,7 @@ const (
 	// signingPurpose names the verifiers' signing secrets among the keyring's derived secrets.
 	signingPurpose = "external-idp"
 	// defaultVerifierTimeout applies to a verifier registered without a timeout; maxVerifierTimeout bounds any.
-	defaultVerifierTimeout = 5 * time.Second
+	defaultVerifierTimeout = 2 * time.Second
 	maxVerifierTimeout     = 30 * time.Second
 	// maxVerifierResponse bounds what is read of an answer: a verifier says yes, a subject and a little more.
 	maxVerifierResponse = 64 << 10

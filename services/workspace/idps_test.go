@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -465,6 +466,44 @@ func TestIdpsGoWithTheirWorkspaceAndTenant(t *testing.T) {
 		}
 		if md := e.metadata(t, "acme", "ws"); len(md.IdentitySources) != 0 {
 			t.Fatalf("metadata of a re-created tenant lists %v", md.IdentitySources)
+		}
+	})
+}
+
+// The token service caches a workspace's metadata; an identity source deleted or added is seen by the very next
+// password grant.
+func TestPasswordGrantSeesIdpChangesAtOnce(t *testing.T) {
+	testenv.ForEachBackend(t, func(t *testing.T, b testenv.Backend) {
+		e := startIdps(t, b)
+		if code := e.CallJSON(t, "POST", "/api/identity/acme/system/pools/customers/users", e.acme.SystemToken, map[string]any{
+			"status":      "active",
+			"identifiers": []any{map[string]any{"type": "email", "identifier": "ann@example.com"}},
+			"credentials": []any{map[string]any{"type": "password", "password": "Ann-s3cret-pass"}},
+		}, nil); code != 201 {
+			t.Fatalf("create user: %d", code)
+		}
+		id, secret := e.CreateClient(t, "acme", e.acme.AdminToken, map[string]any{"authorization_server_id": "ws",
+			"grant_types": []string{"password"}, "token_endpoint_auth_method": "client_secret_post"})
+		login := func() int {
+			t.Helper()
+			resp, err := e.HTTP.PostForm(e.Issuer("acme", "ws")+"/oauth2/token", url.Values{"grant_type": {"password"},
+				"client_id": {id}, "client_secret": {secret}, "username": {"ann@example.com"}, "password": {"Ann-s3cret-pass"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		if code := login(); code != 400 {
+			t.Fatalf("password grant without sources: %d, want 400", code)
+		}
+		link := e.linkPool(t, "ws", "Customers", "customers", 0)
+		if code := login(); code != 200 {
+			t.Fatalf("password grant once the pool is linked: %d, want 200", code)
+		}
+		e.mustAdmin(t, e.acme, 204, "DELETE", "/servers/ws/idps/"+link.ID, nil, nil)
+		if code := login(); code != 400 {
+			t.Fatalf("password grant right after the source is deleted: %d, want 400", code)
 		}
 	})
 }
