@@ -25,13 +25,14 @@ func tokenStatus(t *testing.T, env *testenv.Env, id, secret string) int {
 	return resp.StatusCode
 }
 
-// waitFor polls cond for up to five seconds (announcements between processes are asynchronous).
+// waitFor polls cond for up to fifteen seconds (announcements between processes are asynchronous, and CI runs
+// packages in parallel under the race detector).
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
+			t.Fatal("condition not met within 15s")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -90,16 +90,24 @@ type pgNotifier struct {
 	conn *pgx.Conn
 }
 
-// NewPostgres returns a bus that also listens on and notifies through PostgreSQL. It runs until ctx ends.
+// NewPostgres returns a bus that also listens on and notifies through PostgreSQL. It runs until ctx ends. It
+// returns once it listens (or after a few seconds of trying), so a process does not serve while deaf to others.
 func NewPostgres(ctx context.Context, url string, log *slog.Logger) *Bus {
 	b := NewMemory()
 	b.pg = &pgNotifier{url: url, log: log}
-	go b.listen(ctx)
+	listening := make(chan struct{})
+	go b.listen(ctx, listening)
+	select {
+	case <-listening:
+	case <-ctx.Done():
+	case <-time.After(5 * time.Second):
+		log.Warn("serving before the change listener is connected; caches rely on their expiry until it is")
+	}
 	return b
 }
 
-func (b *Bus) listen(ctx context.Context) {
-	first := true
+func (b *Bus) listen(ctx context.Context, listening chan struct{}) {
+	var once sync.Once
 	for ctx.Err() == nil {
 		conn, err := pgx.Connect(ctx, b.pg.url)
 		if err == nil {
@@ -118,10 +126,9 @@ func (b *Bus) listen(ctx context.Context) {
 			}
 			continue
 		}
-		if !first {
-			b.deliverAll() // announcements may have been missed while disconnected
-		}
-		first = false
+		// Whatever was cached before this connection listened may have missed announcements.
+		b.deliverAll()
+		once.Do(func() { close(listening) })
 		for {
 			n, err := conn.WaitForNotification(ctx)
 			if err != nil {
