@@ -313,7 +313,7 @@ func TestRevocationReachesEveryProcessAtOnce(t *testing.T) {
 	if code, _ := revoke(t, env, "acme", "shop", basic(id, secret), tok); code != 200 {
 		t.Fatalf("revoke: %d", code)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(15 * time.Second) // generous: CI runs packages in parallel under -race
 	for isActive(t, second, "acme", "shop", basic(id, secret), tok) {
 		if time.Now().After(deadline) {
 			t.Fatal("the second process still sees the revoked token as active")
