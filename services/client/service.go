@@ -20,8 +20,10 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	clientv1 "github.com/authplane/authplane/gen/go/authplane/client/v1"
+	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
 	workspacev1 "github.com/authplane/authplane/gen/go/authplane/workspace/v1"
 	"github.com/authplane/authplane/pkg/apierr"
+	"github.com/authplane/authplane/pkg/authz"
 	"github.com/authplane/authplane/pkg/changes"
 	"github.com/authplane/authplane/pkg/db"
 	"github.com/authplane/authplane/pkg/paging"
@@ -62,6 +64,7 @@ type Service struct {
 	bus        *changes.Bus
 	keyring    *secrets.Keyring
 	workspaces workspacev1.WorkspaceServiceClient
+	tokens     tokenv1.TokenServiceClient
 	// dummyHash is compared against when a client is unknown, so that both failures cost the same.
 	dummyHash string
 }
@@ -77,6 +80,7 @@ func New(ctx context.Context, d svc.Deps) (*Service, error) {
 	s := &Service{
 		store: store{db: d.DB}, bus: d.Bus, keyring: d.Keyring,
 		workspaces: workspacev1.NewWorkspaceServiceClient(d.Conns.Workspace),
+		tokens:     tokenv1.NewTokenServiceClient(d.Conns.Token),
 		dummyHash:  d.Keyring.HashSecret(secrets.NewSecret()),
 	}
 	if err := s.ensureRootClient(ctx, d.RootClientID, d.RootClientSecret); err != nil {
@@ -441,6 +445,13 @@ func (s *Service) UpdateClient(ctx context.Context, req *clientv1.UpdateClientRe
 }
 
 func (s *Service) DeleteClient(ctx context.Context, req *clientv1.DeleteClientRequest) (*emptypb.Empty, error) {
+	if _, err := s.client(ctx, req.TenantId, req.ClientId); err != nil {
+		return nil, err
+	}
+	// Its refresh tokens first: should this fail, the client still exists and the delete can be retried.
+	if _, err := s.tokens.DeleteClientTokens(authz.ForwardCaller(ctx), &tokenv1.DeleteClientTokensRequest{TenantId: req.TenantId, ClientId: req.ClientId}); err != nil {
+		return nil, err
+	}
 	deleted, err := s.store.deleteClient(ctx, req.TenantId, req.ClientId)
 	if err != nil {
 		return nil, apierr.Wrap(err, "delete client")

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"time"
 
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
 	"github.com/authplane/authplane/pkg/apierr"
 	"github.com/authplane/authplane/pkg/platform"
 	"github.com/authplane/authplane/pkg/secrets"
@@ -77,4 +80,18 @@ func (s *Service) revokeRefreshToken(ctx context.Context, ws *workspaceInfo, who
 		return found, apierr.Wrap(err, "revoke refresh token")
 	}
 	return found, nil
+}
+
+// DeleteClientTokens deletes the refresh tokens of a client, which the client service calls before deleting it.
+func (s *Service) DeleteClientTokens(ctx context.Context, req *tokenv1.DeleteClientTokensRequest) (*emptypb.Empty, error) {
+	if req.TenantId == "" {
+		return nil, apierr.Field("tenant_id", "tenant_id is required")
+	}
+	if !platform.ValidClientID(req.ClientId) {
+		return nil, apierr.Field("client_id", "invalid client id")
+	}
+	if err := s.store.deleteClientRefresh(ctx, req.TenantId, req.ClientId); err != nil {
+		return nil, apierr.Wrap(err, "delete refresh tokens")
+	}
+	return &emptypb.Empty{}, nil
 }

@@ -165,11 +165,11 @@ func deleteRefresh(tx *gorm.DB, tenantID, where string, args ...any) error {
 	return db.Tenant(tx, tenantID).Where(where, args...).Delete(&chainRow{}).Error
 }
 
-// deleteClientRefresh deletes the refresh tokens of a client of a workspace: a client id can be registered again
-// after its deletion, and the new client must not inherit them.
-func (s *store) deleteClientRefresh(ctx context.Context, tenantID, serverID, clientID string) error {
+// deleteClientRefresh deletes the refresh tokens of a client: a client id can be registered again after its
+// deletion, and the new client must not inherit them.
+func (s *store) deleteClientRefresh(ctx context.Context, tenantID, clientID string) error {
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		return deleteRefresh(tx, tenantID, "server_id = ? AND client_id = ?", serverID, clientID)
+		return deleteRefresh(tx, tenantID, "client_id = ?", clientID)
 	})
 }
 

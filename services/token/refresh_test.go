@@ -270,7 +270,7 @@ func TestRevokingARefreshTokenRevokesItsChain(t *testing.T) {
 	})
 }
 
-func TestRefreshTokensDieWithTheirWorkspaceIncarnationAndTenant(t *testing.T) {
+func TestRefreshTokensDieWithTheirWorkspaceClientIncarnationAndTenant(t *testing.T) {
 	forEachDB(t, func(t *testing.T, url string) {
 		h := newRefreshHarness(t, url)
 		ctx := context.Background()
@@ -280,6 +280,17 @@ func TestRefreshTokensDieWithTheirWorkspaceIncarnationAndTenant(t *testing.T) {
 		}
 		_, err := refresh(h, "app-1", "secret-app-1", rt)
 		mustFail(t, "after the workspace's deletion", err, "invalid_grant")
+
+		mine := startChain(t, h, "app-1", "secret-app-1", "orders.read")
+		theirs := startChain(t, h, "mob-1", "", "orders.read")
+		if _, err := h.svc.DeleteClientTokens(ctx, &tokenv1.DeleteClientTokensRequest{TenantId: "acme", ClientId: "app-1"}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = refresh(h, "app-1", "secret-app-1", mine)
+		mustFail(t, "after the client's deletion", err, "invalid_grant")
+		if _, err := refresh(h, "mob-1", "", theirs); err != nil {
+			t.Fatalf("another client's token after the deletion: %v", err)
+		}
 
 		rt = startChain(t, h, "app-1", "secret-app-1", "orders.read")
 		if _, err := h.svc.DeleteTenantData(ctx, &tokenv1.DeleteTenantDataRequest{TenantId: "acme"}); err != nil {

@@ -592,6 +592,58 @@ func (x *DeleteServerKeysRequest) GetServerId() string {
 	return ""
 }
 
+type DeleteClientTokensRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ClientId      string                 `protobuf:"bytes,2,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteClientTokensRequest) Reset() {
+	*x = DeleteClientTokensRequest{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteClientTokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteClientTokensRequest) ProtoMessage() {}
+
+func (x *DeleteClientTokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteClientTokensRequest.ProtoReflect.Descriptor instead.
+func (*DeleteClientTokensRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *DeleteClientTokensRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *DeleteClientTokensRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
 // Who calls the introspection or revocation endpoint, as the gateway parsed it: client credentials (as in
 // TokenRequest) or a Bearer access token.
 type CallerCredentials struct {
@@ -607,7 +659,7 @@ type CallerCredentials struct {
 
 func (x *CallerCredentials) Reset() {
 	*x = CallerCredentials{}
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[7]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -619,7 +671,7 @@ func (x *CallerCredentials) String() string {
 func (*CallerCredentials) ProtoMessage() {}
 
 func (x *CallerCredentials) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[7]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -632,7 +684,7 @@ func (x *CallerCredentials) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallerCredentials.ProtoReflect.Descriptor instead.
 func (*CallerCredentials) Descriptor() ([]byte, []int) {
-	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{7}
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CallerCredentials) GetClientId() string {
@@ -678,7 +730,7 @@ type IntrospectRequest struct {
 
 func (x *IntrospectRequest) Reset() {
 	*x = IntrospectRequest{}
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[8]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -690,7 +742,7 @@ func (x *IntrospectRequest) String() string {
 func (*IntrospectRequest) ProtoMessage() {}
 
 func (x *IntrospectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[8]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -703,7 +755,7 @@ func (x *IntrospectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IntrospectRequest.ProtoReflect.Descriptor instead.
 func (*IntrospectRequest) Descriptor() ([]byte, []int) {
-	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{8}
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *IntrospectRequest) GetTenantId() string {
@@ -767,7 +819,7 @@ type IntrospectResponse struct {
 
 func (x *IntrospectResponse) Reset() {
 	*x = IntrospectResponse{}
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[9]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -779,7 +831,7 @@ func (x *IntrospectResponse) String() string {
 func (*IntrospectResponse) ProtoMessage() {}
 
 func (x *IntrospectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[9]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -792,7 +844,7 @@ func (x *IntrospectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IntrospectResponse.ProtoReflect.Descriptor instead.
 func (*IntrospectResponse) Descriptor() ([]byte, []int) {
-	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{9}
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *IntrospectResponse) GetActive() bool {
@@ -894,7 +946,7 @@ type RevokeRequest struct {
 
 func (x *RevokeRequest) Reset() {
 	*x = RevokeRequest{}
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[10]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -906,7 +958,7 @@ func (x *RevokeRequest) String() string {
 func (*RevokeRequest) ProtoMessage() {}
 
 func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[10]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -919,7 +971,7 @@ func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeRequest.ProtoReflect.Descriptor instead.
 func (*RevokeRequest) Descriptor() ([]byte, []int) {
-	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{10}
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RevokeRequest) GetTenantId() string {
@@ -966,7 +1018,7 @@ type ListRevokedTokensRequest struct {
 
 func (x *ListRevokedTokensRequest) Reset() {
 	*x = ListRevokedTokensRequest{}
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[11]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -978,7 +1030,7 @@ func (x *ListRevokedTokensRequest) String() string {
 func (*ListRevokedTokensRequest) ProtoMessage() {}
 
 func (x *ListRevokedTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[11]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -991,7 +1043,7 @@ func (x *ListRevokedTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRevokedTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListRevokedTokensRequest) Descriptor() ([]byte, []int) {
-	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{11}
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListRevokedTokensRequest) GetTenantId() string {
@@ -1014,7 +1066,7 @@ type RevokedToken struct {
 
 func (x *RevokedToken) Reset() {
 	*x = RevokedToken{}
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[12]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1026,7 +1078,7 @@ func (x *RevokedToken) String() string {
 func (*RevokedToken) ProtoMessage() {}
 
 func (x *RevokedToken) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[12]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1039,7 +1091,7 @@ func (x *RevokedToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokedToken.ProtoReflect.Descriptor instead.
 func (*RevokedToken) Descriptor() ([]byte, []int) {
-	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{12}
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RevokedToken) GetJti() string {
@@ -1066,7 +1118,7 @@ type ListRevokedTokensResponse struct {
 
 func (x *ListRevokedTokensResponse) Reset() {
 	*x = ListRevokedTokensResponse{}
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[13]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1078,7 +1130,7 @@ func (x *ListRevokedTokensResponse) String() string {
 func (*ListRevokedTokensResponse) ProtoMessage() {}
 
 func (x *ListRevokedTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[13]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1091,7 +1143,7 @@ func (x *ListRevokedTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRevokedTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListRevokedTokensResponse) Descriptor() ([]byte, []int) {
-	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{13}
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListRevokedTokensResponse) GetRevoked() []*RevokedToken {
@@ -1113,7 +1165,7 @@ type GetUserInfoRequest struct {
 
 func (x *GetUserInfoRequest) Reset() {
 	*x = GetUserInfoRequest{}
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[14]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1125,7 +1177,7 @@ func (x *GetUserInfoRequest) String() string {
 func (*GetUserInfoRequest) ProtoMessage() {}
 
 func (x *GetUserInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[14]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1138,7 +1190,7 @@ func (x *GetUserInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserInfoRequest.ProtoReflect.Descriptor instead.
 func (*GetUserInfoRequest) Descriptor() ([]byte, []int) {
-	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{14}
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetUserInfoRequest) GetTenantId() string {
@@ -1174,7 +1226,7 @@ type UserInfo struct {
 
 func (x *UserInfo) Reset() {
 	*x = UserInfo{}
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[15]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1186,7 +1238,7 @@ func (x *UserInfo) String() string {
 func (*UserInfo) ProtoMessage() {}
 
 func (x *UserInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[15]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1199,7 +1251,7 @@ func (x *UserInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserInfo.ProtoReflect.Descriptor instead.
 func (*UserInfo) Descriptor() ([]byte, []int) {
-	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{15}
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UserInfo) GetClaims() *structpb.Struct {
@@ -1261,7 +1313,10 @@ const file_authplane_token_v1_token_service_proto_rawDesc = "" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\"S\n" +
 	"\x17DeleteServerKeysRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
-	"\tserver_id\x18\x02 \x01(\tR\bserverId\"\xcc\x01\n" +
+	"\tserver_id\x18\x02 \x01(\tR\bserverId\"U\n" +
+	"\x19DeleteClientTokensRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tclient_id\x18\x02 \x01(\tR\bclientId\"\xcc\x01\n" +
 	"\x11CallerCredentials\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12#\n" +
 	"\rclient_secret\x18\x02 \x01(\tR\fclientSecret\x12R\n" +
@@ -1312,7 +1367,7 @@ const file_authplane_token_v1_token_service_proto_rawDesc = "" +
 	"\x1eCLIENT_AUTH_METHOD_UNSPECIFIED\x10\x00\x12*\n" +
 	"&CLIENT_AUTH_METHOD_CLIENT_SECRET_BASIC\x10\x01\x12)\n" +
 	"%CLIENT_AUTH_METHOD_CLIENT_SECRET_POST\x10\x02\x12\x1b\n" +
-	"\x17CLIENT_AUTH_METHOD_NONE\x10\x032\xf0\x05\n" +
+	"\x17CLIENT_AUTH_METHOD_NONE\x10\x032\xd3\x06\n" +
 	"\fTokenService\x12R\n" +
 	"\x05Token\x12 .authplane.token.v1.TokenRequest\x1a!.authplane.token.v1.TokenResponse\"\x04\xc8\xf3\x18\x01\x12M\n" +
 	"\aGetJWKS\x12\".authplane.token.v1.GetJWKSRequest\x1a\x18.authplane.token.v1.JWKS\"\x04\xc8\xf3\x18\x01\x12a\n" +
@@ -1321,7 +1376,8 @@ const file_authplane_token_v1_token_service_proto_rawDesc = "" +
 	"\x06Revoke\x12!.authplane.token.v1.RevokeRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x01\x12Y\n" +
 	"\vGetUserInfo\x12&.authplane.token.v1.GetUserInfoRequest\x1a\x1c.authplane.token.v1.UserInfo\"\x04\xc8\xf3\x18\x01\x12v\n" +
 	"\x11ListRevokedTokens\x12,.authplane.token.v1.ListRevokedTokensRequest\x1a-.authplane.token.v1.ListRevokedTokensResponse\"\x04\xc8\xf3\x18\x01\x12]\n" +
-	"\x10DeleteServerKeys\x12+.authplane.token.v1.DeleteServerKeysRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x04\x12]\n" +
+	"\x10DeleteServerKeys\x12+.authplane.token.v1.DeleteServerKeysRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x04\x12a\n" +
+	"\x12DeleteClientTokens\x12-.authplane.token.v1.DeleteClientTokensRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x04\x12]\n" +
 	"\x10DeleteTenantData\x12+.authplane.token.v1.DeleteTenantDataRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x02BBZ@github.com/authplane/authplane/gen/go/authplane/token/v1;tokenv1b\x06proto3"
 
 var (
@@ -1337,7 +1393,7 @@ func file_authplane_token_v1_token_service_proto_rawDescGZIP() []byte {
 }
 
 var file_authplane_token_v1_token_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_authplane_token_v1_token_service_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_authplane_token_v1_token_service_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_authplane_token_v1_token_service_proto_goTypes = []any{
 	(ClientAuthMethod)(0),             // 0: authplane.token.v1.ClientAuthMethod
 	(*TokenRequest)(nil),              // 1: authplane.token.v1.TokenRequest
@@ -1347,48 +1403,51 @@ var file_authplane_token_v1_token_service_proto_goTypes = []any{
 	(*JWKS)(nil),                      // 5: authplane.token.v1.JWKS
 	(*DeleteTenantDataRequest)(nil),   // 6: authplane.token.v1.DeleteTenantDataRequest
 	(*DeleteServerKeysRequest)(nil),   // 7: authplane.token.v1.DeleteServerKeysRequest
-	(*CallerCredentials)(nil),         // 8: authplane.token.v1.CallerCredentials
-	(*IntrospectRequest)(nil),         // 9: authplane.token.v1.IntrospectRequest
-	(*IntrospectResponse)(nil),        // 10: authplane.token.v1.IntrospectResponse
-	(*RevokeRequest)(nil),             // 11: authplane.token.v1.RevokeRequest
-	(*ListRevokedTokensRequest)(nil),  // 12: authplane.token.v1.ListRevokedTokensRequest
-	(*RevokedToken)(nil),              // 13: authplane.token.v1.RevokedToken
-	(*ListRevokedTokensResponse)(nil), // 14: authplane.token.v1.ListRevokedTokensResponse
-	(*GetUserInfoRequest)(nil),        // 15: authplane.token.v1.GetUserInfoRequest
-	(*UserInfo)(nil),                  // 16: authplane.token.v1.UserInfo
-	nil,                               // 17: authplane.token.v1.TokenRequest.ParametersEntry
-	(*timestamppb.Timestamp)(nil),     // 18: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),           // 19: google.protobuf.Struct
-	(*emptypb.Empty)(nil),             // 20: google.protobuf.Empty
+	(*DeleteClientTokensRequest)(nil), // 8: authplane.token.v1.DeleteClientTokensRequest
+	(*CallerCredentials)(nil),         // 9: authplane.token.v1.CallerCredentials
+	(*IntrospectRequest)(nil),         // 10: authplane.token.v1.IntrospectRequest
+	(*IntrospectResponse)(nil),        // 11: authplane.token.v1.IntrospectResponse
+	(*RevokeRequest)(nil),             // 12: authplane.token.v1.RevokeRequest
+	(*ListRevokedTokensRequest)(nil),  // 13: authplane.token.v1.ListRevokedTokensRequest
+	(*RevokedToken)(nil),              // 14: authplane.token.v1.RevokedToken
+	(*ListRevokedTokensResponse)(nil), // 15: authplane.token.v1.ListRevokedTokensResponse
+	(*GetUserInfoRequest)(nil),        // 16: authplane.token.v1.GetUserInfoRequest
+	(*UserInfo)(nil),                  // 17: authplane.token.v1.UserInfo
+	nil,                               // 18: authplane.token.v1.TokenRequest.ParametersEntry
+	(*timestamppb.Timestamp)(nil),     // 19: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),           // 20: google.protobuf.Struct
+	(*emptypb.Empty)(nil),             // 21: google.protobuf.Empty
 }
 var file_authplane_token_v1_token_service_proto_depIdxs = []int32{
 	0,  // 0: authplane.token.v1.TokenRequest.client_auth_method:type_name -> authplane.token.v1.ClientAuthMethod
-	17, // 1: authplane.token.v1.TokenRequest.parameters:type_name -> authplane.token.v1.TokenRequest.ParametersEntry
+	18, // 1: authplane.token.v1.TokenRequest.parameters:type_name -> authplane.token.v1.TokenRequest.ParametersEntry
 	4,  // 2: authplane.token.v1.JWKS.keys:type_name -> authplane.token.v1.JWK
 	0,  // 3: authplane.token.v1.CallerCredentials.client_auth_method:type_name -> authplane.token.v1.ClientAuthMethod
-	8,  // 4: authplane.token.v1.IntrospectRequest.caller:type_name -> authplane.token.v1.CallerCredentials
-	8,  // 5: authplane.token.v1.RevokeRequest.caller:type_name -> authplane.token.v1.CallerCredentials
-	18, // 6: authplane.token.v1.RevokedToken.expires_at:type_name -> google.protobuf.Timestamp
-	13, // 7: authplane.token.v1.ListRevokedTokensResponse.revoked:type_name -> authplane.token.v1.RevokedToken
-	19, // 8: authplane.token.v1.UserInfo.claims:type_name -> google.protobuf.Struct
+	9,  // 4: authplane.token.v1.IntrospectRequest.caller:type_name -> authplane.token.v1.CallerCredentials
+	9,  // 5: authplane.token.v1.RevokeRequest.caller:type_name -> authplane.token.v1.CallerCredentials
+	19, // 6: authplane.token.v1.RevokedToken.expires_at:type_name -> google.protobuf.Timestamp
+	14, // 7: authplane.token.v1.ListRevokedTokensResponse.revoked:type_name -> authplane.token.v1.RevokedToken
+	20, // 8: authplane.token.v1.UserInfo.claims:type_name -> google.protobuf.Struct
 	1,  // 9: authplane.token.v1.TokenService.Token:input_type -> authplane.token.v1.TokenRequest
 	3,  // 10: authplane.token.v1.TokenService.GetJWKS:input_type -> authplane.token.v1.GetJWKSRequest
-	9,  // 11: authplane.token.v1.TokenService.Introspect:input_type -> authplane.token.v1.IntrospectRequest
-	11, // 12: authplane.token.v1.TokenService.Revoke:input_type -> authplane.token.v1.RevokeRequest
-	15, // 13: authplane.token.v1.TokenService.GetUserInfo:input_type -> authplane.token.v1.GetUserInfoRequest
-	12, // 14: authplane.token.v1.TokenService.ListRevokedTokens:input_type -> authplane.token.v1.ListRevokedTokensRequest
+	10, // 11: authplane.token.v1.TokenService.Introspect:input_type -> authplane.token.v1.IntrospectRequest
+	12, // 12: authplane.token.v1.TokenService.Revoke:input_type -> authplane.token.v1.RevokeRequest
+	16, // 13: authplane.token.v1.TokenService.GetUserInfo:input_type -> authplane.token.v1.GetUserInfoRequest
+	13, // 14: authplane.token.v1.TokenService.ListRevokedTokens:input_type -> authplane.token.v1.ListRevokedTokensRequest
 	7,  // 15: authplane.token.v1.TokenService.DeleteServerKeys:input_type -> authplane.token.v1.DeleteServerKeysRequest
-	6,  // 16: authplane.token.v1.TokenService.DeleteTenantData:input_type -> authplane.token.v1.DeleteTenantDataRequest
-	2,  // 17: authplane.token.v1.TokenService.Token:output_type -> authplane.token.v1.TokenResponse
-	5,  // 18: authplane.token.v1.TokenService.GetJWKS:output_type -> authplane.token.v1.JWKS
-	10, // 19: authplane.token.v1.TokenService.Introspect:output_type -> authplane.token.v1.IntrospectResponse
-	20, // 20: authplane.token.v1.TokenService.Revoke:output_type -> google.protobuf.Empty
-	16, // 21: authplane.token.v1.TokenService.GetUserInfo:output_type -> authplane.token.v1.UserInfo
-	14, // 22: authplane.token.v1.TokenService.ListRevokedTokens:output_type -> authplane.token.v1.ListRevokedTokensResponse
-	20, // 23: authplane.token.v1.TokenService.DeleteServerKeys:output_type -> google.protobuf.Empty
-	20, // 24: authplane.token.v1.TokenService.DeleteTenantData:output_type -> google.protobuf.Empty
-	17, // [17:25] is the sub-list for method output_type
-	9,  // [9:17] is the sub-list for method input_type
+	8,  // 16: authplane.token.v1.TokenService.DeleteClientTokens:input_type -> authplane.token.v1.DeleteClientTokensRequest
+	6,  // 17: authplane.token.v1.TokenService.DeleteTenantData:input_type -> authplane.token.v1.DeleteTenantDataRequest
+	2,  // 18: authplane.token.v1.TokenService.Token:output_type -> authplane.token.v1.TokenResponse
+	5,  // 19: authplane.token.v1.TokenService.GetJWKS:output_type -> authplane.token.v1.JWKS
+	11, // 20: authplane.token.v1.TokenService.Introspect:output_type -> authplane.token.v1.IntrospectResponse
+	21, // 21: authplane.token.v1.TokenService.Revoke:output_type -> google.protobuf.Empty
+	17, // 22: authplane.token.v1.TokenService.GetUserInfo:output_type -> authplane.token.v1.UserInfo
+	15, // 23: authplane.token.v1.TokenService.ListRevokedTokens:output_type -> authplane.token.v1.ListRevokedTokensResponse
+	21, // 24: authplane.token.v1.TokenService.DeleteServerKeys:output_type -> google.protobuf.Empty
+	21, // 25: authplane.token.v1.TokenService.DeleteClientTokens:output_type -> google.protobuf.Empty
+	21, // 26: authplane.token.v1.TokenService.DeleteTenantData:output_type -> google.protobuf.Empty
+	18, // [18:27] is the sub-list for method output_type
+	9,  // [9:18] is the sub-list for method input_type
 	9,  // [9:9] is the sub-list for extension type_name
 	9,  // [9:9] is the sub-list for extension extendee
 	0,  // [0:9] is the sub-list for field type_name
@@ -1405,7 +1464,7 @@ func file_authplane_token_v1_token_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_authplane_token_v1_token_service_proto_rawDesc), len(file_authplane_token_v1_token_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -20,14 +20,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	TokenService_Token_FullMethodName             = "/authplane.token.v1.TokenService/Token"
-	TokenService_GetJWKS_FullMethodName           = "/authplane.token.v1.TokenService/GetJWKS"
-	TokenService_Introspect_FullMethodName        = "/authplane.token.v1.TokenService/Introspect"
-	TokenService_Revoke_FullMethodName            = "/authplane.token.v1.TokenService/Revoke"
-	TokenService_GetUserInfo_FullMethodName       = "/authplane.token.v1.TokenService/GetUserInfo"
-	TokenService_ListRevokedTokens_FullMethodName = "/authplane.token.v1.TokenService/ListRevokedTokens"
-	TokenService_DeleteServerKeys_FullMethodName  = "/authplane.token.v1.TokenService/DeleteServerKeys"
-	TokenService_DeleteTenantData_FullMethodName  = "/authplane.token.v1.TokenService/DeleteTenantData"
+	TokenService_Token_FullMethodName              = "/authplane.token.v1.TokenService/Token"
+	TokenService_GetJWKS_FullMethodName            = "/authplane.token.v1.TokenService/GetJWKS"
+	TokenService_Introspect_FullMethodName         = "/authplane.token.v1.TokenService/Introspect"
+	TokenService_Revoke_FullMethodName             = "/authplane.token.v1.TokenService/Revoke"
+	TokenService_GetUserInfo_FullMethodName        = "/authplane.token.v1.TokenService/GetUserInfo"
+	TokenService_ListRevokedTokens_FullMethodName  = "/authplane.token.v1.TokenService/ListRevokedTokens"
+	TokenService_DeleteServerKeys_FullMethodName   = "/authplane.token.v1.TokenService/DeleteServerKeys"
+	TokenService_DeleteClientTokens_FullMethodName = "/authplane.token.v1.TokenService/DeleteClientTokens"
+	TokenService_DeleteTenantData_FullMethodName   = "/authplane.token.v1.TokenService/DeleteTenantData"
 )
 
 // TokenServiceClient is the client API for TokenService service.
@@ -60,9 +61,11 @@ type TokenServiceClient interface {
 	// interceptor caches. Public, because the interceptor itself calls it; a jti is a random id and reveals nothing.
 	// No REST route.
 	ListRevokedTokens(ctx context.Context, in *ListRevokedTokensRequest, opts ...grpc.CallOption) (*ListRevokedTokensResponse, error)
-	// Deletes the signing keys of a workspace (called when the workspace is deleted).
+	// Deletes the signing keys and refresh tokens of a workspace (called when the workspace is deleted).
 	DeleteServerKeys(ctx context.Context, in *DeleteServerKeysRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
-	// Deletes every signing key of a tenant; its tokens stop verifying at once.
+	// Deletes the refresh tokens of a client (called when the client is deleted).
+	DeleteClientTokens(ctx context.Context, in *DeleteClientTokensRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
+	// Deletes every signing key and refresh token of a tenant; its tokens stop verifying at once.
 	DeleteTenantData(ctx context.Context, in *DeleteTenantDataRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
 }
 
@@ -144,6 +147,16 @@ func (c *tokenServiceClient) DeleteServerKeys(ctx context.Context, in *DeleteSer
 	return out, nil
 }
 
+func (c *tokenServiceClient) DeleteClientTokens(ctx context.Context, in *DeleteClientTokensRequest, opts ...grpc.CallOption) (*emptypb.Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(emptypb.Empty)
+	err := c.cc.Invoke(ctx, TokenService_DeleteClientTokens_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *tokenServiceClient) DeleteTenantData(ctx context.Context, in *DeleteTenantDataRequest, opts ...grpc.CallOption) (*emptypb.Empty, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(emptypb.Empty)
@@ -184,9 +197,11 @@ type TokenServiceServer interface {
 	// interceptor caches. Public, because the interceptor itself calls it; a jti is a random id and reveals nothing.
 	// No REST route.
 	ListRevokedTokens(context.Context, *ListRevokedTokensRequest) (*ListRevokedTokensResponse, error)
-	// Deletes the signing keys of a workspace (called when the workspace is deleted).
+	// Deletes the signing keys and refresh tokens of a workspace (called when the workspace is deleted).
 	DeleteServerKeys(context.Context, *DeleteServerKeysRequest) (*emptypb.Empty, error)
-	// Deletes every signing key of a tenant; its tokens stop verifying at once.
+	// Deletes the refresh tokens of a client (called when the client is deleted).
+	DeleteClientTokens(context.Context, *DeleteClientTokensRequest) (*emptypb.Empty, error)
+	// Deletes every signing key and refresh token of a tenant; its tokens stop verifying at once.
 	DeleteTenantData(context.Context, *DeleteTenantDataRequest) (*emptypb.Empty, error)
 	mustEmbedUnimplementedTokenServiceServer()
 }
@@ -218,6 +233,9 @@ func (UnimplementedTokenServiceServer) ListRevokedTokens(context.Context, *ListR
 }
 func (UnimplementedTokenServiceServer) DeleteServerKeys(context.Context, *DeleteServerKeysRequest) (*emptypb.Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteServerKeys not implemented")
+}
+func (UnimplementedTokenServiceServer) DeleteClientTokens(context.Context, *DeleteClientTokensRequest) (*emptypb.Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteClientTokens not implemented")
 }
 func (UnimplementedTokenServiceServer) DeleteTenantData(context.Context, *DeleteTenantDataRequest) (*emptypb.Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteTenantData not implemented")
@@ -369,6 +387,24 @@ func _TokenService_DeleteServerKeys_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TokenService_DeleteClientTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteClientTokensRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).DeleteClientTokens(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_DeleteClientTokens_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).DeleteClientTokens(ctx, req.(*DeleteClientTokensRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _TokenService_DeleteTenantData_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(DeleteTenantDataRequest)
 	if err := dec(in); err != nil {
@@ -421,6 +457,10 @@ var TokenService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteServerKeys",
 			Handler:    _TokenService_DeleteServerKeys_Handler,
+		},
+		{
+			MethodName: "DeleteClientTokens",
+			Handler:    _TokenService_DeleteClientTokens_Handler,
 		},
 		{
 			MethodName: "DeleteTenantData",
