@@ -2,6 +2,13 @@ package token
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -177,5 +184,60 @@ func TestPoolIsCalledWithASelfMintedSystemToken(t *testing.T) {
 	}
 	if next := pool.seen(); len(next) != 1 || next[0] == seen[0] {
 		t.Errorf("the token was not renewed near its expiry")
+	}
+}
+
+func TestExternalVerifierBodyComesFromTheRequest(t *testing.T) {
+	h, _ := newPasswordHarness(t)
+	var (
+		mu   sync.Mutex
+		got  map[string]any
+		sig  string
+		want string
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		_ = json.Unmarshal(raw, &got)
+		m := hmac.New(sha256.New, []byte(h.deps.Keyring.DeriveSecret("external-idp", "acme", "orders", "ext-1")))
+		m.Write(raw)
+		sig, want = r.Header.Get("X-Authplane-Signature"), "sha256="+hex.EncodeToString(m.Sum(nil))
+		_, _ = w.Write([]byte(`{"sub":"ext-9","extraInfo":"not an object"}`))
+	}))
+	defer srv.Close()
+	h.ws.put(&workspacev1.ServerMetadata{
+		TenantId: "acme", ServerId: "orders", Uid: "orders-1", Type: "regular", GrantTypes: []string{"password"},
+		AccessTokenTtl: durationpb.New(time.Hour), Scopes: []string{"openid", "orders.read"},
+		IdentitySources: []*workspacev1.IdentitySource{{Id: "ext-1", Method: "external", Url: srv.URL, Timeout: durationpb.New(time.Second)}},
+	})
+	req := passwordRequest("pw")
+	req.Scope = "orders.read"
+	// A gRPC caller may send no parameters, or even the secret among them.
+	req.Parameters = map[string]string{"client_secret": "s", "user_name": "x", "device": "kiosk"}
+	resp, err := h.svc.Token(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if sig != want {
+		t.Errorf("signature %q, want %q", sig, want)
+	}
+	for k, v := range map[string]any{"grant_type": "password", "username": "jane@example.com", "password": "pw", "scope": "orders.read",
+		"client_id": "app", "tenant_id": "acme", "workspace_id": "orders", "device": "kiosk"} {
+		if got[k] != v {
+			t.Errorf("body %s = %v, want %v", k, got[k], v)
+		}
+	}
+	if _, ok := got["client_secret"]; ok {
+		t.Error("client_secret sent to the verifier")
+	}
+	if _, ok := got["user_name"]; ok {
+		t.Error("user_name sent besides username")
+	}
+	claims := verify(t, h.svc, "acme", "orders", resp.AccessToken)
+	if _, ok := claims["extra_info"]; claims["sub"] != "ext-9" || claims["idp"] != "ext-1" || ok {
+		t.Errorf("claims %v (an extraInfo that is no object is dropped)", claims)
 	}
 }

@@ -209,7 +209,13 @@ func verifierBody(g *grant, username string) ([]byte, error) {
 	}
 	delete(body, "client_secret")
 	delete(body, "user_name")
+	// The request's own fields are authoritative (a gRPC caller may send no parameters at all).
+	body["grant_type"] = g.req.GrantType
 	body["username"] = username
+	body["password"] = g.req.Password
+	if g.req.Scope != "" {
+		body["scope"] = g.req.Scope
+	}
 	body["client_id"] = g.client.id
 	body["tenant_id"] = g.ws.tenantID
 	body["workspace_id"] = g.ws.serverID
