@@ -42,7 +42,7 @@ func (s *Service) refreshTokenGrant(ctx context.Context, g *grant) (*tokenv1.Tok
 		now: now.UnixMicro(),
 		accept: func(r *refreshRow) error {
 			var err error
-			scope, err = narrowScope(r.Scope, g.req.Scope)
+			scope, err = narrowScope(r.Scope, g.req.Scope, g.client.scopes.allows)
 			return err
 		},
 		next: func(r *refreshRow) *refreshRow {
@@ -82,14 +82,27 @@ func (s *Service) refreshTokenGrant(ctx context.Context, g *grant) (*tokenv1.Tok
 }
 
 // narrowScope is the scope of a refresh: the granted scope when the request names none, else the requested one,
-// which may only drop scopes (RFC 6749 section 6).
-func narrowScope(granted, requested string) (string, error) {
+// which may only drop scopes (RFC 6749 section 6). A scope the client may no longer use (its registration or token
+// policy changed since) is left out of a scope taken from the grant, and refused when requested.
+func narrowScope(granted, requested string, allowed func(string) bool) (string, error) {
 	if strings.TrimSpace(requested) == "" {
-		return granted, nil
+		kept := make([]string, 0, 8)
+		for sc := range strings.FieldsSeq(granted) {
+			if allowed(sc) {
+				kept = append(kept, sc)
+			}
+		}
+		if len(kept) == 0 && granted != "" {
+			return "", apierr.OAuth("invalid_scope", "none of the refresh token's scopes is allowed for this client any more")
+		}
+		return strings.Join(kept, " "), nil
 	}
 	for sc := range strings.FieldsSeq(requested) {
 		if !hasScope(granted, sc) {
 			return "", apierr.OAuth("invalid_scope", "scope "+quote(sc)+" was not granted to the refresh token")
+		}
+		if !allowed(sc) {
+			return "", apierr.OAuth("invalid_scope", "scope "+quote(sc)+" is not allowed for this client")
 		}
 	}
 	return normalizeScope(requested), nil

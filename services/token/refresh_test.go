@@ -320,3 +320,48 @@ func TestRefreshTokensDieWithTheirWorkspaceClientIncarnationAndTenant(t *testing
 		mustFail(t, "in another incarnation of the workspace", err, "invalid_grant")
 	})
 }
+
+func TestNarrowScope(t *testing.T) {
+	allowed := func(sc string) bool { return sc != "orders.write" }
+	tests := []struct {
+		name, granted, requested, want string
+		wantErr                        bool
+	}{
+		{"none requested: the grant's", "openid orders.read", "", "openid orders.read", false},
+		{"a subset", "openid orders.read", "orders.read", "orders.read", false},
+		{"separators normalised", "openid orders.read", " orders.read \t openid", "orders.read openid", false},
+		{"wider than granted", "orders.read", "orders.read openid", "", true},
+		{"none requested: a scope no longer allowed is left out", "orders.read orders.write", "", "orders.read", false},
+		{"a requested scope no longer allowed", "orders.read orders.write", "orders.write", "", true},
+		{"nothing left of the grant", "orders.write", "", "", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := narrowScope(tc.granted, tc.requested, allowed)
+			if (err != nil) != tc.wantErr || got != tc.want {
+				t.Fatalf("got %q, %v; want %q (error %v)", got, err, tc.want, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestRefreshDropsScopesTheClientLost(t *testing.T) {
+	forEachDB(t, func(t *testing.T, url string) {
+		h := newRefreshHarness(t, url)
+		rt := startChain(t, h, "app-1", "secret-app-1", "orders.read orders.write")
+		c := &clientv1.Client{
+			ClientId: "app-1", ClientSecret: proto.String("secret-app-1"), TokenEndpointAuthMethod: "client_secret_basic",
+			TenantId: "acme", AuthorizationServerId: "orders", GrantTypes: []string{"password", "refresh_token"},
+			Scopes: []string{"orders.read"},
+		}
+		h.clients.put(c)
+		h.bus.Publish(context.Background(), changes.Clients, changes.Key("acme", "app-1"))
+		resp, err := refresh(h, "app-1", "secret-app-1", rt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Scope != "orders.read" {
+			t.Fatalf("scope after the client lost orders.write: %q", resp.Scope)
+		}
+	})
+}
