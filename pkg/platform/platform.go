@@ -5,6 +5,9 @@ package platform
 import (
 	"regexp"
 	"strings"
+
+	"github.com/authplane/authplane/pkg/apierr"
+	"github.com/authplane/authplane/pkg/secrets"
 )
 
 // The operator's tenant, and the built-in workspaces every tenant has.
@@ -92,3 +95,15 @@ func ValidResourceID(id string) bool { return resourceIDPattern.MatchString(id) 
 
 // ValidClientID reports whether a caller-chosen client id is acceptable.
 func ValidClientID(id string) bool { return clientIDPattern.MatchString(id) }
+
+// NewResourceID returns the id a caller chose for a new workspace, pool, schema or policy, or a generated one
+// when the caller chose none; a malformed choice is an InvalidArgument error naming the field `id`.
+func NewResourceID(requested string) (string, error) {
+	if requested == "" {
+		return secrets.NewID(), nil
+	}
+	if !ValidResourceID(requested) {
+		return "", apierr.Field("id", "id must match %s", resourceIDPattern)
+	}
+	return requested, nil
+}

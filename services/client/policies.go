@@ -16,7 +16,6 @@ import (
 	"github.com/authplane/authplane/pkg/db"
 	"github.com/authplane/authplane/pkg/paging"
 	"github.com/authplane/authplane/pkg/platform"
-	"github.com/authplane/authplane/pkg/secrets"
 )
 
 // mutablePolicyFields are the fields UpdateTokenPolicy may change.
@@ -27,11 +26,9 @@ func (s *Service) CreateTokenPolicy(ctx context.Context, req *clientv1.CreateTok
 	if in == nil {
 		return nil, apierr.Field("token_policy", "a token policy is required")
 	}
-	id := in.Id
-	if id == "" {
-		id = secrets.NewID()
-	} else if !platform.ValidResourceID(id) {
-		return nil, apierr.Field("id", "id must match ^[a-z0-9][a-z0-9_-]{0,62}$")
+	id, err := platform.NewResourceID(in.Id)
+	if err != nil {
+		return nil, err
 	}
 	now := db.Now()
 	row := &policyRow{TenantID: req.TenantId, ID: id, CreatedAt: now, UpdatedAt: now}

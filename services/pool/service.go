@@ -25,7 +25,6 @@ import (
 	"github.com/authplane/authplane/pkg/paging"
 	"github.com/authplane/authplane/pkg/password"
 	"github.com/authplane/authplane/pkg/platform"
-	"github.com/authplane/authplane/pkg/secrets"
 	"github.com/authplane/authplane/pkg/svc"
 )
 
@@ -149,11 +148,9 @@ func (s *Service) CreatePool(ctx context.Context, req *poolv1.CreatePoolRequest)
 	if in == nil {
 		return nil, apierr.Field("pool", "a pool is required")
 	}
-	id := in.Id
-	if id == "" {
-		id = secrets.NewID()
-	} else if !platform.ValidResourceID(id) {
-		return nil, apierr.Field("id", "id must match ^[a-z0-9][a-z0-9_-]{0,62}$")
+	id, err := platform.NewResourceID(in.Id)
+	if err != nil {
+		return nil, err
 	}
 	now := db.Now()
 	row := &poolRow{TenantID: req.TenantId, ID: id, CreatedAt: now, UpdatedAt: now}

@@ -25,7 +25,6 @@ import (
 	"github.com/authplane/authplane/pkg/docschema"
 	"github.com/authplane/authplane/pkg/paging"
 	"github.com/authplane/authplane/pkg/platform"
-	"github.com/authplane/authplane/pkg/secrets"
 	"github.com/authplane/authplane/pkg/svc"
 )
 
@@ -57,11 +56,9 @@ func (s *Service) CreateSchema(ctx context.Context, req *schemav1.CreateSchemaRe
 	if in == nil {
 		return nil, apierr.Field("schema", "a schema is required")
 	}
-	id := in.Id
-	if id == "" {
-		id = secrets.NewID()
-	} else if !platform.ValidResourceID(id) {
-		return nil, apierr.Field("id", "id must match ^[a-z0-9][a-z0-9_-]{0,62}$")
+	id, err := platform.NewResourceID(in.Id)
+	if err != nil {
+		return nil, err
 	}
 	now := db.Now()
 	row := &schemaRow{TenantID: req.TenantId, ID: id, CreatedAt: now, UpdatedAt: now}

@@ -149,11 +149,9 @@ func (s *Service) CreateServer(ctx context.Context, req *workspacev1.CreateServe
 	if in == nil {
 		return nil, apierr.Field("server", "a server is required")
 	}
-	id := in.Id
-	if id == "" {
-		id = secrets.NewID()
-	} else if !platform.ValidResourceID(id) {
-		return nil, apierr.Field("id", "id must match ^[a-z0-9][a-z0-9_-]{0,62}$")
+	id, err := platform.NewResourceID(in.Id)
+	if err != nil {
+		return nil, err
 	}
 	now := db.Now()
 	row := &serverRow{TenantID: req.TenantId, ID: id, UID: secrets.NewID(), Type: TypeRegular, CreatedAt: now, UpdatedAt: now}
