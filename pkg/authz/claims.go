@@ -4,6 +4,7 @@ package authz
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"google.golang.org/grpc/metadata"
@@ -22,14 +23,7 @@ type Claims struct {
 }
 
 // HasScope reports whether the token carries scope s.
-func (c *Claims) HasScope(s string) bool {
-	for _, have := range c.Scopes {
-		if have == s {
-			return true
-		}
-	}
-	return false
-}
+func (c *Claims) HasScope(s string) bool { return slices.Contains(c.Scopes, s) }
 
 type claimsKey struct{}
 

@@ -4,6 +4,7 @@ package platform
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/authplane/authplane/pkg/apierr"
@@ -52,14 +53,7 @@ const (
 var SupportedGrants = []string{GrantClientCredentials, GrantPassword, GrantRefreshToken}
 
 // IsSupportedGrant reports a grant type this server implements.
-func IsSupportedGrant(g string) bool {
-	for _, s := range SupportedGrants {
-		if s == g {
-			return true
-		}
-	}
-	return false
-}
+func IsSupportedGrant(g string) bool { return slices.Contains(SupportedGrants, g) }
 
 // Token endpoint client authentication methods a client may register.
 const (

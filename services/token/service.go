@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -165,14 +166,7 @@ type workspaceInfo struct {
 	md                 *workspacev1.ServerMetadata
 }
 
-func (w *workspaceInfo) allowsGrant(g string) bool {
-	for _, have := range w.grants {
-		if have == g {
-			return true
-		}
-	}
-	return false
-}
+func (w *workspaceInfo) allowsGrant(g string) bool { return slices.Contains(w.grants, g) }
 
 // workspace returns a workspace's cached metadata, or NotFound.
 func (s *Service) workspace(ctx context.Context, tenantID, serverID string) (*workspaceInfo, error) {

@@ -17,6 +17,7 @@ import (
 
 	poolv1 "github.com/authplane/authplane/gen/go/authplane/pool/v1"
 	workspacev1 "github.com/authplane/authplane/gen/go/authplane/workspace/v1"
+	"github.com/authplane/authplane/pkg/secrets"
 )
 
 // Identity source methods (workspacev1.IdentitySource.method).
@@ -29,8 +30,6 @@ const (
 const (
 	// signatureHeader carries `sha256=<hex HMAC-SHA256 of the body>` under the idp's signing secret.
 	signatureHeader = "X-Authplane-Signature"
-	// signingPurpose names the verifiers' signing secrets among the keyring's derived secrets.
-	signingPurpose = "external-idp"
 	// defaultVerifierTimeout applies to a verifier registered without a timeout; maxVerifierTimeout bounds any.
 	defaultVerifierTimeout = 2 * time.Second
 	maxVerifierTimeout     = 30 * time.Second
@@ -164,7 +163,7 @@ func (s *Service) checkExternal(ctx context.Context, g *grant, src *workspacev1.
 		log.Warn("external verifier URL unusable", "error", err)
 		return nil
 	}
-	secret := s.keyring.DeriveSecret(signingPurpose, g.ws.tenantID, g.ws.serverID, src.GetId())
+	secret := s.keyring.DeriveSecret(secrets.PurposeExternalIdp, g.ws.tenantID, g.ws.serverID, src.GetId())
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set(signatureHeader, "sha256="+sign(secret, body))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -95,14 +96,7 @@ type authClient struct {
 	created int64
 }
 
-func (c *authClient) allowsGrant(g string) bool {
-	for _, have := range c.grants {
-		if have == g {
-			return true
-		}
-	}
-	return false
-}
+func (c *authClient) allowsGrant(g string) bool { return slices.Contains(c.grants, g) }
 
 func newAuthClient(ac *clientv1.AuthenticatedClient) *authClient {
 	cl := ac.GetClient()
