@@ -2,6 +2,7 @@ package token
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,12 +43,7 @@ type presentedClaims struct {
 }
 
 func (c *presentedClaims) hasScope(scope string) bool {
-	for _, have := range strings.Fields(c.Scope) {
-		if have == scope {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(strings.Fields(c.Scope), scope)
 }
 
 // activeAccessToken returns the claims of raw when it is an active access token of ws: signed by a key of ws's
