@@ -1,9 +1,7 @@
 package gateway
 
 import (
-	"encoding/json"
 	"net/http"
-	"strconv"
 
 	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
 )
@@ -27,7 +25,7 @@ func (g *Gateway) introspect(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, asOAuthError(err))
 		return
 	}
-	writeNoStoreJSON(w, introspectionResponse{
+	writeNoStoreJSON(w, http.StatusOK, introspectionResponse{
 		Active: resp.Active, Scope: resp.Scope, ClientID: resp.ClientId, Sub: resp.Sub, Aud: resp.Aud,
 		Exp: resp.Exp, Iat: resp.Iat, Iss: resp.Iss, TokenType: resp.TokenType, Jti: resp.Jti, Tid: resp.Tid, Aid: resp.Aid,
 	})
@@ -87,14 +85,4 @@ type introspectionResponse struct {
 	Jti       string   `json:"jti,omitempty"`
 	Tid       string   `json:"tid,omitempty"`
 	Aid       string   `json:"aid,omitempty"`
-}
-
-func writeNoStoreJSON(w http.ResponseWriter, v any) {
-	body, _ := json.Marshal(v)
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	_, _ = w.Write(body)
 }

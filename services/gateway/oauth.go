@@ -255,17 +255,13 @@ type oauthErrorBody struct {
 
 func writeOAuthError(w http.ResponseWriter, e *oauthError) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
 	switch {
 	case e.code == "invalid_token" || e.code == "insufficient_scope": // RFC 6750 section 3
 		h.Set("WWW-Authenticate", `Bearer realm="authplane", error="`+e.code+`"`)
 	case e.status == http.StatusUnauthorized:
 		h.Set("WWW-Authenticate", `Basic realm="authplane", charset="UTF-8"`)
 	}
-	w.WriteHeader(e.status)
-	_ = json.NewEncoder(w).Encode(oauthErrorBody{Error: e.code, ErrorDescription: e.description})
+	writeNoStoreJSON(w, e.status, oauthErrorBody{Error: e.code, ErrorDescription: e.description})
 }
 
 type tokenResponse struct {
@@ -278,14 +274,23 @@ type tokenResponse struct {
 }
 
 func writeTokenResponse(w http.ResponseWriter, t *tokenv1.TokenResponse) {
-	body, _ := json.Marshal(tokenResponse{
+	writeNoStoreJSON(w, http.StatusOK, tokenResponse{
 		AccessToken: t.AccessToken, TokenType: t.TokenType, ExpiresIn: t.ExpiresIn, Scope: t.Scope,
 		RefreshToken: t.RefreshToken, IDToken: t.IdToken,
 	})
+}
+
+// writeNoStoreJSON writes a JSON answer of the data plane, which must never be cached (RFC 6749 section 5.1).
+func writeNoStoreJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status, body = http.StatusInternalServerError, []byte(`{"error":"server_error"}`)
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }

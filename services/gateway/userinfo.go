@@ -1,10 +1,8 @@
 package gateway
 
 import (
-	"encoding/json"
 	"mime"
 	"net/http"
-	"strconv"
 
 	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
 )
@@ -40,12 +38,8 @@ func (g *Gateway) userinfo(w http.ResponseWriter, r *http.Request) {
 	}
 	if !fromHeader || tok == "" {
 		// RFC 6750 section 3.1: a request without credentials gets the challenge without an error code.
-		h := w.Header()
-		h.Set("WWW-Authenticate", `Bearer realm="authplane"`)
-		h.Set("Cache-Control", "no-store")
-		h.Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusUnauthorized)
-		_ = json.NewEncoder(w).Encode(oauthErrorBody{Error: "invalid_token", ErrorDescription: "a Bearer access token is required"})
+		w.Header().Set("WWW-Authenticate", `Bearer realm="authplane"`)
+		writeNoStoreJSON(w, http.StatusUnauthorized, oauthErrorBody{Error: "invalid_token", ErrorDescription: "a Bearer access token is required"})
 		return
 	}
 	info, err := g.tokens.GetUserInfo(r.Context(), &tokenv1.GetUserInfoRequest{
@@ -55,15 +49,5 @@ func (g *Gateway) userinfo(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, asOAuthError(err))
 		return
 	}
-	body, err := json.Marshal(info.GetClaims().AsMap())
-	if err != nil {
-		writeOAuthError(w, &oauthError{http.StatusInternalServerError, "server_error", "the server could not handle the request"})
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	_, _ = w.Write(body)
+	writeNoStoreJSON(w, http.StatusOK, info.GetClaims().AsMap())
 }
