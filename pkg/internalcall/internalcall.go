@@ -1,0 +1,117 @@
+// Package internalcall is the platform's credential for the calls its services make to each other: tenant
+// provisioning and deletion fan-out, client authentication, server metadata, denylists. It is a short-lived token
+// MACed under a key derived from the master key, so only the platform's own processes can mint one: no tenant,
+// operator or outside caller can hold it, whatever tokens they have.
+package internalcall
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/metadata"
+
+	"github.com/authplane/authplane/pkg/secrets"
+)
+
+const (
+	// prefix names the credential's format; it is never a JWT, so no access-token verifier takes it for one.
+	prefix = "apint1."
+	// lifetime bounds a credential; callers renew theirs well before it ends (renewMargin).
+	lifetime    = 5 * time.Minute
+	renewMargin = 2 * time.Minute
+	// maxClockSkew is how far in the future an expiry may lie: a credential valid for much longer was not minted
+	// by a process of this platform.
+	maxClockSkew = time.Minute
+)
+
+// purpose derives the MAC key from the master key (secrets.Keyring.DeriveSecret).
+const purpose = "internal-calls"
+
+// Authority mints this process's credential and verifies those of the platform's other processes.
+type Authority struct {
+	key    []byte
+	caller string // who mints: the services this process runs, for logs
+	now    func() time.Time
+
+	mu      sync.Mutex
+	token   string
+	renewAt time.Time
+}
+
+// New derives the credential key from the keyring. caller names the minting process (for example its services).
+func New(k *secrets.Keyring, caller string) *Authority {
+	return &Authority{key: []byte(k.DeriveSecret(purpose)), caller: caller, now: time.Now}
+}
+
+// Token returns a valid credential, minting a new one when the cached one nears its end.
+func (a *Authority) Token() string {
+	now := a.now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.token == "" || !now.Before(a.renewAt) {
+		a.token = a.mint(a.caller, now.Add(lifetime).Unix())
+		a.renewAt = now.Add(lifetime - renewMargin)
+	}
+	return a.token
+}
+
+func (a *Authority) mint(caller string, exp int64) string {
+	body := base64.RawURLEncoding.EncodeToString([]byte(caller)) + "." + strconv.FormatInt(exp, 10)
+	return prefix + body + "." + a.mac(body)
+}
+
+func (a *Authority) mac(body string) string {
+	m := hmac.New(sha256.New, a.key)
+	m.Write([]byte(prefix))
+	m.Write([]byte(body))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// Verify reports whether raw is a current credential of this platform, and who minted it.
+func (a *Authority) Verify(raw string) (caller string, ok bool) {
+	if a == nil || !strings.HasPrefix(raw, prefix) {
+		return "", false
+	}
+	body, mac, found := cutLast(raw[len(prefix):], '.')
+	if !found || !hmac.Equal([]byte(mac), []byte(a.mac(body))) {
+		return "", false
+	}
+	who, expText, found := strings.Cut(body, ".")
+	if !found {
+		return "", false
+	}
+	exp, err := strconv.ParseInt(expText, 10, 64)
+	now := a.now()
+	if err != nil || now.Unix() >= exp || time.Unix(exp, 0).After(now.Add(lifetime+maxClockSkew)) {
+		return "", false
+	}
+	name, err := base64.RawURLEncoding.DecodeString(who)
+	if err != nil {
+		return "", false
+	}
+	return string(name), true
+}
+
+func cutLast(s string, sep byte) (before, after string, found bool) {
+	i := strings.LastIndexByte(s, sep)
+	if i < 0 {
+		return s, "", false
+	}
+	return s[:i], s[i+1:], true
+}
+
+// Outgoing returns ctx for a call to another service as the platform: the credential replaces any caller's
+// `authorization` metadata (a caller's token is never forwarded on an internal call), other metadata such as
+// the request id is kept.
+func (a *Authority) Outgoing(ctx context.Context) context.Context {
+	md, _ := metadata.FromOutgoingContext(ctx)
+	md = md.Copy()
+	md.Set("authorization", "Bearer "+a.Token())
+	return metadata.NewOutgoingContext(ctx, md)
+}
