@@ -24,13 +24,16 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	clientv1 "github.com/authplane/authplane/gen/go/authplane/client/v1"
 	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
 	"github.com/authplane/authplane/pkg/authz"
 	"github.com/authplane/authplane/pkg/changes"
 	"github.com/authplane/authplane/pkg/config"
 	"github.com/authplane/authplane/pkg/db"
 	"github.com/authplane/authplane/pkg/inproc"
+	"github.com/authplane/authplane/pkg/internalcall"
 	"github.com/authplane/authplane/pkg/metrics"
+	"github.com/authplane/authplane/pkg/scopes"
 	"github.com/authplane/authplane/pkg/secrets"
 	"github.com/authplane/authplane/pkg/svc"
 	"github.com/authplane/authplane/services/client"
@@ -100,21 +103,22 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	if deps.Bus == nil {
 		deps.Bus = changes.NewMemory()
 	}
-	// The workspace service derives external verifiers' signing secrets (returned once at creation), which the
-	// token service derives again to sign its calls; client and token hash secrets and seal keys.
-	if cfg.Runs(svc.Workspace) || cfg.Runs(svc.Client) || cfg.Runs(svc.Token) {
-		path := ""
-		if a.db != nil {
-			path = a.db.Path
-		}
-		master, err := cfg.MasterKey(path)
-		if err != nil {
-			return nil, err
-		}
-		if deps.Keyring, err = secrets.NewKeyring(master); err != nil {
-			return nil, err
-		}
+	// Every process holds the master key's keyring: it mints the internal credential of its calls to the other
+	// services and checks theirs. The workspace service derives external verifiers' signing secrets (returned
+	// once at creation), which the token service derives again to sign its calls; client and token hash secrets
+	// and seal keys.
+	path := ""
+	if a.db != nil {
+		path = a.db.Path
 	}
+	master, err := cfg.MasterKey(path)
+	if err != nil {
+		return nil, err
+	}
+	if deps.Keyring, err = secrets.NewKeyring(master); err != nil {
+		return nil, err
+	}
+	deps.Internal = internalcall.New(deps.Keyring, strings.Join(cfg.Services, ","))
 
 	// Calls to a service run here stay in the process; the others go over gRPC. The same interceptors apply
 	// either way, so authorization cannot differ between them.
@@ -146,7 +150,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	deps.Conns = svc.Conns{Tenant: conns[svc.Tenant], Workspace: conns[svc.Workspace], Pool: conns[svc.Pool],
 		Schema: conns[svc.Schema], Client: conns[svc.Client], Token: conns[svc.Token]}
 	tokens := tokenv1.NewTokenServiceClient(deps.Conns.Token)
-	verifier = authz.NewVerifier(cfg.IssuerURL, jwksSource(tokens), deps.Bus, authz.WithRevocations(revocationSource(tokens)))
+	verifier = authz.NewVerifier(cfg.IssuerURL, jwksSource(tokens), deps.Bus,
+		authz.WithRevocations(revocationSource(tokens, deps.Internal)),
+		authz.WithClients(clientSource(clientv1.NewClientServiceClient(deps.Conns.Client), deps.Internal)),
+		authz.WithInternal(deps.Internal))
+	deps.Verifier = verifier
 
 	a.grpc = grpc.NewServer(grpc.ChainUnaryInterceptor(interceptors...), grpc.MaxRecvMsgSize(4<<20))
 	a.health = health.NewServer()
@@ -208,18 +216,41 @@ func jwksSource(tokens tokenv1.TokenServiceClient) authz.KeySource {
 	}
 }
 
-// revocationSource reads a tenant's revoked access tokens from the token service.
-func revocationSource(tokens tokenv1.TokenServiceClient) authz.RevocationSource {
-	return func(ctx context.Context, tenantID string) ([]authz.RevokedToken, error) {
-		resp, err := tokens.ListRevokedTokens(ctx, &tokenv1.ListRevokedTokensRequest{TenantId: tenantID})
+// revocationSource reads a tenant's denylist from the token service.
+func revocationSource(tokens tokenv1.TokenServiceClient, internal *internalcall.Authority) authz.RevocationSource {
+	return func(ctx context.Context, tenantID string) (*authz.Denylist, error) {
+		resp, err := tokens.ListRevokedTokens(internal.Outgoing(ctx), &tokenv1.ListRevokedTokensRequest{TenantId: tenantID})
 		if err != nil {
 			return nil, err
 		}
-		out := make([]authz.RevokedToken, len(resp.Revoked))
-		for i, r := range resp.Revoked {
-			out[i] = authz.RevokedToken{JTI: r.Jti, Expiry: r.ExpiresAt.AsTime()}
+		d := &authz.Denylist{
+			Tokens:   make([]authz.RevokedToken, len(resp.Revoked)),
+			Sessions: make([]authz.RevokedToken, len(resp.EndedSessions)),
 		}
-		return out, nil
+		for i, r := range resp.Revoked {
+			d.Tokens[i] = authz.RevokedToken{JTI: r.Jti, Expiry: r.ExpiresAt.AsTime()}
+		}
+		for i, r := range resp.EndedSessions {
+			d.Sessions[i] = authz.RevokedToken{JTI: r.SessionId, Expiry: r.ExpiresAt.AsTime()}
+		}
+		return d, nil
+	}
+}
+
+// clientSource reads what a client may hold now from the client service.
+func clientSource(clients clientv1.ClientServiceClient, internal *internalcall.Authority) authz.ClientSource {
+	return func(ctx context.Context, tenantID, clientID string) (*authz.ClientAccess, error) {
+		ac, err := clients.GetClientAccess(internal.Outgoing(ctx), &clientv1.GetClientAccessRequest{TenantId: tenantID, ClientId: clientID})
+		if status.Code(err) == codes.NotFound {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &authz.ClientAccess{
+			Registered: ac.GetClient().GetCreatedAt().AsTime().Unix(),
+			Scopes:     scopes.NewRule(ac.GetClient().GetScopes(), ac.GetTokenPolicy().GetAllowedScopes()),
+		}, nil
 	}
 }
 

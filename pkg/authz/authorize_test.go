@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"bytes"
 	"context"
 	"testing"
 	"time"
@@ -19,6 +20,8 @@ import (
 	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
 	workspacev1 "github.com/authplane/authplane/gen/go/authplane/workspace/v1"
 	"github.com/authplane/authplane/pkg/inproc"
+	"github.com/authplane/authplane/pkg/internalcall"
+	"github.com/authplane/authplane/pkg/secrets"
 )
 
 const (
@@ -41,17 +44,20 @@ func TestPlaneOf(t *testing.T) {
 	}{
 		{tenantv1.TenantService_ListTenants_FullMethodName, accessv1.Plane_PLANE_OPERATOR},
 		{tenantv1.TenantService_CreateTenant_FullMethodName, accessv1.Plane_PLANE_OPERATOR},
-		{workspacev1.WorkspaceService_ProvisionTenant_FullMethodName, accessv1.Plane_PLANE_OPERATOR},
+		{workspacev1.WorkspaceService_ProvisionTenant_FullMethodName, accessv1.Plane_PLANE_INTERNAL},
 		{workspacev1.WorkspaceService_ListServers_FullMethodName, accessv1.Plane_PLANE_ADMIN_READ},
 		{clientv1.ClientService_GetClient_FullMethodName, accessv1.Plane_PLANE_ADMIN_READ},
 		{workspacev1.WorkspaceService_CreateServer_FullMethodName, accessv1.Plane_PLANE_ADMIN_WRITE},
-		{tokenv1.TokenService_DeleteServerKeys_FullMethodName, accessv1.Plane_PLANE_ADMIN_WRITE},
+		{tokenv1.TokenService_DeleteServerKeys_FullMethodName, accessv1.Plane_PLANE_INTERNAL},
+		{tokenv1.TokenService_ListUserSessions_FullMethodName, accessv1.Plane_PLANE_IDENTITY},
 		{poolv1.PoolService_CreateUser_FullMethodName, accessv1.Plane_PLANE_IDENTITY},
 		{schemav1.SchemaService_ListSchemas_FullMethodName, accessv1.Plane_PLANE_IDENTITY},
 		{tokenv1.TokenService_Token_FullMethodName, accessv1.Plane_PLANE_PUBLIC},
-		{tokenv1.TokenService_ListRevokedTokens_FullMethodName, accessv1.Plane_PLANE_PUBLIC},
-		{workspacev1.WorkspaceService_GetServerMetadata_FullMethodName, accessv1.Plane_PLANE_PUBLIC},
-		{clientv1.ClientService_AuthenticateClient_FullMethodName, accessv1.Plane_PLANE_PUBLIC},
+		{tokenv1.TokenService_ListRevokedTokens_FullMethodName, accessv1.Plane_PLANE_INTERNAL},
+		{workspacev1.WorkspaceService_GetServerMetadata_FullMethodName, accessv1.Plane_PLANE_INTERNAL},
+		{clientv1.ClientService_AuthenticateClient_FullMethodName, accessv1.Plane_PLANE_INTERNAL},
+		{clientv1.ClientService_DeleteTenantData_FullMethodName, accessv1.Plane_PLANE_INTERNAL},
+		{poolv1.PoolService_PoolExists_FullMethodName, accessv1.Plane_PLANE_INTERNAL},
 		{"/authplane.tenant.v1.TenantService/Nope", accessv1.Plane_PLANE_UNSPECIFIED},
 		{"/authplane.nope.v1.NopeService/ListTenants", accessv1.Plane_PLANE_UNSPECIFIED},
 		{"/authplane.tenant.v1.Tenant/Id", accessv1.Plane_PLANE_UNSPECIFIED}, // a message, not a service
@@ -119,6 +125,14 @@ func TestAuthorizeEveryPlane(t *testing.T) {
 		"regular workspace":   f.token("acme", "ws1", "manage_tenants manage_configuration read_configuration identity"),
 		"other tenant admin":  f.token("globex", "admin", "manage_configuration read_configuration"),
 		"other tenant system": f.token("globex", "system", "identity"),
+		"platform credential": f.internal.Token(),
+		"another platform's credential": func() string {
+			k, err := secrets.NewKeyring(bytes.Repeat([]byte{9}, 32))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return internalcall.New(k, "token").Token()
+		}(),
 	}
 	type call struct {
 		method string
@@ -131,26 +145,30 @@ func TestAuthorizeEveryPlane(t *testing.T) {
 		"identity":    {poolv1.PoolService_ListPools_FullMethodName, &poolv1.ListPoolsRequest{TenantId: "acme"}},
 		"public":      {tokenv1.TokenService_GetJWKS_FullMethodName, &tokenv1.GetJWKSRequest{TenantId: "acme", ServerId: "ws1"}},
 		"unspecified": {"/authplane.workspace.v1.WorkspaceService/Undeclared", &workspacev1.ListServersRequest{TenantId: "acme"}},
+		"internal":    {clientv1.ClientService_DeleteTenantData_FullMethodName, &clientv1.DeleteTenantDataRequest{TenantId: "acme"}},
 	}
 	cases := []struct {
-		token                                                      string
-		operator, adminRead, adminWrite, identity, public, unspecd codes.Code
+		token                                                                string
+		operator, adminRead, adminWrite, identity, public, unspecd, internal codes.Code
 	}{
-		{"none", unauth, unauth, unauth, unauth, ok, denied},
-		{"garbage", unauth, unauth, unauth, unauth, ok, denied},
-		{"expired", unauth, unauth, unauth, unauth, ok, denied},
-		{"root operator", ok, denied, denied, denied, ok, denied},
-		{"root admin without manage_tenants", denied, denied, denied, denied, ok, denied},
-		{"root system with manage_tenants", denied, denied, denied, denied, ok, denied},
-		{"tenant admin", denied, ok, ok, denied, ok, denied},
-		{"tenant admin read-only", denied, ok, denied, denied, ok, denied},
-		{"tenant admin with no plane scope", denied, denied, denied, denied, ok, denied},
-		{"tenant admin claiming manage_tenants", denied, ok, ok, denied, ok, denied},
-		{"tenant system with identity", denied, denied, denied, ok, ok, denied},
-		{"tenant system without identity", denied, denied, denied, denied, ok, denied},
-		{"regular workspace", denied, denied, denied, denied, ok, denied},
-		{"other tenant admin", denied, denied, denied, denied, ok, denied},
-		{"other tenant system", denied, denied, denied, denied, ok, denied},
+		{"none", unauth, unauth, unauth, unauth, ok, denied, unauth},
+		{"garbage", unauth, unauth, unauth, unauth, ok, denied, denied},
+		{"expired", unauth, unauth, unauth, unauth, ok, denied, denied},
+		{"root operator", ok, denied, denied, denied, ok, denied, denied},
+		{"root admin without manage_tenants", denied, denied, denied, denied, ok, denied, denied},
+		{"root system with manage_tenants", denied, denied, denied, denied, ok, denied, denied},
+		{"tenant admin", denied, ok, ok, denied, ok, denied, denied},
+		{"tenant admin read-only", denied, ok, denied, denied, ok, denied, denied},
+		{"tenant admin with no plane scope", denied, denied, denied, denied, ok, denied, denied},
+		{"tenant admin claiming manage_tenants", denied, ok, ok, denied, ok, denied, denied},
+		{"tenant system with identity", denied, denied, denied, ok, ok, denied, denied},
+		{"tenant system without identity", denied, denied, denied, denied, ok, denied, denied},
+		{"regular workspace", denied, denied, denied, denied, ok, denied, denied},
+		{"other tenant admin", denied, denied, denied, denied, ok, denied, denied},
+		{"other tenant system", denied, denied, denied, denied, ok, denied, denied},
+		// The platform's own processes open every plane; their credential opens the internal one, alone.
+		{"platform credential", ok, ok, ok, ok, ok, denied, ok},
+		{"another platform's credential", unauth, unauth, unauth, unauth, ok, denied, denied},
 	}
 	for _, tc := range cases {
 		raw, known := tokens[tc.token]
@@ -159,7 +177,7 @@ func TestAuthorizeEveryPlane(t *testing.T) {
 		}
 		for plane, want := range map[string]codes.Code{
 			"operator": tc.operator, "admin read": tc.adminRead, "admin write": tc.adminWrite,
-			"identity": tc.identity, "public": tc.public, "unspecified": tc.unspecd,
+			"identity": tc.identity, "public": tc.public, "unspecified": tc.unspecd, "internal": tc.internal,
 		} {
 			t.Run(tc.token+" on "+plane, func(t *testing.T) {
 				c := planes[plane]
@@ -168,7 +186,11 @@ func TestAuthorizeEveryPlane(t *testing.T) {
 					t.Fatalf("Authorize(%s) = %s (%v), want %s", c.method, got, err, want)
 				}
 				claims, has := FromContext(ctx)
+				_, internal := InternalCaller(ctx)
 				switch {
+				case internal != (want == ok && tc.token == "platform credential" && plane != "public"):
+					t.Fatalf("internal caller in context = %v", internal)
+				case internal:
 				case want == ok && plane != "public":
 					if !has || claims.ClientID != "client-1" {
 						t.Fatalf("claims in context = %+v, %v; want the caller's", claims, has)
@@ -201,8 +223,10 @@ func TestAuthorizeChecksTheRequestTenant(t *testing.T) {
 		{"request that is not a proto message", admin, workspacev1.WorkspaceService_ListServers_FullMethodName, "acme", denied},
 		{"root tenant on the admin plane", rootAdmin, workspacev1.WorkspaceService_ListServers_FullMethodName, &workspacev1.ListServersRequest{TenantId: "root"}, denied},
 		{"operator on another tenant's admin plane", root, workspacev1.WorkspaceService_ListServers_FullMethodName, &workspacev1.ListServersRequest{TenantId: "acme"}, denied},
-		{"operator plane with a tenant in the request", root, workspacev1.WorkspaceService_ProvisionTenant_FullMethodName, &workspacev1.ProvisionTenantRequest{TenantId: "acme"}, ok},
-		{"tenant admin on an operator RPC naming its own tenant", admin, workspacev1.WorkspaceService_ProvisionTenant_FullMethodName, &workspacev1.ProvisionTenantRequest{TenantId: "acme"}, denied},
+		{"operator plane with a tenant in the request", root, tenantv1.TenantService_GetTenant_FullMethodName, &tenantv1.GetTenantRequest{TenantId: "acme"}, ok},
+		{"tenant admin on an operator RPC naming its own tenant", admin, tenantv1.TenantService_GetTenant_FullMethodName, &tenantv1.GetTenantRequest{TenantId: "acme"}, denied},
+		{"operator on an internal RPC", root, workspacev1.WorkspaceService_ProvisionTenant_FullMethodName, &workspacev1.ProvisionTenantRequest{TenantId: "acme"}, denied},
+		{"tenant admin on an internal RPC of its own tenant", admin, clientv1.ClientService_DeleteTenantData_FullMethodName, &clientv1.DeleteTenantDataRequest{TenantId: "acme"}, denied},
 		{"tenant admin deleting its own tenant", admin, tenantv1.TenantService_DeleteTenant_FullMethodName, &tenantv1.DeleteTenantRequest{TenantId: "acme"}, denied},
 		{"health probe without a token", "", "/grpc.health.v1.Health/Check", nil, ok},
 	}

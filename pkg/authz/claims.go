@@ -10,16 +10,29 @@ import (
 	"google.golang.org/grpc/metadata"
 )
 
-// Claims are the verified claims of an access token that authorization uses.
+// Claims are the claims of an access token (RFC 9068 and the platform's own): the token service encodes them
+// when it issues a token, and the verifier decodes them when one is presented, so both read the same struct.
 type Claims struct {
-	Issuer   string
-	Subject  string
-	TenantID string // tid
-	ServerID string // aid
-	ClientID string
-	Scopes   []string
-	Expiry   int64 // Unix seconds
-	JTI      string
+	Issuer   string   `json:"iss"`
+	Subject  string   `json:"sub"`
+	Audience Audience `json:"aud"`
+	Expiry   int64    `json:"exp"` // Unix seconds
+	IssuedAt int64    `json:"iat"` // Unix seconds
+	JTI      string   `json:"jti"`
+	ClientID string   `json:"client_id"`
+	// Scope is space-separated, as in the token.
+	Scope    string `json:"scope"`
+	TenantID string `json:"tid"`
+	ServerID string `json:"aid"`
+	// SessionID is the login session of tokens issued to a user (the password grant and its refreshes).
+	SessionID string `json:"sid,omitempty"`
+	// IdentitySource is the identity source that accepted the user's credentials.
+	IdentitySource string `json:"idp,omitempty"`
+	// ExtraInfo is what an external verifier added (its extraInfo).
+	ExtraInfo map[string]any `json:"extra_info,omitempty"`
+
+	// Scopes is Scope split, set by the verifier.
+	Scopes []string `json:"-"`
 }
 
 // HasScope reports whether the token carries scope s.
@@ -35,6 +48,19 @@ func WithClaims(ctx context.Context, c *Claims) context.Context {
 // FromContext returns the verified caller, if the RPC's plane required one.
 func FromContext(ctx context.Context) (*Claims, bool) {
 	c, ok := ctx.Value(claimsKey{}).(*Claims)
+	return c, ok
+}
+
+type internalKey struct{}
+
+func withInternalCaller(ctx context.Context, caller string) context.Context {
+	return context.WithValue(ctx, internalKey{}, caller)
+}
+
+// InternalCaller reports a call made by one of the platform's own processes with its internal credential, and
+// which services that process runs.
+func InternalCaller(ctx context.Context) (string, bool) {
+	c, ok := ctx.Value(internalKey{}).(string)
 	return c, ok
 }
 

@@ -38,9 +38,17 @@ func (v *Verifier) Authorize(ctx context.Context, fullMethod string, req any) (c
 	if raw == "" {
 		return ctx, apierr.Unauthenticated("a bearer access token is required")
 	}
+	// The platform's own processes open every plane; nothing else opens the internal one.
+	if caller, ok := v.internal.Verify(raw); ok {
+		return withInternalCaller(ctx, caller), nil
+	}
+	if plane == accessv1.Plane_PLANE_INTERNAL {
+		return ctx, apierr.PermissionDenied("method %s is internal to the platform", fullMethod)
+	}
 	c, err := v.Verify(ctx, raw)
 	if errors.Is(err, ErrRevocationUnknown) {
-		return ctx, apierr.Unauthenticated("the access token cannot be checked for revocation now; try again")
+		// Not the caller's fault: the platform cannot tell now whether the token still stands.
+		return ctx, apierr.Unavailable("the access token cannot be checked for revocation now; try again")
 	}
 	if err != nil {
 		return ctx, apierr.Unauthenticated("the access token is invalid, expired or revoked")

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	workspacev1 "github.com/authplane/authplane/gen/go/authplane/workspace/v1"
@@ -15,20 +16,31 @@ import (
 
 // denylistServer is a RevocationSource over per-tenant revoked jtis; it counts its calls.
 type denylistServer struct {
-	mu      sync.Mutex
-	revoked map[string][]RevokedToken // tenant -> revoked tokens
-	err     error
-	calls   map[string]int
+	mu       sync.Mutex
+	revoked  map[string][]RevokedToken // tenant -> revoked tokens
+	sessions map[string][]RevokedToken // tenant -> ended sessions
+	err      error
+	calls    map[string]int
 }
 
-func (d *denylistServer) source(_ context.Context, tenantID string) ([]RevokedToken, error) {
+func (d *denylistServer) source(_ context.Context, tenantID string) (*Denylist, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.calls[tenantID]++
 	if d.err != nil {
 		return nil, d.err
 	}
-	return append([]RevokedToken(nil), d.revoked[tenantID]...), nil
+	return &Denylist{
+		Tokens:   append([]RevokedToken(nil), d.revoked[tenantID]...),
+		Sessions: append([]RevokedToken(nil), d.sessions[tenantID]...),
+	}, nil
+}
+
+// endSession adds a session to its tenant's denylist without announcing it.
+func (d *denylistServer) endSession(tenant, sid string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.sessions[tenant] = append(d.sessions[tenant], RevokedToken{JTI: sid, Expiry: time.Now().Add(time.Hour)})
 }
 
 // revoke adds a token to its tenant's denylist without announcing it.
@@ -50,7 +62,7 @@ func (d *denylistServer) callsFor(tenant string) int {
 func newRevocationFixture(t *testing.T) (*fixture, *denylistServer) {
 	t.Helper()
 	f := newFixture(t)
-	d := &denylistServer{revoked: map[string][]RevokedToken{}, calls: map[string]int{}}
+	d := &denylistServer{revoked: map[string][]RevokedToken{}, sessions: map[string][]RevokedToken{}, calls: map[string]int{}}
 	f.v = NewVerifier(testBase, f.keys.source, f.bus, WithRevocations(d.source))
 	f.v.now = f.clock.Now
 	f.v.redrop = time.Hour // tests that want the second drop say so
@@ -168,8 +180,8 @@ func TestDenylistFailureRefusesWithoutCaching(t *testing.T) {
 	}
 	_, err := f.v.Authorize(withBearer(context.Background(), raw), workspacev1.WorkspaceService_ListServers_FullMethodName,
 		&workspacev1.ListServersRequest{TenantId: "acme"})
-	if status.Code(err) != unauth {
-		t.Fatalf("Authorize while the denylist is unknown: %v, want Unauthenticated", err)
+	if status.Code(err) != codes.Unavailable {
+		t.Fatalf("Authorize while the denylist is unknown: %v, want Unavailable (an outage, not a bad token)", err)
 	}
 	d.fail(nil)
 	f.mustVerify(raw)
@@ -184,4 +196,24 @@ func TestVerifierWithoutRevocationSourceAdmitsEveryValidToken(t *testing.T) {
 	f.mustVerify(raw)
 	f.bus.Publish(context.Background(), changes.Revocations, changes.Key("acme", "ws1"))
 	f.mustVerify(raw)
+}
+
+func TestTokensOfAnEndedSessionAreRefused(t *testing.T) {
+	f, d := newRevocationFixture(t)
+	session := func(sid string) string {
+		c := f.claims("acme", "ws1", "openid")
+		c["sid"] = sid
+		c["jti"] = "jti-" + sid
+		return sign(t, f.key, "at+jwt", c)
+	}
+	ended, other, none := session("s1"), session("s2"), f.token("acme", "ws1", "openid")
+	if c := f.mustVerify(ended); c.SessionID != "s1" {
+		t.Fatalf("sid = %q, want s1", c.SessionID)
+	}
+	d.endSession("acme", "s1")
+	d.endSession("globex", "s2") // the same sid in another tenant ends nothing here
+	f.bus.Publish(context.Background(), changes.Revocations, changes.TenantKey("acme"))
+	f.mustRefuse(ended)
+	f.mustVerify(other)
+	f.mustVerify(none)
 }

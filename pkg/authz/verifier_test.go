@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -19,6 +20,8 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/authplane/authplane/pkg/changes"
+	"github.com/authplane/authplane/pkg/internalcall"
+	"github.com/authplane/authplane/pkg/secrets"
 )
 
 const testBase = "https://auth.example.com"
@@ -107,19 +110,25 @@ func (k signingKey) public() jose.JSONWebKey {
 
 // fixture is a verifier over a key server with one key for every workspace (unless a test says otherwise).
 type fixture struct {
-	t     *testing.T
-	clock *clock
-	keys  *keyServer
-	key   signingKey
-	bus   *changes.Bus
-	v     *Verifier
+	t        *testing.T
+	clock    *clock
+	keys     *keyServer
+	key      signingKey
+	bus      *changes.Bus
+	internal *internalcall.Authority
+	v        *Verifier
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	f := &fixture{t: t, clock: &clock{now: time.Unix(1_900_000_000, 0)}, key: newKey(t, "k1"), bus: changes.NewMemory()}
 	f.keys = &keyServer{sets: map[string][]jose.JSONWebKey{}, calls: map[string]int{}, fallback: []jose.JSONWebKey{f.key.public()}}
-	f.v = NewVerifier(testBase+"/", f.keys.source, f.bus) // a trailing slash on the base must not matter
+	k, err := secrets.NewKeyring(bytes.Repeat([]byte{1}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.internal = internalcall.New(k, "test")
+	f.v = NewVerifier(testBase+"/", f.keys.source, f.bus, WithInternal(f.internal)) // a trailing slash on the base must not matter
 	f.v.now = f.clock.Now
 	return f
 }

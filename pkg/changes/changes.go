@@ -20,9 +20,10 @@ const (
 	Clients     = "clients"     // key tenant/client
 	Policies    = "policies"    // key tenant/policy
 	Keys        = "keys"        // key tenant/server: signing keys
-	Revocations = "revocations" // key tenant/server: a token of the workspace was revoked
+	Revocations = "revocations" // key tenant/server or tenant/: a token was revoked or a session ended
 	Pools       = "pools"       // key tenant/pool
 	Schemas     = "schemas"     // key tenant/schema
+	Users       = "users"       // key tenant/pool/user: a pool user's status, password or profile
 	everything  = "*"
 )
 

@@ -7,8 +7,10 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/authplane/authplane/pkg/authz"
 	"github.com/authplane/authplane/pkg/changes"
 	"github.com/authplane/authplane/pkg/db"
+	"github.com/authplane/authplane/pkg/internalcall"
 	"github.com/authplane/authplane/pkg/metrics"
 	"github.com/authplane/authplane/pkg/password"
 	"github.com/authplane/authplane/pkg/secrets"
@@ -40,7 +42,11 @@ type Deps struct {
 	Log     *slog.Logger
 	Metrics *metrics.Metrics
 	Keyring *secrets.Keyring
-	Conns   Conns
+	// Internal is the credential of this process's calls to the other services (internal plane).
+	Internal *internalcall.Authority
+	// Verifier is the access-token check every plane, introspection and userinfo share.
+	Verifier *authz.Verifier
+	Conns    Conns
 	// IssuerURL is the public base URL; a workspace's issuer is IssuerURL/tenant/server.
 	IssuerURL string
 	// PasswordHashing bounds the password hashing pool.

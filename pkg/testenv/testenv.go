@@ -24,6 +24,8 @@ import (
 
 	"github.com/authplane/authplane/pkg/app"
 	"github.com/authplane/authplane/pkg/config"
+	"github.com/authplane/authplane/pkg/internalcall"
+	"github.com/authplane/authplane/pkg/secrets"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -278,4 +280,19 @@ func (e *Env) Token(t testing.TB, tenant, server, clientID, secret string, scope
 // RootToken is the operator's token.
 func (e *Env) RootToken(t testing.TB) string {
 	return e.Token(t, "root", "admin", e.RootClientID, e.RootSecret)
+}
+
+// Internal returns ctx carrying the platform's internal credential, minted from the process's master key as its
+// own services do: for tests of the internal plane.
+func (e *Env) Internal(t testing.TB, ctx context.Context) context.Context {
+	t.Helper()
+	master, err := base64.StdEncoding.DecodeString(e.MasterKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := secrets.NewKeyring(master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return internalcall.New(k, "test").Outgoing(ctx)
 }

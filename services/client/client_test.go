@@ -163,7 +163,7 @@ func TestSecretIsShownOnlyAtCreateAndRotate(t *testing.T) {
 			t.Fatalf("secret %q is shorter than 256 bits in base64url", secret)
 		}
 		auth := func(secret string) error {
-			_, err := e.clients.AuthenticateClient(context.Background(), &clientv1.AuthenticateClientRequest{
+			_, err := e.clients.AuthenticateClient(e.internal(t), &clientv1.AuthenticateClientRequest{
 				TenantId: "acme", ServerId: "apps", ClientId: created.ClientId, ClientSecret: secret})
 			return err
 		}
@@ -250,7 +250,7 @@ func TestAuthenticateClient(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				got, err := e.clients.AuthenticateClient(context.Background(), &clientv1.AuthenticateClientRequest{
+				got, err := e.clients.AuthenticateClient(e.internal(t), &clientv1.AuthenticateClientRequest{
 					TenantId: tt.tenant, ServerId: tt.server, ClientId: tt.id, ClientSecret: tt.sec})
 				if !tt.ok {
 					wantCode(t, err, codes.Unauthenticated)
@@ -396,7 +396,7 @@ func TestUpdateClient(t *testing.T) {
 			if pub.ClientSecret != nil {
 				t.Fatal("a public client shows a secret")
 			}
-			if _, err := e.clients.AuthenticateClient(context.Background(), &clientv1.AuthenticateClientRequest{
+			if _, err := e.clients.AuthenticateClient(e.internal(t), &clientv1.AuthenticateClientRequest{
 				TenantId: "acme", ServerId: "apps", ClientId: c.ClientId, ClientSecret: c.GetClientSecret()}); err == nil {
 				t.Fatal("the old secret of a client made public still authenticates")
 			}
@@ -407,7 +407,7 @@ func TestUpdateClient(t *testing.T) {
 			if conf.GetClientSecret() == "" {
 				t.Fatal("a client made confidential got no secret")
 			}
-			if _, err := e.clients.AuthenticateClient(context.Background(), &clientv1.AuthenticateClientRequest{
+			if _, err := e.clients.AuthenticateClient(e.internal(t), &clientv1.AuthenticateClientRequest{
 				TenantId: "acme", ServerId: "apps", ClientId: c.ClientId, ClientSecret: conf.GetClientSecret()}); err != nil {
 				t.Fatalf("the new secret does not authenticate: %v", err)
 			}
@@ -458,7 +458,7 @@ func TestListAndDeleteClients(t *testing.T) {
 		_, err = e.clients.DeleteClient(ctx, &clientv1.DeleteClientRequest{TenantId: "acme", ClientId: "c0"})
 		wantCode(t, err, codes.NotFound)
 
-		if _, err := e.clients.DeleteServerClients(ctx, &clientv1.DeleteServerClientsRequest{TenantId: "acme", ServerId: "apps"}); err != nil {
+		if _, err := e.clients.DeleteServerClients(e.internal(t), &clientv1.DeleteServerClientsRequest{TenantId: "acme", ServerId: "apps"}); err != nil {
 			t.Fatal(err)
 		}
 		page, err := e.clients.ListClients(ctx, &clientv1.ListClientsRequest{TenantId: "acme", ServerId: "apps"})
@@ -468,7 +468,7 @@ func TestListAndDeleteClients(t *testing.T) {
 		if len(page.Clients) != 0 {
 			t.Fatalf("after DeleteServerClients: %v", page.Clients)
 		}
-		_, err = e.clients.DeleteServerClients(ctx, &clientv1.DeleteServerClientsRequest{TenantId: "acme", ServerId: "admin"})
+		_, err = e.clients.DeleteServerClients(e.internal(t), &clientv1.DeleteServerClientsRequest{TenantId: "acme", ServerId: "admin"})
 		wantCode(t, err, codes.InvalidArgument)
 		admins, err := e.clients.ListClients(ctx, &clientv1.ListClientsRequest{TenantId: "acme", ServerId: "admin"})
 		if err != nil || len(admins.Clients) != 1 {
@@ -564,13 +564,31 @@ func TestDeleteTenantData(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.clients.DeleteTenantData(e.operator(t), &clientv1.DeleteTenantDataRequest{TenantId: "acme"}); err != nil {
+		// Internal: no caller but the platform itself may wipe a tenant's clients.
+		for name, c := range map[string]struct {
+			ctx  context.Context
+			want codes.Code
+		}{
+			"no token":                 {context.Background(), codes.Unauthenticated},
+			"the operator's token":     {e.operator(t), codes.PermissionDenied},
+			"the tenant's admin token": {ctx, codes.PermissionDenied},
+		} {
+			_, err := e.clients.DeleteTenantData(c.ctx, &clientv1.DeleteTenantDataRequest{TenantId: "acme"})
+			if status.Code(err) != c.want {
+				t.Fatalf("DeleteTenantData with %s: %v, want %s", name, err, c.want)
+			}
+		}
+		if _, err := e.clients.AuthenticateClient(e.internal(t), &clientv1.AuthenticateClientRequest{TenantId: "acme",
+			ServerId: "admin", ClientId: c.ClientId, ClientSecret: c.GetClientSecret()}); err != nil {
+			t.Fatalf("the tenant's clients were touched by a refused call: %v", err)
+		}
+		if _, err := e.clients.DeleteTenantData(e.internal(t), &clientv1.DeleteTenantDataRequest{TenantId: "acme"}); err != nil {
 			t.Fatal(err)
 		}
-		_, err = e.clients.AuthenticateClient(context.Background(), &clientv1.AuthenticateClientRequest{TenantId: "acme",
+		_, err = e.clients.AuthenticateClient(e.internal(t), &clientv1.AuthenticateClientRequest{TenantId: "acme",
 			ServerId: "admin", ClientId: c.ClientId, ClientSecret: c.GetClientSecret()})
 		wantCode(t, err, codes.Unauthenticated)
-		_, err = e.clients.DeleteTenantData(e.operator(t), &clientv1.DeleteTenantDataRequest{TenantId: "root"})
+		_, err = e.clients.DeleteTenantData(e.internal(t), &clientv1.DeleteTenantDataRequest{TenantId: "root"})
 		wantCode(t, err, codes.InvalidArgument)
 	})
 }

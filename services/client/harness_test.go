@@ -41,6 +41,9 @@ func (e *env) admin(t *testing.T, tenant string) context.Context {
 	return testenv.WithToken(context.Background(), tok)
 }
 
+// internal is a context carrying the platform's internal credential (the services' own calls to each other).
+func (e *env) internal(t *testing.T) context.Context { return e.Internal(t, context.Background()) }
+
 // operator is a context carrying the platform operator's token.
 func (e *env) operator(t *testing.T) context.Context {
 	return testenv.WithToken(context.Background(), e.RootToken(t))

@@ -125,10 +125,10 @@ func TestRootClient(t *testing.T) {
 func TestCreateTenantAdminClient(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		e := start(t, b)
-		if _, err := e.clients.CreateTenantAdminClient(e.operator(t), &clientv1.CreateTenantAdminClientRequest{TenantId: "Bad"}); grpcstatus.Code(err) != codes.InvalidArgument {
+		if _, err := e.clients.CreateTenantAdminClient(e.internal(t), &clientv1.CreateTenantAdminClientRequest{TenantId: "Bad"}); grpcstatus.Code(err) != codes.InvalidArgument {
 			t.Fatalf("bad tenant id: %v", err)
 		}
-		c, err := e.clients.CreateTenantAdminClient(e.operator(t), &clientv1.CreateTenantAdminClientRequest{TenantId: "acme"})
+		c, err := e.clients.CreateTenantAdminClient(e.internal(t), &clientv1.CreateTenantAdminClientRequest{TenantId: "acme"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -136,7 +136,7 @@ func TestCreateTenantAdminClient(t *testing.T) {
 			!slices.Equal(c.Scopes, []string{"manage_configuration", "read_configuration"}) {
 			t.Fatalf("unexpected admin client %v", c)
 		}
-		if _, err := e.clients.AuthenticateClient(context.Background(), &clientv1.AuthenticateClientRequest{TenantId: "acme",
+		if _, err := e.clients.AuthenticateClient(e.internal(t), &clientv1.AuthenticateClientRequest{TenantId: "acme",
 			ServerId: "admin", ClientId: c.ClientId, ClientSecret: c.GetClientSecret()}); err != nil {
 			t.Fatal(err)
 		}

@@ -23,9 +23,9 @@ import (
 	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
 	workspacev1 "github.com/authplane/authplane/gen/go/authplane/workspace/v1"
 	"github.com/authplane/authplane/pkg/apierr"
-	"github.com/authplane/authplane/pkg/authz"
 	"github.com/authplane/authplane/pkg/changes"
 	"github.com/authplane/authplane/pkg/db"
+	"github.com/authplane/authplane/pkg/internalcall"
 	"github.com/authplane/authplane/pkg/paging"
 	"github.com/authplane/authplane/pkg/platform"
 	"github.com/authplane/authplane/pkg/secrets"
@@ -65,6 +65,7 @@ type Service struct {
 	keyring    *secrets.Keyring
 	workspaces workspacev1.WorkspaceServiceClient
 	tokens     tokenv1.TokenServiceClient
+	internal   *internalcall.Authority
 	// dummyHash is compared against when a client is unknown, so that both failures cost the same.
 	dummyHash string
 }
@@ -81,6 +82,7 @@ func New(ctx context.Context, d svc.Deps) (*Service, error) {
 		store: store{db: d.DB}, bus: d.Bus, keyring: d.Keyring,
 		workspaces: workspacev1.NewWorkspaceServiceClient(d.Conns.Workspace),
 		tokens:     tokenv1.NewTokenServiceClient(d.Conns.Token),
+		internal:   d.Internal,
 		dummyHash:  d.Keyring.HashSecret(secrets.NewSecret()),
 	}
 	if err := s.ensureRootClient(ctx, d.RootClientID, d.RootClientSecret); err != nil {
@@ -223,7 +225,7 @@ var errServerNotFound = errors.New("authorization server not found")
 
 // serverMetadata fetches a workspace's grant types and scope names (errServerNotFound when it does not exist).
 func (s *Service) serverMetadata(ctx context.Context, tenantID, serverID string) (*workspacev1.ServerMetadata, error) {
-	md, err := s.workspaces.GetServerMetadata(ctx, &workspacev1.GetServerMetadataRequest{TenantId: tenantID, ServerId: serverID})
+	md, err := s.workspaces.GetServerMetadata(s.internal.Outgoing(ctx), &workspacev1.GetServerMetadataRequest{TenantId: tenantID, ServerId: serverID})
 	if status.Code(err) == codes.NotFound {
 		return nil, errServerNotFound
 	}
@@ -386,11 +388,14 @@ func (s *Service) GetClient(ctx context.Context, req *clientv1.GetClientRequest)
 	return clientToProto(row), nil
 }
 
+// ListClients lists a workspace's clients, or every client of the tenant when no workspace is named.
 func (s *Service) ListClients(ctx context.Context, req *clientv1.ListClientsRequest) (*clientv1.ListClientsResponse, error) {
-	if _, err := s.serverMetadata(ctx, req.TenantId, req.ServerId); err == errServerNotFound {
-		return nil, apierr.NotFound("authorization server %q not found", req.ServerId)
-	} else if err != nil {
-		return nil, err
+	if req.ServerId != "" {
+		if _, err := s.serverMetadata(ctx, req.TenantId, req.ServerId); err == errServerNotFound {
+			return nil, apierr.NotFound("authorization server %q not found", req.ServerId)
+		} else if err != nil {
+			return nil, err
+		}
 	}
 	rows, next, err := paging.Page(req.PageToken, req.PageSize, "clients/"+req.TenantId+"/"+req.ServerId,
 		func(after string, limit int) ([]clientRow, error) {
@@ -449,7 +454,7 @@ func (s *Service) DeleteClient(ctx context.Context, req *clientv1.DeleteClientRe
 		return nil, err
 	}
 	// Its refresh tokens first: should this fail, the client still exists and the delete can be retried.
-	if _, err := s.tokens.DeleteClientTokens(authz.ForwardCaller(ctx), &tokenv1.DeleteClientTokensRequest{TenantId: req.TenantId, ClientId: req.ClientId}); err != nil {
+	if _, err := s.tokens.DeleteClientTokens(s.internal.Outgoing(ctx), &tokenv1.DeleteClientTokensRequest{TenantId: req.TenantId, ClientId: req.ClientId}); err != nil {
 		return nil, err
 	}
 	deleted, err := s.store.deleteClient(ctx, req.TenantId, req.ClientId)
@@ -499,13 +504,27 @@ func (s *Service) AuthenticateClient(ctx context.Context, req *clientv1.Authenti
 	} else if req.ClientSecret == "" || row.SecretHash == "" || !s.keyring.VerifySecret(req.ClientSecret, row.SecretHash) {
 		return nil, errInvalidClient
 	}
+	return s.withPolicy(ctx, row)
+}
+
+// GetClientAccess serves access-token verifiers: the client with its token policy, NotFound once deleted.
+func (s *Service) GetClientAccess(ctx context.Context, req *clientv1.GetClientAccessRequest) (*clientv1.AuthenticatedClient, error) {
+	row, err := s.client(ctx, req.TenantId, req.ClientId)
+	if err != nil {
+		return nil, err
+	}
+	return s.withPolicy(ctx, row)
+}
+
+// withPolicy is the client with its token policy; a policy gone missing grants nothing extra.
+func (s *Service) withPolicy(ctx context.Context, row *clientRow) (*clientv1.AuthenticatedClient, error) {
 	out := &clientv1.AuthenticatedClient{Client: clientToProto(row)}
 	if row.TokenPolicyID != "" {
 		p, err := s.store.getPolicy(ctx, row.TenantID, row.TokenPolicyID)
 		switch {
 		case err == nil:
 			out.TokenPolicy = policyToProto(p)
-		case !db.IsNotFound(err): // a missing policy grants nothing extra; the client still authenticates
+		case !db.IsNotFound(err):
 			return nil, apierr.Wrap(err, "get token policy")
 		}
 	}

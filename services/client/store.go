@@ -167,10 +167,14 @@ func (s *store) getClient(ctx context.Context, tenantID, clientID string) (*clie
 	return &row, err
 }
 
+// listClients lists a workspace's clients, or the tenant's when serverID is "", in client id order.
 func (s *store) listClients(ctx context.Context, tenantID, serverID, after string, limit int) ([]clientRow, error) {
 	var rows []clientRow
-	err := db.Tenant(s.db.WithContext(ctx), tenantID).Where("server_id = ? AND client_id > ?", serverID, after).
-		Order("client_id").Limit(limit).Find(&rows).Error
+	q := db.Tenant(s.db.WithContext(ctx), tenantID).Where("client_id > ?", after)
+	if serverID != "" {
+		q = q.Where("server_id = ?", serverID)
+	}
+	err := q.Order("client_id").Limit(limit).Find(&rows).Error
 	return rows, err
 }
 

@@ -43,7 +43,7 @@ func (g *Gateway) authorizationServerMetadata(w http.ResponseWriter, r *http.Req
 
 func (g *Gateway) writeMetadata(w http.ResponseWriter, r *http.Request) {
 	tenantID, serverID := r.PathValue("tenant_id"), r.PathValue("server_id")
-	md, err := g.workspaces.GetServerMetadata(r.Context(), &workspacev1.GetServerMetadataRequest{TenantId: tenantID, ServerId: serverID})
+	md, err := g.workspaces.GetServerMetadata(g.internal.Outgoing(r.Context()), &workspacev1.GetServerMetadataRequest{TenantId: tenantID, ServerId: serverID})
 	if err != nil {
 		writeError(w, err)
 		return

@@ -13,6 +13,7 @@ import (
 	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
 	workspacev1 "github.com/authplane/authplane/gen/go/authplane/workspace/v1"
 	"github.com/authplane/authplane/gen/openapiv2"
+	"github.com/authplane/authplane/pkg/internalcall"
 	"github.com/authplane/authplane/pkg/metrics"
 	"github.com/authplane/authplane/pkg/svc"
 )
@@ -22,9 +23,11 @@ type Gateway struct {
 	issuerURL  string
 	tokens     tokenv1.TokenServiceClient
 	workspaces workspacev1.WorkspaceServiceClient
-	rest       http.Handler
-	data       *http.ServeMux
-	wellKnown  *http.ServeMux // host-level metadata, kept apart: its paths overlap the /{tenant}/{server}/… patterns
+	// internal is the credential of the gateway's own calls (discovery reads the workspace's metadata).
+	internal  *internalcall.Authority
+	rest      http.Handler
+	data      *http.ServeMux
+	wellKnown *http.ServeMux // host-level metadata, kept apart: its paths overlap the /{tenant}/{server}/… patterns
 }
 
 // New builds the gateway over connections to the services (in this process or remote).
@@ -37,6 +40,7 @@ func New(ctx context.Context, d svc.Deps) (*Gateway, error) {
 		issuerURL:  d.IssuerURL,
 		tokens:     tokenv1.NewTokenServiceClient(d.Conns.Token),
 		workspaces: workspacev1.NewWorkspaceServiceClient(d.Conns.Workspace),
+		internal:   d.Internal,
 		rest:       putAsPatch(restMux),
 		data:       http.NewServeMux(),
 		wellKnown:  http.NewServeMux(),
@@ -68,6 +72,10 @@ func (g *Gateway) Handler(log *slog.Logger, m *metrics.Metrics) http.Handler {
 func (g *Gateway) route(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case strings.HasPrefix(r.URL.Path, "/api/"):
+		// Answers of the management APIs may carry secrets (a new tenant's admin client, a client's secret, an
+		// external verifier's signing secret) and are never to be cached.
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Pragma", "no-cache")
 		g.rest.ServeHTTP(w, r)
 	case strings.HasPrefix(r.URL.Path, "/.well-known/"):
 		g.wellKnown.ServeHTTP(w, r)

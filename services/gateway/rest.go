@@ -17,6 +17,7 @@ import (
 	poolv1 "github.com/authplane/authplane/gen/go/authplane/pool/v1"
 	schemav1 "github.com/authplane/authplane/gen/go/authplane/schema/v1"
 	tenantv1 "github.com/authplane/authplane/gen/go/authplane/tenant/v1"
+	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
 	workspacev1 "github.com/authplane/authplane/gen/go/authplane/workspace/v1"
 	"github.com/authplane/authplane/pkg/apierr"
 	"github.com/authplane/authplane/pkg/svc"
@@ -38,6 +39,9 @@ func restRegistrations(c svc.Conns) []func(context.Context, *runtime.ServeMux) e
 		},
 		func(ctx context.Context, m *runtime.ServeMux) error {
 			return poolv1.RegisterPoolServiceHandlerClient(ctx, m, poolv1.NewPoolServiceClient(c.Pool))
+		},
+		func(ctx context.Context, m *runtime.ServeMux) error {
+			return tokenv1.RegisterTokenServiceHandlerClient(ctx, m, tokenv1.NewTokenServiceClient(c.Token))
 		},
 		func(ctx context.Context, m *runtime.ServeMux) error {
 			return tenantv1.RegisterTenantServiceHandlerClient(ctx, m, tenantv1.NewTenantServiceClient(c.Tenant))
@@ -107,8 +111,21 @@ func successStatus(ctx context.Context, w http.ResponseWriter, _ proto.Message) 
 }
 
 // restErrorHandler renders any error as the contract's JSON: {"status_code","error","error_code","details"}.
-func restErrorHandler(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, err error) {
+func restErrorHandler(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	if apierr.Describe(err).HTTPStatus == http.StatusUnauthorized {
+		challenge(w, r)
+	}
 	writeError(w, err)
+}
+
+// challenge sets the RFC 6750 section 3 challenge of a 401: without an error code when the request carried no
+// credentials (section 3.1), invalid_token when it carried some that do not verify.
+func challenge(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Authorization") == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="authplane"`)
+		return
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="authplane", error="invalid_token"`)
 }
 
 // writeError renders err as the contract's error JSON.
@@ -125,9 +142,6 @@ func writeError(w http.ResponseWriter, err error) {
 		return
 	}
 	d := apierr.Describe(err)
-	if d.HTTPStatus == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-	}
 	writeAPIError(w, d.HTTPStatus, d.ErrorCode, d.Message, d.Field)
 }
 

@@ -10,7 +10,7 @@ import (
 	"github.com/authplane/authplane/pkg/testenv"
 )
 
-func TestPoolExistsAnswersTheAdminPlaneOfItsTenantOnly(t *testing.T) {
+func TestPoolExistsAnswersThePlatformOnly(t *testing.T) {
 	testenv.ForEachBackend(t, func(t *testing.T, b testenv.Backend) {
 		e := start(t, b)
 		e.pool(t, "customers", nil)
@@ -18,7 +18,7 @@ func TestPoolExistsAnswersTheAdminPlaneOfItsTenantOnly(t *testing.T) {
 		e.mustCall(t, 204, "DELETE", "/pools/gone", nil)
 		other := e.NewTenant(t, "other")
 
-		admin := testenv.WithToken(t.Context(), e.tenant.AdminToken)
+		internal := e.Internal(t, t.Context())
 		cases := []struct {
 			name   string
 			poolID string
@@ -31,7 +31,7 @@ func TestPoolExistsAnswersTheAdminPlaneOfItsTenantOnly(t *testing.T) {
 			{"not a valid id", "Not/Valid", false},
 		}
 		for _, tc := range cases {
-			resp, err := e.pools.PoolExists(admin, &poolv1.PoolExistsRequest{TenantId: "acme", PoolId: tc.poolID})
+			resp, err := e.pools.PoolExists(internal, &poolv1.PoolExistsRequest{TenantId: "acme", PoolId: tc.poolID})
 			if err != nil || resp.Exists != tc.exists {
 				t.Errorf("%s: PoolExists = %v, %v; want %v", tc.name, resp, err, tc.exists)
 			}
@@ -42,6 +42,7 @@ func TestPoolExistsAnswersTheAdminPlaneOfItsTenantOnly(t *testing.T) {
 			token string
 			code  codes.Code
 		}{
+			{"the tenant's admin token", e.tenant.AdminToken, codes.PermissionDenied},
 			{"another tenant's admin token", other.AdminToken, codes.PermissionDenied},
 			{"the tenant's identity-plane token", e.tenant.SystemToken, codes.PermissionDenied},
 			{"no token", "", codes.Unauthenticated},

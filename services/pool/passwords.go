@@ -48,6 +48,11 @@ func (s *Service) SetUserPassword(ctx context.Context, req *poolv1.SetUserPasswo
 	if n == 0 {
 		return nil, apierr.NotFound("user %q not found", req.UserId)
 	}
+	s.userChanged(ctx, req.TenantId, req.PoolId, req.UserId)
+	// The sessions opened with the old password end with it.
+	if err := s.endSessions(ctx, req.TenantId, req.PoolId, req.UserId); err != nil {
+		return nil, err
+	}
 	return &emptypb.Empty{}, nil
 }
 

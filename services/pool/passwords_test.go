@@ -85,7 +85,7 @@ func TestLockoutIsSharedByEveryPasswordPath(t *testing.T) {
 		e.pool(t, "p", map[string]any{"lockout_policy": map[string]any{"max_attempts": 3, "block_duration": "3600s"}})
 		id := e.user(t, "p", "jane@example.com", "correct horse")
 		authn := func(pw string) string {
-			resp, err := e.pools.AuthenticatePassword(e.ctx(), &poolv1.AuthenticatePasswordRequest{TenantId: "acme", PoolId: "p",
+			resp, err := e.pools.AuthenticatePassword(e.Internal(t, context.Background()), &poolv1.AuthenticatePasswordRequest{TenantId: "acme", PoolId: "p",
 				Identifier: "jane@example.com", Password: pw})
 			if err != nil {
 				t.Fatal(err)
@@ -126,7 +126,7 @@ func TestLockoutIsSharedByEveryPasswordPath(t *testing.T) {
 		if r := authn("correct horse"); r != "password_correct" {
 			t.Fatalf("after unlock: %s", r)
 		}
-		resp, err := e.pools.AuthenticatePassword(e.ctx(), &poolv1.AuthenticatePasswordRequest{TenantId: "acme", PoolId: "p",
+		resp, err := e.pools.AuthenticatePassword(e.Internal(t, context.Background()), &poolv1.AuthenticatePasswordRequest{TenantId: "acme", PoolId: "p",
 			Identifier: "JANE@example.com", Password: "correct horse"})
 		if err != nil || resp.User.GetId() != id || len(resp.User.GetIdentifiers()) != 1 {
 			t.Fatalf("AuthenticatePassword answered %v, %v", resp, err)

@@ -16,12 +16,14 @@ import (
 
 	poolv1 "github.com/authplane/authplane/gen/go/authplane/pool/v1"
 	schemav1 "github.com/authplane/authplane/gen/go/authplane/schema/v1"
+	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
 	"github.com/authplane/authplane/pkg/apierr"
 	"github.com/authplane/authplane/pkg/authz"
 	"github.com/authplane/authplane/pkg/cache"
 	"github.com/authplane/authplane/pkg/changes"
 	"github.com/authplane/authplane/pkg/db"
 	"github.com/authplane/authplane/pkg/docschema"
+	"github.com/authplane/authplane/pkg/internalcall"
 	"github.com/authplane/authplane/pkg/paging"
 	"github.com/authplane/authplane/pkg/password"
 	"github.com/authplane/authplane/pkg/platform"
@@ -35,7 +37,10 @@ type Service struct {
 	bus     *changes.Bus
 	log     *slog.Logger
 	schemas schemav1.SchemaServiceClient
-	hasher  *password.Hasher
+	// tokens ends the sessions of users made inactive, deleted or given a new password.
+	tokens   tokenv1.TokenServiceClient
+	internal *internalcall.Authority
+	hasher   *password.Hasher
 	// pools caches pool settings (read by every password check); compiled caches compiled schemas. Both drop
 	// an entry the moment its owner announces a change.
 	pools    *cache.Cache[*poolConfig]
@@ -65,6 +70,8 @@ func NewWithHasher(ctx context.Context, d svc.Deps, hasher *password.Hasher) (*S
 	s := &Service{
 		store: store{db: d.DB}, bus: d.Bus, log: log, hasher: hasher,
 		schemas:  schemav1.NewSchemaServiceClient(d.Conns.Schema),
+		tokens:   tokenv1.NewTokenServiceClient(d.Conns.Token),
+		internal: d.Internal,
 		pools:    cache.New[*poolConfig](10*time.Minute, 0),
 		compiled: cache.New[*docschema.Schema](10*time.Minute, 10_000),
 	}
@@ -91,6 +98,24 @@ func (s *Service) Register(r grpc.ServiceRegistrar) { poolv1.RegisterPoolService
 
 func (s *Service) changed(ctx context.Context, tenantID, poolID string) {
 	s.bus.Publish(ctx, changes.Pools, changes.Key(tenantID, poolID))
+}
+
+// userChanged announces a change of a user (its status, password, identifiers or profile), which the token
+// service's cache of session users drops.
+func (s *Service) userChanged(ctx context.Context, tenantID, poolID, userID string) {
+	s.bus.Publish(ctx, changes.Users, tenantID+"/"+poolID+"/"+userID)
+}
+
+// endSessions asks the token service to end the sessions of a user (every user of the pool when userID is ""),
+// after the change that ends them is committed. Should that call fail, the change stands and the caller gets
+// Unavailable: a retry of the same request ends them then, and until it does each refresh re-checks the user.
+func (s *Service) endSessions(ctx context.Context, tenantID, poolID, userID string) error {
+	_, err := s.tokens.EndUserSessions(s.internal.Outgoing(ctx), &tokenv1.EndUserSessionsRequest{TenantId: tenantID, PoolId: poolID, UserId: userID})
+	if err != nil {
+		s.log.Error("sessions not ended", "tenant", tenantID, "pool", poolID, "user", userID, "error", err)
+		return apierr.Unavailable("the change is saved, but the user's sessions could not be ended now: retry the request")
+	}
+	return nil
 }
 
 // pool returns a pool's settings, from the cache when it holds them.
@@ -285,6 +310,10 @@ func (s *Service) DeletePool(ctx context.Context, req *poolv1.DeletePoolRequest)
 		return nil, apierr.NotFound("pool %q not found", req.PoolId)
 	}
 	s.changed(ctx, req.TenantId, req.PoolId)
+	s.bus.Publish(ctx, changes.Users, changes.Key(req.TenantId, req.PoolId))
+	if err := s.endSessions(ctx, req.TenantId, req.PoolId, ""); err != nil {
+		return nil, err
+	}
 	return &emptypb.Empty{}, nil
 }
 

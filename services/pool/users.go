@@ -305,6 +305,14 @@ func (s *Service) UpdateUser(ctx context.Context, req *poolv1.UpdateUserRequest)
 	if n == 0 {
 		return nil, apierr.NotFound("user %q not found", req.UserId)
 	}
+	s.userChanged(ctx, user.TenantID, user.PoolID, user.ID)
+	// Ended whenever an update leaves the user inactive, not only when it changes the status: a retry after a
+	// failure to end them ends them then.
+	if m.has("status") && user.Status != statusActive {
+		if err := s.endSessions(ctx, user.TenantID, user.PoolID, user.ID); err != nil {
+			return nil, err
+		}
+	}
 	return s.withIdentifiers(ctx, user)
 }
 
@@ -318,6 +326,10 @@ func (s *Service) DeleteUser(ctx context.Context, req *poolv1.DeleteUserRequest)
 	}
 	if n == 0 {
 		return nil, apierr.NotFound("user %q not found", req.UserId)
+	}
+	s.userChanged(ctx, req.TenantId, req.PoolId, req.UserId)
+	if err := s.endSessions(ctx, req.TenantId, req.PoolId, req.UserId); err != nil {
+		return nil, err
 	}
 	return &emptypb.Empty{}, nil
 }
@@ -343,6 +355,7 @@ func (s *Service) AddUserIdentifier(ctx context.Context, req *poolv1.AddUserIden
 		}
 		return nil, identifierError(err, "add identifier")
 	}
+	s.userChanged(ctx, req.TenantId, req.PoolId, req.UserId)
 	return s.GetUser(ctx, &poolv1.GetUserRequest{TenantId: req.TenantId, PoolId: req.PoolId, UserId: req.UserId})
 }
 
@@ -361,6 +374,7 @@ func (s *Service) RemoveUserIdentifier(ctx context.Context, req *poolv1.RemoveUs
 	if n == 0 {
 		return nil, apierr.NotFound("the user has no identifier %q", strings.TrimSpace(req.Identifier))
 	}
+	s.userChanged(ctx, req.TenantId, req.PoolId, req.UserId)
 	return s.GetUser(ctx, &poolv1.GetUserRequest{TenantId: req.TenantId, PoolId: req.PoolId, UserId: req.UserId})
 }
 
@@ -374,6 +388,9 @@ func userToProto(r *userRow, idents []identifierRow) *poolv1.User {
 		UpdatedAt:       timestamppb.New(time.UnixMicro(r.UpdatedAt)),
 		StatusUpdatedAt: timestamppb.New(time.UnixMicro(r.StatusUpdatedAt)),
 		HasPassword:     r.PasswordHash != "",
+	}
+	if r.PasswordUpdatedAt > 0 {
+		u.PasswordUpdatedAt = timestamppb.New(time.UnixMicro(r.PasswordUpdatedAt))
 	}
 	if r.LockedUntil > db.Now() {
 		u.LockedUntil = timestamppb.New(time.UnixMicro(r.LockedUntil))

@@ -20,9 +20,9 @@ import (
 	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
 	workspacev1 "github.com/authplane/authplane/gen/go/authplane/workspace/v1"
 	"github.com/authplane/authplane/pkg/apierr"
-	"github.com/authplane/authplane/pkg/authz"
 	"github.com/authplane/authplane/pkg/changes"
 	"github.com/authplane/authplane/pkg/db"
+	"github.com/authplane/authplane/pkg/internalcall"
 	"github.com/authplane/authplane/pkg/paging"
 	"github.com/authplane/authplane/pkg/platform"
 	"github.com/authplane/authplane/pkg/svc"
@@ -39,6 +39,7 @@ type Service struct {
 	tokens     tokenv1.TokenServiceClient
 	pools      poolv1.PoolServiceClient
 	schemas    schemav1.SchemaServiceClient
+	internal   *internalcall.Authority
 }
 
 // New migrates the tenant table and records the reserved root tenant.
@@ -53,6 +54,7 @@ func New(ctx context.Context, d svc.Deps) (*Service, error) {
 		tokens:     tokenv1.NewTokenServiceClient(d.Conns.Token),
 		pools:      poolv1.NewPoolServiceClient(d.Conns.Pool),
 		schemas:    schemav1.NewSchemaServiceClient(d.Conns.Schema),
+		internal:   d.Internal,
 	}
 	now := db.Now()
 	root := &tenantRow{ID: platform.RootTenant, Name: "Platform operator", State: stateActive, CreatedAt: now, UpdatedAt: now}
@@ -105,9 +107,9 @@ func (s *Service) CreateTenant(ctx context.Context, req *tenantv1.CreateTenantRe
 	}, nil
 }
 
-// provision asks each owning service for the tenant's parts, on the operator's behalf.
+// provision asks each owning service for the tenant's parts, as the platform (internal calls).
 func (s *Service) provision(ctx context.Context, tenantID string) (*clientv1.Client, error) {
-	fwd := authz.ForwardCaller(ctx)
+	fwd := s.internal.Outgoing(ctx)
 	if _, err := s.workspaces.ProvisionTenant(fwd, &workspacev1.ProvisionTenantRequest{TenantId: tenantID}); err != nil {
 		return nil, err
 	}
@@ -129,7 +131,7 @@ func (s *Service) undo(ctx context.Context, tenantID string) {
 // deleteEverywhere asks every service to remove the tenant's data. Each call is idempotent and each is tried
 // even when another fails, so a failed deletion can simply be retried.
 func (s *Service) deleteEverywhere(ctx context.Context, tenantID string) error {
-	fwd := authz.ForwardCaller(ctx)
+	fwd := s.internal.Outgoing(ctx)
 	var errs []error
 	call := func(_ any, err error) { errs = append(errs, err) }
 	call(s.pools.DeleteTenantData(fwd, &poolv1.DeleteTenantDataRequest{TenantId: tenantID}))

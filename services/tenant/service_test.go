@@ -55,19 +55,26 @@ func TestConcurrentCreationsOfOneTenant(t *testing.T) {
 // TestFailedCreationLeavesNothing: when a service the creation needs is down, the creation fails and what was
 // already provisioned is removed, so the id is free and no half-made tenant is listed.
 func TestFailedCreationLeavesNothing(t *testing.T) {
-	// Every service but the client service: the admin client cannot be made.
-	env := testenv.Start(t, testenv.WithServices([]string{svc.Gateway, svc.Tenant, svc.Workspace, svc.Pool, svc.Schema, svc.Token}, nil))
+	// The client service runs in a process of its own, which stops once the operator's token has been checked
+	// (and its client's standing cached) by the process that serves the operator API: then the admin client
+	// cannot be made.
+	mainHTTP, mainGRPC, clientHTTP, clientGRPC := testenv.Listen(t), testenv.Listen(t), testenv.Listen(t), testenv.Listen(t)
+	env := testenv.Start(t, testenv.WithListeners(mainHTTP, mainGRPC),
+		testenv.WithServices([]string{svc.Gateway, svc.Tenant, svc.Workspace, svc.Pool, svc.Schema, svc.Token},
+			map[string]string{svc.Client: clientGRPC.Addr().String()}))
+	clients := testenv.Start(t, testenv.WithListeners(clientHTTP, clientGRPC), testenv.WithDatabase(env.DatabaseURL, env.MasterKey),
+		testenv.WithIssuer(env.HTTPURL), testenv.WithRootSecret(env.RootSecret),
+		testenv.WithServices([]string{svc.Client}, map[string]string{svc.Token: mainGRPC.Addr().String(), svc.Workspace: mainGRPC.Addr().String()}))
 	d, err := db.Open(t.Context(), env.DatabaseURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	// A full process on the same database and issuer hands out the operator's token, which the first process
-	// accepts (same keys); then it stops, and the client service is gone.
-	other := testenv.Start(t, testenv.WithDatabase(env.DatabaseURL, env.MasterKey), testenv.WithIssuer(env.HTTPURL),
-		testenv.WithRootSecret(env.RootSecret))
-	root := other.RootToken(t)
-	other.Stop()
+	root := env.RootToken(t)
+	if code := env.CallJSON(t, "GET", "/api/admin/tenants", root, nil, nil); code != http.StatusOK {
+		t.Fatalf("the operator's token: %d", code)
+	}
+	clients.Stop()
 
 	var body map[string]any
 	if code := env.CallJSON(t, "POST", "/api/admin/tenants", root, map[string]string{"id": "acme"}, &body); code != http.StatusServiceUnavailable {

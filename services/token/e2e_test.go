@@ -278,8 +278,12 @@ func TestTenantDeletionRemovesItsKeys(t *testing.T) {
 			t.Fatalf("DeleteTenantData without a token: %v", err)
 		}
 		_, err = tokenv1.NewTokenServiceClient(env.GRPC).DeleteTenantData(testenv.WithToken(context.Background(), env.RootToken(t)), &tokenv1.DeleteTenantDataRequest{TenantId: "acme"})
+		if status.Code(err) != codes.PermissionDenied {
+			t.Fatalf("DeleteTenantData with the operator's token: %v, want PermissionDenied (it is internal)", err)
+		}
+		_, err = tokenv1.NewTokenServiceClient(env.GRPC).DeleteTenantData(env.Internal(t, context.Background()), &tokenv1.DeleteTenantDataRequest{TenantId: "acme"})
 		if err != nil {
-			t.Fatalf("DeleteTenantData with the operator's token: %v", err)
+			t.Fatalf("DeleteTenantData with the internal credential: %v", err)
 		}
 	})
 }

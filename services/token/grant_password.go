@@ -3,6 +3,7 @@ package token
 import (
 	"context"
 	"strings"
+	"time"
 
 	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
 	"github.com/authplane/authplane/pkg/apierr"
@@ -36,25 +37,43 @@ func (s *Service) passwordGrant(ctx context.Context, g *grant) (*tokenv1.TokenRe
 	if len(username) > maxUsernameBytes || strings.ContainsRune(username, 0) {
 		return nil, errBadCredentials()
 	}
-	idpID, user, err := s.authenticateUser(ctx, g, username, password)
+	src, user, err := s.authenticateUser(ctx, g, username, password)
 	if err != nil {
 		return nil, err
 	}
 	if user == nil {
 		return nil, errBadCredentials()
 	}
-	sess := &session{
-		Subject: user.subject, Scope: scope, IdpID: idpID, AuthTime: s.now().Unix(),
+	now := s.now()
+	l := &login{
+		Subject: user.subject, Scope: scope, IdpID: src.GetId(), AuthTime: now.Unix(),
 		Claims: user.claims, ExtraInfo: user.extraInfo,
 	}
-	resp, err := s.issueForSession(ctx, g, sess)
-	if err != nil {
-		return nil, err
-	}
+	sess := s.newSession(g, src, l, now)
+	accessExp := minTime(now.Add(s.accessTTL(g)), time.UnixMicro(sess.ExpiresAt))
+	sess.AccessExpiresAt = accessExp.UnixMicro()
+	var refresh string
+	var first *refreshRow
 	if g.allowsRefresh() {
-		if resp.RefreshToken, err = s.issueRefreshToken(ctx, g, sess); err != nil {
+		if refresh, first, err = s.firstRefreshToken(g, sess, l, now); err != nil {
 			return nil, err
 		}
 	}
+	if err := s.store.insertSession(ctx, sess, first); err != nil {
+		return nil, apierr.Wrap(err, "store session")
+	}
+	s.pruneSessions(ctx, g.ws.tenantID, now)
+	resp, err := s.issueForLogin(ctx, g, l, sess.ID, accessExp)
+	if err != nil {
+		return nil, err
+	}
+	resp.RefreshToken = refresh
 	return resp, nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"time"
 
 	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
 	"github.com/authplane/authplane/pkg/apierr"
@@ -18,7 +19,9 @@ func errRefreshGrant() *apierr.Error {
 
 // refreshTokenGrant is the refresh token grant (RFC 6749 section 6). It is reached only by an authenticated
 // client allowed to use it. Each use rotates the token: the presented one is spent and a successor in the same
-// chain is returned; a spent token presented again revokes the chain (OAuth 2.0 Security BCP section 4.14.2).
+// session is returned; a spent token presented again ends the session (OAuth 2.0 Security BCP section 4.14.2),
+// and with it every access token issued in it. A refresh of a pool user's session re-checks the user: one made
+// inactive, deleted or given a new password since ends the session.
 func (s *Service) refreshTokenGrant(ctx context.Context, g *grant) (*tokenv1.TokenResponse, error) {
 	presented := g.req.RefreshToken
 	if presented == "" {
@@ -34,23 +37,22 @@ func (s *Service) refreshTokenGrant(ctx context.Context, g *grant) (*tokenv1.Tok
 	}
 	next := secrets.Random(32)
 	now := s.now()
-	expires := now.Add(s.refreshTTL(g)).UnixMicro()
 	var scope string
-	cur, err := s.store.rotateRefresh(ctx, &refreshUse{
+	r, err := s.store.rotateRefresh(ctx, &refreshUse{
 		tenantID: g.ws.tenantID, hash: s.refreshHash(presented),
 		serverID: g.ws.serverID, serverUID: g.ws.uid, clientID: g.client.id, clientCreated: g.client.created,
-		now: now.UnixMicro(),
+		now: now.UnixMicro(), accessExpires: now.Add(s.accessTTL(g)).UnixMicro(),
 		accept: func(r *refreshRow) error {
 			var err error
-			scope, err = narrowScope(r.Scope, g.req.Scope, g.client.scopes.allows)
+			scope, err = narrowScope(r.Scope, g.req.Scope, g.client.scopes.Allows)
 			return err
 		},
-		next: func(r *refreshRow) *refreshRow {
+		next: func(r *refreshRow, sessionEnd int64) *refreshRow {
 			// The successor keeps the grant's scope (RFC 6749 section 6), whatever this request narrowed.
 			return &refreshRow{
 				TenantID: r.TenantID, TokenHash: s.refreshHash(next), ServerID: r.ServerID, ServerUID: r.ServerUID,
-				ClientID: r.ClientID, ClientCreated: r.ClientCreated, ChainID: r.ChainID, Scope: r.Scope, Session: r.Session,
-				IssuedAt: now.UnixMicro(), ExpiresAt: expires,
+				ClientID: r.ClientID, ClientCreated: r.ClientCreated, SessionID: r.SessionID, Scope: r.Scope, Login: r.Login,
+				IssuedAt: now.UnixMicro(), ExpiresAt: min(now.Add(s.refreshTTL(g)).UnixMicro(), sessionEnd),
 			}
 		},
 	})
@@ -60,20 +62,34 @@ func (s *Service) refreshTokenGrant(ctx context.Context, g *grant) (*tokenv1.Tok
 		case errors.Is(err, errRefreshInvalid):
 			return nil, errRefreshGrant()
 		case errors.Is(err, errRefreshReused):
-			s.log.Warn("spent refresh token presented again: chain revoked", "tenant", g.ws.tenantID,
-				"server", g.ws.serverID, "client", g.client.id)
+			s.log.Warn("spent refresh token presented again: session ended", "tenant", g.ws.tenantID,
+				"server", g.ws.serverID, "client", g.client.id, "session", r.cur.SessionID)
+			s.sessionsEnded(ctx, g.ws.tenantID, g.ws.serverID)
 			return nil, errRefreshGrant()
 		case errors.As(err, &e):
 			return nil, e
 		}
 		return nil, apierr.Wrap(err, "rotate refresh token")
 	}
-	var sess session
-	if err := json.Unmarshal([]byte(cur.Session), &sess); err != nil {
-		return nil, apierr.Wrap(err, "decode refresh token session")
+	var l login
+	if err := json.Unmarshal([]byte(r.cur.Login), &l); err != nil {
+		return nil, apierr.Wrap(err, "decode refresh token login")
 	}
-	sess.Scope = scope
-	resp, err := s.issueForSession(ctx, g, &sess)
+	l.Scope = scope
+	if r.session.PoolID != "" {
+		st, err := s.userState(ctx, g.ws.tenantID, r.session.PoolID, r.session.Subject)
+		if err != nil {
+			return nil, err
+		}
+		if !st.mayContinue(&r.session) {
+			if err := s.endSessions(ctx, g.ws.tenantID, endUserChanged, "id = ?", r.session.ID); err != nil {
+				return nil, err
+			}
+			return nil, errRefreshGrant()
+		}
+		l.Claims = st.claims // the ID token tells what the user is now
+	}
+	resp, err := s.issueForLogin(ctx, g, &l, r.session.ID, time.UnixMicro(r.accessExpires))
 	if err != nil {
 		return nil, err
 	}

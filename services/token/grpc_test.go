@@ -2,12 +2,10 @@ package token
 
 import (
 	"context"
-	"encoding/json"
 	"net"
 	"testing"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -21,24 +19,13 @@ import (
 	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
 	workspacev1 "github.com/authplane/authplane/gen/go/authplane/workspace/v1"
 	"github.com/authplane/authplane/pkg/apierr"
-	"github.com/authplane/authplane/pkg/authz"
 )
 
 // serveGRPC serves the harness's token service on a real gRPC server behind the authorization interceptor, with
 // the verifier reading the service's own JWKS, and returns a client.
 func serveGRPC(t *testing.T, h *harness) tokenv1.TokenServiceClient {
 	t.Helper()
-	source := func(ctx context.Context, tenant, server string) (*jose.JSONWebKeySet, error) {
-		resp, err := h.svc.GetJWKS(ctx, &tokenv1.GetJWKSRequest{TenantId: tenant, ServerId: server})
-		if err != nil {
-			return nil, err
-		}
-		raw, _ := json.Marshal(map[string]any{"keys": resp.Keys})
-		var set jose.JSONWebKeySet
-		return &set, json.Unmarshal(raw, &set)
-	}
-	verifier := authz.NewVerifier(issuerBase, source, h.bus)
-	srv := grpc.NewServer(grpc.UnaryInterceptor(verifier.UnaryInterceptor()))
+	srv := grpc.NewServer(grpc.UnaryInterceptor(h.deps.Verifier.UnaryInterceptor()))
 	h.svc.Register(srv)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -131,8 +118,11 @@ func TestTokenServiceOverGRPC(t *testing.T) {
 		if _, err := cli.DeleteTenantData(token("acme", "acme-admin", "admin-secret"), &tokenv1.DeleteTenantDataRequest{TenantId: "acme"}); status.Code(err) != codes.PermissionDenied {
 			t.Fatalf("DeleteTenantData with a tenant admin token: %v", err)
 		}
-		if _, err := cli.DeleteServerKeys(token("acme", "acme-admin", "admin-secret"), del); err != nil {
+		if _, err := cli.DeleteServerKeys(token("acme", "acme-admin", "admin-secret"), del); status.Code(err) != codes.PermissionDenied {
 			t.Fatalf("DeleteServerKeys with the tenant's admin token: %v", err)
+		}
+		if _, err := cli.DeleteServerKeys(h.deps.Internal.Outgoing(ctx), del); err != nil {
+			t.Fatalf("DeleteServerKeys with the platform's internal credential: %v", err)
 		}
 		after, err := cli.GetJWKS(ctx, &tokenv1.GetJWKSRequest{TenantId: "acme", ServerId: "orders"})
 		if err != nil || len(after.Keys) != 1 || after.Keys[0].Kid == jwksResp.Keys[0].Kid {

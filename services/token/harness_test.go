@@ -3,6 +3,7 @@ package token
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -11,18 +12,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"gorm.io/gorm"
 
 	clientv1 "github.com/authplane/authplane/gen/go/authplane/client/v1"
+	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
 	workspacev1 "github.com/authplane/authplane/gen/go/authplane/workspace/v1"
 	"github.com/authplane/authplane/pkg/apierr"
+	"github.com/authplane/authplane/pkg/authz"
 	"github.com/authplane/authplane/pkg/changes"
 	"github.com/authplane/authplane/pkg/db"
 	"github.com/authplane/authplane/pkg/inproc"
+	"github.com/authplane/authplane/pkg/internalcall"
 	"github.com/authplane/authplane/pkg/metrics"
+	"github.com/authplane/authplane/pkg/scopes"
 	"github.com/authplane/authplane/pkg/secrets"
 	"github.com/authplane/authplane/pkg/svc"
 )
@@ -86,6 +92,20 @@ func (f *fakeClients) AuthenticateClient(_ context.Context, req *clientv1.Authen
 	}
 	out := &clientv1.AuthenticatedClient{Client: proto.Clone(c).(*clientv1.Client)}
 	out.Client.ClientSecret = nil
+	if c.TokenPolicyId != "" {
+		out.TokenPolicy = f.policies[c.TenantId+"/"+c.TokenPolicyId]
+	}
+	return out, nil
+}
+
+func (f *fakeClients) GetClientAccess(_ context.Context, req *clientv1.GetClientAccessRequest) (*clientv1.AuthenticatedClient, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.clients[req.TenantId+"/"+req.ClientId]
+	if !ok {
+		return nil, apierr.NotFound("client %q not found", req.ClientId)
+	}
+	out := &clientv1.AuthenticatedClient{Client: proto.Clone(c).(*clientv1.Client)}
 	if c.TokenPolicyId != "" {
 		out.TokenPolicy = f.policies[c.TenantId+"/"+c.TokenPolicyId]
 	}
@@ -174,10 +194,13 @@ func newHarness(t testing.TB, url string) *harness {
 	conn := inproc.New(nil)
 	workspacev1.RegisterWorkspaceServiceServer(conn, h.ws)
 	clientv1.RegisterClientServiceServer(conn, h.clients)
+	keyring := newKeyring(t)
 	h.deps = svc.Deps{
-		DB: h.db, Bus: h.bus, Keyring: newKeyring(t), Metrics: metrics.New(), IssuerURL: issuerBase,
-		Conns: svc.Conns{Workspace: conn, Client: conn},
+		DB: h.db, Bus: h.bus, Keyring: keyring, Metrics: metrics.New(), IssuerURL: issuerBase,
+		Internal: internalcall.New(keyring, "token"),
+		Conns:    svc.Conns{Workspace: conn, Client: conn},
 	}
+	h.deps.Verifier = harnessVerifier(h)
 	s, err := New(context.Background(), h.deps)
 	if err != nil {
 		t.Fatal(err)
@@ -216,4 +239,44 @@ func countQueries(t testing.TB, d *db.DB) *queryCounter {
 		}
 	}
 	return c
+}
+
+// harnessVerifier is the verifier a process builds (pkg/app), over this harness's token service and fake client
+// service: the service's own JWKS and denylist, and the clients' current registrations.
+func harnessVerifier(h *harness) *authz.Verifier {
+	keys := func(ctx context.Context, tenant, server string) (*jose.JSONWebKeySet, error) {
+		resp, err := h.svc.GetJWKS(ctx, &tokenv1.GetJWKSRequest{TenantId: tenant, ServerId: server})
+		if err != nil {
+			return nil, err
+		}
+		raw, _ := json.Marshal(map[string]any{"keys": resp.Keys})
+		var set jose.JSONWebKeySet
+		return &set, json.Unmarshal(raw, &set)
+	}
+	revocations := func(ctx context.Context, tenant string) (*authz.Denylist, error) {
+		resp, err := h.svc.ListRevokedTokens(ctx, &tokenv1.ListRevokedTokensRequest{TenantId: tenant})
+		if err != nil {
+			return nil, err
+		}
+		d := &authz.Denylist{}
+		for _, r := range resp.Revoked {
+			d.Tokens = append(d.Tokens, authz.RevokedToken{JTI: r.Jti, Expiry: r.ExpiresAt.AsTime()})
+		}
+		for _, r := range resp.EndedSessions {
+			d.Sessions = append(d.Sessions, authz.RevokedToken{JTI: r.SessionId, Expiry: r.ExpiresAt.AsTime()})
+		}
+		return d, nil
+	}
+	clients := func(ctx context.Context, tenant, client string) (*authz.ClientAccess, error) {
+		ac, err := h.clients.GetClientAccess(ctx, &clientv1.GetClientAccessRequest{TenantId: tenant, ClientId: client})
+		if err != nil {
+			return nil, nil //nolint:nilerr // NotFound: the client is gone
+		}
+		return &authz.ClientAccess{
+			Registered: ac.GetClient().GetCreatedAt().AsTime().Unix(),
+			Scopes:     scopes.NewRule(ac.GetClient().GetScopes(), ac.GetTokenPolicy().GetAllowedScopes()),
+		}, nil
+	}
+	return authz.NewVerifier(issuerBase, keys, h.bus, authz.WithRevocations(revocations), authz.WithClients(clients),
+		authz.WithInternal(h.deps.Internal))
 }

@@ -89,9 +89,9 @@ func userClaims(u *poolv1.User) map[string]any {
 	return c
 }
 
-// issueIDToken signs the session's ID token (OpenID Connect Core section 2): the audience is the client, the
+// issueIDToken signs the ID token of a login in session sid (OpenID Connect Core section 2): the audience is the client, the
 // lifetime the workspace's id_token_ttl, and the profile claims are those the granted scope releases.
-func (s *Service) issueIDToken(ctx context.Context, g *grant, sess *session) (string, error) {
+func (s *Service) issueIDToken(ctx context.Context, g *grant, l *login, sid string) (string, error) {
 	keys, err := s.workspaceKeys(ctx, g.ws)
 	if err != nil {
 		return "", err
@@ -101,16 +101,17 @@ func (s *Service) issueIDToken(ctx context.Context, g *grant, sess *session) (st
 		ttl = defaultIDTokenTTL
 	}
 	now := s.now().Unix()
-	claims := releasedClaims(sess.Claims, sess.Scope)
+	claims := releasedClaims(l.Claims, l.Scope)
 	claims["iss"] = g.ws.issuer
-	claims["sub"] = sess.Subject
+	claims["sub"] = l.Subject
 	claims["aud"] = g.client.id
 	claims["azp"] = g.client.id
 	claims["exp"] = now + int64(ttl/time.Second)
 	claims["iat"] = now
-	claims["auth_time"] = sess.AuthTime
-	if sess.IdpID != "" {
-		claims["idp"] = sess.IdpID
+	claims["auth_time"] = l.AuthTime
+	claims["sid"] = sid
+	if l.IdpID != "" {
+		claims["idp"] = l.IdpID
 	}
 	payload, err := json.Marshal(claims)
 	if err != nil {

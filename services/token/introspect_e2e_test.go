@@ -189,7 +189,9 @@ func TestIntrospectionAndRevocationThroughTheRunningServer(t *testing.T) {
 			{"a token of the same workspace id in another tenant", rs, globexTok, false},
 			{"a tampered signature", rs, string(tampered), false},
 			{"a tampered payload", rs, forgedPayload, false},
-			{"an expired token", rs, shortTok, false},
+			// Every check of an access token allows the same 30 s of clock skew (the verifier's unit tests cover
+			// tokens beyond it).
+			{"a token expired within the verifiers' leeway", rs, shortTok, true},
 			{"garbage", rs, "not-a-token", false},
 		}
 		for _, tc := range cases {
@@ -261,11 +263,20 @@ func TestIntrospectionAndRevocationThroughTheRunningServer(t *testing.T) {
 		if code, _ := revoke(t, env, "acme", "shop", app, appTok); code != 200 {
 			t.Fatalf("revoking twice: %d", code)
 		}
-		if code, _ := revoke(t, env, "acme", "shop", bearer(rsTok), peerTok); code != 200 {
-			t.Fatalf("revoke by Bearer: %d", code)
+		// introspect_tokens lets a caller read other clients' tokens, not revoke them (RFC 7009 section 2.1).
+		for name, c := range map[string]cred{"a client with introspect_tokens": rs, "a Bearer token with introspect_tokens": bearer(rsTok)} {
+			if code, _ := revoke(t, env, "acme", "shop", c, peerTok); code != 200 {
+				t.Fatalf("revoke by %s: %d", name, code)
+			}
+			if !isActive(t, env, "acme", "shop", rs, peerTok) {
+				t.Fatalf("%s revoked another client's token", name)
+			}
+		}
+		if code, _ := revoke(t, env, "acme", "shop", post(peerID, peerSecret), peerTok); code != 200 {
+			t.Fatalf("revoke by its own client: %d", code)
 		}
 		if isActive(t, env, "acme", "shop", rs, peerTok) {
-			t.Fatal("a token revoked by a caller with introspect_tokens is still active")
+			t.Fatal("a token revoked by its own client is still active")
 		}
 		if !isActive(t, env, "acme", "shop", rs, rsTok) {
 			t.Fatal("revocations reached a token nobody revoked")

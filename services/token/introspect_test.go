@@ -104,8 +104,9 @@ func TestListRevokedTokensServesTheCachedDenylist(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := list("acme")
-		if len(got) != 1 || got[0].Jti != info.Jti || got[0].ExpiresAt.AsTime().Unix() != info.Exp {
-			t.Fatalf("revoked = %v, want jti %s expiring at %d", got, info.Jti, info.Exp)
+		// Listed until the verifiers' leeway after its expiry has passed too.
+		if len(got) != 1 || got[0].Jti != info.Jti || got[0].ExpiresAt.AsTime().Unix() != info.Exp+30 {
+			t.Fatalf("revoked = %v, want jti %s expiring at %d", got, info.Jti, info.Exp+30)
 		}
 		if other := list("globex"); len(other) != 0 {
 			t.Fatalf("another tenant's list: %v", other)
@@ -118,10 +119,14 @@ func TestListRevokedTokensServesTheCachedDenylist(t *testing.T) {
 		if n := queries.n.Load(); n != 0 {
 			t.Errorf("20 warm lists ran %d database statements, want 0", n)
 		}
-		// A token that expired since the denylist was loaded leaves the list without a reload.
-		h.svc.now = func() time.Time { return time.Unix(info.Exp, 0).Add(time.Second) }
+		// A token that expired since the denylist was loaded (leeway included) leaves the list without a reload.
+		h.svc.now = func() time.Time { return time.Unix(info.Exp, 0).Add(29 * time.Second) }
+		if got := list("acme"); len(got) != 1 {
+			t.Fatalf("within the leeway after expiry: %v, want it still listed", got)
+		}
+		h.svc.now = func() time.Time { return time.Unix(info.Exp, 0).Add(31 * time.Second) }
 		if got := list("acme"); len(got) != 0 {
-			t.Fatalf("after expiry: %v", got)
+			t.Fatalf("after expiry and leeway: %v", got)
 		}
 
 		for _, bad := range []string{"", "acme/orders"} {

@@ -209,7 +209,7 @@ func ownKeys(rows []keyRow, uid string) []keyRow {
 // dropOtherIncarnations deletes the keys of every incarnation of ws's id but the current one, once the workspace
 // service confirms ws is current; a stale ws is dropped from the cache instead and the request asked to retry.
 func (s *Service) dropOtherIncarnations(ctx context.Context, ws *workspaceInfo) error {
-	md, err := s.workspaceAPI.GetServerMetadata(ctx, &workspacev1.GetServerMetadataRequest{TenantId: ws.tenantID, ServerId: ws.serverID})
+	md, err := s.workspaceAPI.GetServerMetadata(s.internal.Outgoing(ctx), &workspacev1.GetServerMetadataRequest{TenantId: ws.tenantID, ServerId: ws.serverID})
 	if status.Code(err) == codes.NotFound {
 		s.workspaces.Invalidate(ws.key)
 		return apierr.NotFound("authorization server %q not found", ws.serverID)

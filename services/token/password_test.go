@@ -118,7 +118,7 @@ func TestPasswordGrantMapsPoolAnswers(t *testing.T) {
 		{"hashing at capacity", []fakeAnswer{{err: status.Error(codes.Unavailable, "password hashing is at capacity")}}, "temporarily_unavailable", 503, 1, false},
 		{"too many checks in flight", []fakeAnswer{{err: status.Error(codes.ResourceExhausted, "retry shortly")}}, "temporarily_unavailable", 503, 1, false},
 		{"pool service fails", []fakeAnswer{{err: status.Error(codes.Internal, "boom")}}, "server_error", 500, 1, false},
-		{"own token refused once: minted again", []fakeAnswer{{err: status.Error(codes.Unauthenticated, "bad token")}, {result: "password_correct"}}, "", 200, 2, false},
+		{"pool refuses the platform's credential", []fakeAnswer{{err: status.Error(codes.Unauthenticated, "bad credential")}}, "server_error", 500, 1, false},
 	}
 	var refusal string
 	for _, c := range cases {
@@ -154,7 +154,7 @@ func TestPasswordGrantMapsPoolAnswers(t *testing.T) {
 	}
 }
 
-func TestPoolIsCalledWithASelfMintedSystemToken(t *testing.T) {
+func TestPoolIsCalledWithTheInternalCredential(t *testing.T) {
 	h, pool := newPasswordHarness(t)
 	pool.set(fakeAnswer{result: "password_correct"})
 	for range 2 {
@@ -166,24 +166,11 @@ func TestPoolIsCalledWithASelfMintedSystemToken(t *testing.T) {
 	if len(seen) != 2 || seen[0] == "" || seen[0] != seen[1] {
 		t.Fatalf("bearers %d, reused: %v", len(seen), len(seen) == 2 && seen[0] == seen[1])
 	}
-	c, err := verifierOf(h).Verify(context.Background(), seen[0])
-	if err != nil {
-		t.Fatalf("the identity plane's verifier refuses the token: %v", err)
+	if caller, ok := h.deps.Internal.Verify(seen[0]); !ok || caller != "token" {
+		t.Fatalf("the pool was not called with the platform's internal credential: %q, %v", caller, ok)
 	}
-	if c.TenantID != "acme" || c.ServerID != "system" || !c.HasScope("identity") || c.Subject != tokenServiceSubject ||
-		c.ClientID != tokenServiceSubject || time.Until(time.Unix(c.Expiry, 0)) > systemTokenTTL {
-		t.Errorf("claims %+v", c)
-	}
-
-	// A minute before it expires the token is replaced.
-	now := time.Now()
-	h.svc.now = func() time.Time { return now.Add(systemTokenTTL - systemTokenMargin + time.Second) }
-	pool.set(fakeAnswer{result: "password_correct"})
-	if _, err := h.svc.Token(context.Background(), passwordRequest("pw")); err != nil {
-		t.Fatal(err)
-	}
-	if next := pool.seen(); len(next) != 1 || next[0] == seen[0] {
-		t.Errorf("the token was not renewed near its expiry")
+	if _, err := verifierOf(h).Verify(context.Background(), seen[0]); err == nil {
+		t.Fatal("the internal credential passes for an access token")
 	}
 }
 

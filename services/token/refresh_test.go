@@ -48,16 +48,20 @@ func startChain(t *testing.T, h *harness, clientID, secret, scope string) string
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess := &session{
+	l := &login{
 		Subject: "user-1", Scope: scope, IdpID: "pool-src", AuthTime: h.svc.now().Unix(),
 		Claims: map[string]any{"given_name": "Jane"}, ExtraInfo: map[string]any{"tier": "gold"},
 	}
-	tok, err := h.svc.issueRefreshToken(ctx, &grant{req: &tokenv1.TokenRequest{}, ws: ws, client: c}, sess)
+	g := &grant{req: &tokenv1.TokenRequest{}, ws: ws, client: c}
+	now := h.svc.now()
+	sess := h.svc.newSession(g, &workspacev1.IdentitySource{Id: "pool-src", Method: methodExternal}, l, now)
+	tok, first, err := h.svc.firstRefreshToken(g, sess, l, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tok == "" {
-		t.Fatal("no refresh token issued")
+	sess.AccessExpiresAt = now.Add(time.Hour).UnixMicro()
+	if err := h.svc.store.insertSession(ctx, sess, first); err != nil {
+		t.Fatal(err)
 	}
 	return tok
 }
@@ -303,8 +307,8 @@ func TestRefreshTokensDieWithTheirWorkspaceClientIncarnationAndTenant(t *testing
 		if err := h.db.Model(&refreshRow{}).Count(&n).Error; err != nil || n != 0 {
 			t.Fatalf("refresh rows left: %d (%v)", n, err)
 		}
-		if err := h.db.Model(&chainRow{}).Count(&n).Error; err != nil || n != 0 {
-			t.Fatalf("chain rows left: %d (%v)", n, err)
+		if err := h.db.Model(&sessionRow{}).Count(&n).Error; err != nil || n != 0 {
+			t.Fatalf("session rows left: %d (%v)", n, err)
 		}
 
 		// A workspace deleted and created again under the same id is another incarnation.

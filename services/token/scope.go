@@ -1,65 +1,52 @@
 package token
 
 import (
-	"regexp"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/authplane/authplane/pkg/apierr"
 )
 
-// compileScopePattern turns a token policy's allowed_scopes pattern into an anchored regular expression:
-// `**` matches any run of characters, `*` any run without `/`, everything else itself. RE2 matching is linear,
-// so a hostile requested scope cannot make a pattern with many stars backtrack.
-func compileScopePattern(pattern string) (*regexp.Regexp, error) {
-	var b strings.Builder
-	b.WriteString(`^`)
-	for i := 0; i < len(pattern); {
-		switch {
-		case strings.HasPrefix(pattern[i:], "**"):
-			b.WriteString(`.*`)
-			i += 2
-		case pattern[i] == '*':
-			b.WriteString(`[^/]*`)
-			i++
-		default:
-			j := i
-			for j < len(pattern) && pattern[j] != '*' {
-				j++
+// grantedScope is the scope a token request gets: the client's registered scopes when it names none, else
+// exactly the scopes it names, each of which the client must be allowed (registered, or matching its token
+// policy).
+func grantedScope(g *grant) (string, error) {
+	if g.req.Scope == "" {
+		return g.client.defaults, nil
+	}
+	n := 0
+	for sc := range strings.FieldsSeq(g.req.Scope) {
+		if !g.client.scopes.Allows(sc) {
+			return "", apierr.OAuth("invalid_scope", "scope "+quote(sc)+" is not allowed for this client")
+		}
+		n++
+	}
+	if n == 0 {
+		return g.client.defaults, nil
+	}
+	// Granted exactly as requested (order and all), with the separators normalised to single spaces.
+	return normalizeScope(g.req.Scope), nil
+}
+
+// normalizeScope joins the scopes of a space-separated list with single spaces, as strings.Fields splits them; a
+// list already in that form (ASCII, one space between scopes, none around) is returned as it is.
+func normalizeScope(scope string) string {
+	prevSpace := true // so a leading space is not normal
+	for i := 0; i < len(scope); i++ {
+		switch c := scope[i]; {
+		case c >= utf8.RuneSelf || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r':
+			return strings.Join(strings.Fields(scope), " ")
+		case c == ' ':
+			if prevSpace {
+				return strings.Join(strings.Fields(scope), " ")
 			}
-			b.WriteString(regexp.QuoteMeta(pattern[i:j]))
-			i = j
+			prevSpace = true
+		default:
+			prevSpace = false
 		}
 	}
-	b.WriteString(`$`)
-	return regexp.Compile(b.String())
-}
-
-// scopeRule decides which scopes a client may be granted: its registered scopes, and whatever matches one of its
-// token policy's patterns.
-type scopeRule struct {
-	exact    map[string]struct{}
-	patterns []*regexp.Regexp
-}
-
-func newScopeRule(scopes, patterns []string) scopeRule {
-	r := scopeRule{exact: make(map[string]struct{}, len(scopes))}
-	for _, s := range scopes {
-		r.exact[s] = struct{}{}
+	if prevSpace {
+		return strings.Join(strings.Fields(scope), " ")
 	}
-	for _, p := range patterns {
-		if re, err := compileScopePattern(p); err == nil {
-			r.patterns = append(r.patterns, re)
-		}
-	}
-	return r
-}
-
-func (r *scopeRule) allows(scope string) bool {
-	if _, ok := r.exact[scope]; ok {
-		return true
-	}
-	for _, re := range r.patterns {
-		if re.MatchString(scope) {
-			return true
-		}
-	}
-	return false
+	return scope
 }

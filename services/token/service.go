@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -23,8 +24,10 @@ import (
 	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
 	workspacev1 "github.com/authplane/authplane/gen/go/authplane/workspace/v1"
 	"github.com/authplane/authplane/pkg/apierr"
+	"github.com/authplane/authplane/pkg/authz"
 	"github.com/authplane/authplane/pkg/cache"
 	"github.com/authplane/authplane/pkg/changes"
+	"github.com/authplane/authplane/pkg/internalcall"
 	"github.com/authplane/authplane/pkg/metrics"
 	"github.com/authplane/authplane/pkg/platform"
 	"github.com/authplane/authplane/pkg/secrets"
@@ -40,6 +43,8 @@ const (
 	loadTimeout = 10 * time.Second
 	// revocationTTL is shorter: a revocation missed by another process must not stay unseen for long.
 	revocationTTL = 30 * time.Second
+	// userStateTTL bounds how long a missed announcement of a user's change leaves its sessions refreshing.
+	userStateTTL = time.Minute
 )
 
 // Service implements authplane.token.v1.TokenService.
@@ -57,20 +62,27 @@ type Service struct {
 	workspaces    *cache.Cache[*workspaceInfo] // tenant/server
 	clients       *cache.Cache[*authClient]    // tenant/client/server/secret-hash (clientKeys)
 	clientKeys    *clientKeys
-	revoked       *cache.Cache[revocations] // tenant/
+	revoked       *cache.Cache[*denylist] // tenant/
 	now           func() time.Time
 	grantHandlers map[string]grantHandler
-	// The password grant's identity sources: pools through the pool service, as the tenant's system workspace
-	// (sysTokens), and external verifiers over HTTP.
+	// verifier is the one access-token check of every plane, which introspection and userinfo use too.
+	verifier *authz.Verifier
+	// internal is the credential of calls to the other services.
+	internal *internalcall.Authority
+	// The password grant's identity sources: pools through the pool service, and external verifiers over HTTP.
 	poolAPI   poolv1.PoolServiceClient
-	sysTokens *systemTokens
 	verifiers *http.Client
+	// users caches the pool users of sessions (tenant/pool/user), dropped when the pool service announces a change.
+	users *cache.Cache[*userState]
+	// pruned is when each tenant's dead sessions were last pruned by this process.
+	pruneMu sync.Mutex
+	pruned  map[string]time.Time
 }
 
 // New migrates the service's table and subscribes its caches to the change bus.
 func New(ctx context.Context, d svc.Deps) (*Service, error) {
-	if d.DB == nil || d.Bus == nil || d.Keyring == nil {
-		return nil, errors.New("token service needs a database, a change bus and a keyring")
+	if d.DB == nil || d.Bus == nil || d.Keyring == nil || d.Verifier == nil || d.Internal == nil {
+		return nil, errors.New("token service needs a database, a change bus, a keyring, a verifier and the internal credential")
 	}
 	if err := d.DB.Migrate(ctx, "token", migrations); err != nil {
 		return nil, err
@@ -84,11 +96,14 @@ func New(ctx context.Context, d svc.Deps) (*Service, error) {
 		workspaces:   cache.New[*workspaceInfo](cacheTTL, 0),
 		clients:      cache.New[*authClient](cacheTTL, 0),
 		clientKeys:   newClientKeys(),
-		revoked:      cache.New[revocations](revocationTTL, 0),
+		revoked:      cache.New[*denylist](revocationTTL, 0),
 		now:          time.Now,
+		verifier:     d.Verifier,
+		internal:     d.Internal,
 		poolAPI:      poolv1.NewPoolServiceClient(d.Conns.Pool),
-		sysTokens:    newSystemTokens(),
 		verifiers:    newVerifierClient(),
+		users:        cache.New[*userState](userStateTTL, 0),
+		pruned:       map[string]time.Time{},
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -102,17 +117,17 @@ func New(ctx context.Context, d svc.Deps) (*Service, error) {
 		platform.GrantRefreshToken:      s.refreshTokenGrant,
 	}
 	d.Bus.Subscribe(changes.Keys, func(key string) { dropWorkspaceKey(s.keys, key) })
-	d.Bus.Subscribe(changes.Keys, s.sysTokens.drop)
-	d.Bus.Subscribe(changes.Tenants, s.sysTokens.drop)
 	d.Bus.Subscribe(changes.Servers, func(key string) { dropWorkspaceKey(s.workspaces, key) })
 	d.Bus.Subscribe(changes.Clients, s.dropClient)
 	d.Bus.Subscribe(changes.Policies, func(key string) { dropTenant(s.clients, key) })
 	d.Bus.Subscribe(changes.Revocations, func(key string) { dropTenant(s.revoked, key) })
+	d.Bus.Subscribe(changes.Users, func(key string) { dropUser(s.users, key) })
 	d.Bus.Subscribe(changes.Tenants, func(key string) {
 		dropTenant(s.keys, key)
 		dropTenant(s.workspaces, key)
 		dropTenant(s.clients, key)
 		dropTenant(s.revoked, key)
+		dropTenant(s.users, key)
 	})
 	return s, nil
 }
@@ -137,6 +152,20 @@ func dropTenant[V any](c *cache.Cache[V], key string) {
 		return
 	}
 	c.InvalidatePrefix(tenant + "/")
+}
+
+// dropUser handles a change of user `tenant/pool/user`, of a pool `tenant/pool`, of a tenant or `*`.
+func dropUser(c *cache.Cache[*userState], key string) {
+	tenant, rest, _ := strings.Cut(key, "/")
+	if pool, user, ok := strings.Cut(rest, "/"); ok && user != "" {
+		c.Invalidate(userKey(tenant, pool, user))
+		return
+	}
+	if rest != "" {
+		c.InvalidatePrefix(tenant + "/" + rest + "/")
+		return
+	}
+	dropTenant(c, key)
 }
 
 // dropClient handles a change of client `tenant/client` (every cached authentication of it), of a tenant or `*`.
@@ -176,7 +205,7 @@ func (s *Service) workspace(ctx context.Context, tenantID, serverID string) (*wo
 	w, err := s.workspaces.Get(ctx, tenantID+"/"+serverID, func(ctx context.Context) (*workspaceInfo, error) {
 		ctx, cancel := detached(ctx)
 		defer cancel()
-		md, err := s.workspaceAPI.GetServerMetadata(ctx, &workspacev1.GetServerMetadataRequest{TenantId: tenantID, ServerId: serverID})
+		md, err := s.workspaceAPI.GetServerMetadata(s.internal.Outgoing(ctx), &workspacev1.GetServerMetadataRequest{TenantId: tenantID, ServerId: serverID})
 		if status.Code(err) == codes.NotFound {
 			return &workspaceInfo{tenantID: tenantID, serverID: serverID, missing: true}, nil
 		}

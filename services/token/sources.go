@@ -67,10 +67,10 @@ type identity struct {
 }
 
 // authenticateUser tries the workspace's identity sources in order; the first that accepts the credentials wins.
-// It returns the accepting source's id and the user, or nil when none accepted. When none accepted and a pool
+// It returns the accepting source and the user, or nil when none accepted. When none accepted and a pool
 // could not answer (its service unreachable, its hashing pool busy), that failure is returned instead: the
 // credentials were not refused, only not checked.
-func (s *Service) authenticateUser(ctx context.Context, g *grant, username, password string) (string, *identity, error) {
+func (s *Service) authenticateUser(ctx context.Context, g *grant, username, password string) (*workspacev1.IdentitySource, *identity, error) {
 	var failure error
 	for _, src := range g.ws.md.GetIdentitySources() {
 		var (
@@ -90,13 +90,13 @@ func (s *Service) authenticateUser(ctx context.Context, g *grant, username, pass
 			failure = err
 		}
 		if id != nil {
-			return src.GetId(), id, nil
+			return src, id, nil
 		}
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	return "", nil, failure
+	return nil, nil, failure
 }
 
 // checkPool asks the pool service to check the password, with the lockout that applies on every password path.
@@ -105,29 +105,16 @@ func (s *Service) checkPool(ctx context.Context, g *grant, src *workspacev1.Iden
 	req := &poolv1.AuthenticatePasswordRequest{
 		TenantId: g.ws.tenantID, PoolId: src.GetIdentityPoolId(), Identifier: username, Password: password,
 	}
-	var resp *poolv1.AuthenticatePasswordResponse
-	for attempt := 0; ; attempt++ {
-		callCtx, err := s.asSystem(ctx, g.ws.tenantID)
-		if err != nil {
-			return nil, err
+	resp, err := s.poolAPI.AuthenticatePassword(s.internal.Outgoing(ctx), req)
+	if err != nil {
+		switch status.Code(err) {
+		case codes.NotFound, codes.InvalidArgument, codes.FailedPrecondition:
+			// The pool is gone, or it refuses this input (an empty identifier): not this source's user.
+			s.log.Info("identity pool refused the check", "tenant", g.ws.tenantID, "server", g.ws.serverID,
+				"idp", src.GetId(), "pool", src.GetIdentityPoolId(), "code", status.Code(err).String())
+			return nil, nil
 		}
-		resp, err = s.poolAPI.AuthenticatePassword(callCtx, req)
-		if status.Code(err) == codes.Unauthenticated && attempt == 0 {
-			// The cached token no longer verifies (a key change not yet announced here): mint a new one, once.
-			s.sysTokens.drop(g.ws.tenantID)
-			continue
-		}
-		if err != nil {
-			switch status.Code(err) {
-			case codes.NotFound, codes.InvalidArgument, codes.FailedPrecondition:
-				// The pool is gone, or it refuses this input (an empty identifier): not this source's user.
-				s.log.Info("identity pool refused the check", "tenant", g.ws.tenantID, "server", g.ws.serverID,
-					"idp", src.GetId(), "pool", src.GetIdentityPoolId(), "code", status.Code(err).String())
-				return nil, nil
-			}
-			return nil, remoteFailure(err, "password check")
-		}
-		break
+		return nil, remoteFailure(err, "password check")
 	}
 	if resp.GetResult() != "password_correct" || resp.GetUser().GetId() == "" {
 		return nil, nil

@@ -73,6 +73,40 @@ CREATE TABLE token_refresh_tokens (
 CREATE INDEX token_refresh_tokens_chain ON token_refresh_tokens (tenant_id, chain_id);
 CREATE INDEX token_refresh_tokens_server ON token_refresh_tokens (tenant_id, server_id, client_id);
 CREATE INDEX token_refresh_tokens_expiry ON token_refresh_tokens (tenant_id, expires_at)`},
+	// A login session is what a chain of refresh tokens was, and more: every password-grant login has one (with
+	// or without refresh tokens), its id is the tokens' sid, it knows its user and has an absolute end. Chains
+	// become sessions: their lifetime starts at their first token, their user is unknown (a refresh re-checks the
+	// user anyway), and their absolute end is the default session_ttl (90 days) after their start.
+	{Version: 5, Name: "login sessions", SQL: `
+CREATE TABLE token_sessions (
+  tenant_id TEXT NOT NULL,
+  id TEXT NOT NULL,
+  server_id TEXT NOT NULL,
+  client_id TEXT NOT NULL,
+  pool_id TEXT NOT NULL DEFAULT '',
+  subject TEXT NOT NULL DEFAULT '',
+  created_at {{bigint}} NOT NULL,
+  expires_at {{bigint}} NOT NULL,
+  last_used_at {{bigint}} NOT NULL,
+  refresh_expires_at {{bigint}} NOT NULL DEFAULT 0,
+  access_expires_at {{bigint}} NOT NULL DEFAULT 0,
+  ended_at {{bigint}} NOT NULL DEFAULT 0,
+  end_reason TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX token_sessions_user ON token_sessions (tenant_id, pool_id, subject, id);
+CREATE INDEX token_sessions_client ON token_sessions (tenant_id, client_id);
+CREATE INDEX token_sessions_server ON token_sessions (tenant_id, server_id);
+CREATE INDEX token_sessions_ended ON token_sessions (tenant_id, ended_at, access_expires_at);
+INSERT INTO token_sessions (tenant_id, id, server_id, client_id, created_at, expires_at, last_used_at, refresh_expires_at, ended_at, end_reason)
+SELECT c.tenant_id, c.chain_id, c.server_id, c.client_id,
+  COALESCE((SELECT MIN(t.issued_at) FROM token_refresh_tokens t WHERE t.tenant_id = c.tenant_id AND t.chain_id = c.chain_id), c.expires_at),
+  COALESCE((SELECT MIN(t.issued_at) FROM token_refresh_tokens t WHERE t.tenant_id = c.tenant_id AND t.chain_id = c.chain_id), c.expires_at) + 7776000000000,
+  COALESCE((SELECT MAX(t.issued_at) FROM token_refresh_tokens t WHERE t.tenant_id = c.tenant_id AND t.chain_id = c.chain_id), c.expires_at),
+  c.expires_at, c.revoked_at, CASE WHEN c.revoked_at > 0 THEN 'revoked' ELSE '' END
+FROM token_refresh_chains c;
+DROP TABLE token_refresh_chains;
+ALTER TABLE token_refresh_tokens RENAME COLUMN chain_id TO session_id`},
 }
 
 // keyRow is one signing key of a workspace incarnation. The private key is a JWK sealed under the master key
@@ -128,11 +162,11 @@ func (s *store) deleteOtherIncarnations(ctx context.Context, tenantID, serverID,
 	return db.Tenant(s.db.WithContext(ctx), tenantID).Where("server_id = ? AND server_uid <> ?", serverID, uid).Delete(&keyRow{}).Error
 }
 
-// deleteServerKeys deletes a workspace's keys, revocations and refresh tokens (its tokens are void without the
-// keys).
+// deleteServerKeys deletes a workspace's keys, revocations, sessions and refresh tokens (its tokens are void
+// without the keys).
 func (s *store) deleteServerKeys(ctx context.Context, tenantID, serverID string) error {
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := deleteRefresh(tx, tenantID, "server_id = ?", serverID); err != nil {
+		if err := deleteSessions(tx, tenantID, "server_id = ?", serverID); err != nil {
 			return err
 		}
 		if err := db.Tenant(tx, tenantID).Where("server_id = ?", serverID).Delete(&revocationRow{}).Error; err != nil {
@@ -142,11 +176,11 @@ func (s *store) deleteServerKeys(ctx context.Context, tenantID, serverID string)
 	})
 }
 
-// deleteTenantKeys deletes a tenant's keys, revocations and refresh tokens (its tokens are void without the
-// keys).
+// deleteTenantKeys deletes a tenant's keys, revocations, sessions and refresh tokens (its tokens are void without
+// the keys).
 func (s *store) deleteTenantKeys(ctx context.Context, tenantID string) error {
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := deleteRefresh(tx, tenantID, "1 = 1"); err != nil {
+		if err := deleteSessions(tx, tenantID, "1 = 1"); err != nil {
 			return err
 		}
 		if err := db.Tenant(tx, tenantID).Delete(&revocationRow{}).Error; err != nil {

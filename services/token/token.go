@@ -13,7 +13,9 @@ import (
 	clientv1 "github.com/authplane/authplane/gen/go/authplane/client/v1"
 	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
 	"github.com/authplane/authplane/pkg/apierr"
+	"github.com/authplane/authplane/pkg/authz"
 	"github.com/authplane/authplane/pkg/platform"
+	"github.com/authplane/authplane/pkg/scopes"
 	"github.com/authplane/authplane/pkg/secrets"
 )
 
@@ -85,7 +87,7 @@ type authClient struct {
 	id        string
 	public    bool
 	grants    []string
-	scopes    scopeRule
+	scopes    *scopes.Rule
 	defaults  string // the registered scopes, space-separated: granted when a request names none
 	audience  []string
 	policyTTL time.Duration // the token policy's access token lifetime, 0 when none is set
@@ -104,7 +106,7 @@ func newAuthClient(ac *clientv1.AuthenticatedClient) *authClient {
 		id:       cl.GetClientId(),
 		public:   cl.GetTokenEndpointAuthMethod() == platform.AuthNone,
 		grants:   cl.GetGrantTypes(),
-		scopes:   newScopeRule(cl.GetScopes(), ac.GetTokenPolicy().GetAllowedScopes()),
+		scopes:   scopes.NewRule(cl.GetScopes(), ac.GetTokenPolicy().GetAllowedScopes()),
 		audience: cl.GetAudience(),
 	}
 	for i, sc := range cl.GetScopes() {
@@ -146,7 +148,7 @@ func (s *Service) authenticate(ctx context.Context, ws *workspaceInfo, clientID,
 	c, err := s.clients.Get(ctx, key, func(ctx context.Context) (*authClient, error) {
 		ctx, cancel := detached(ctx)
 		defer cancel()
-		ac, err := s.clientAPI.AuthenticateClient(ctx, &clientv1.AuthenticateClientRequest{
+		ac, err := s.clientAPI.AuthenticateClient(s.internal.Outgoing(ctx), &clientv1.AuthenticateClientRequest{
 			TenantId: ws.tenantID, ServerId: ws.serverID, ClientId: clientID, ClientSecret: secret,
 		})
 		if err != nil {
@@ -172,24 +174,6 @@ func (s *Service) authenticate(ctx context.Context, ws *workspaceInfo, clientID,
 	return c, nil
 }
 
-// accessClaims are the claims of an access token (RFC 9068), a struct so encoding them is cheap.
-type accessClaims struct {
-	Issuer   string   `json:"iss"`
-	Subject  string   `json:"sub"`
-	Audience []string `json:"aud"`
-	Expiry   int64    `json:"exp"`
-	IssuedAt int64    `json:"iat"`
-	ID       string   `json:"jti"`
-	ClientID string   `json:"client_id"`
-	Scope    string   `json:"scope"`
-	TenantID string   `json:"tid"`
-	ServerID string   `json:"aid"`
-	// Of tokens issued to a user: the identity source that accepted the credentials, and what an external
-	// verifier added (extraInfo).
-	IdentitySource string         `json:"idp,omitempty"`
-	ExtraInfo      map[string]any `json:"extra_info,omitempty"`
-}
-
 // accessTTL is the client's token policy lifetime, else the workspace's.
 func (s *Service) accessTTL(g *grant) time.Duration {
 	if g.client.policyTTL > 0 {
@@ -198,19 +182,14 @@ func (s *Service) accessTTL(g *grant) time.Duration {
 	return g.ws.accessTTL
 }
 
-// issueAccessToken signs an access token with the workspace's cached signer; no I/O once the signer is loaded.
-func (s *Service) issueAccessToken(ctx context.Context, g *grant, subject, scope string, ttl time.Duration) (string, error) {
-	return s.issueAccessTokenWith(ctx, g, &accessClaims{Subject: subject, Scope: scope}, ttl)
-}
-
-// issueAccessTokenWith signs an access token with c's subject, scope and user claims; it sets the others.
-func (s *Service) issueAccessTokenWith(ctx context.Context, g *grant, c *accessClaims, ttl time.Duration) (string, error) {
+// issueAccessToken signs an access token expiring at exp with the workspace's cached signer, no I/O once the
+// signer is loaded. c carries the subject, scope and user claims; the others are set here.
+func (s *Service) issueAccessToken(ctx context.Context, g *grant, c *authz.Claims, exp time.Time) (string, error) {
 	keys, err := s.workspaceKeys(ctx, g.ws)
 	if err != nil {
 		return "", err
 	}
-	now := s.now().Unix()
-	c.Issuer, c.Audience, c.Expiry, c.IssuedAt, c.ID = g.ws.issuer, g.client.audience, now+int64(ttl/time.Second), now, secrets.Random(16)
+	c.Issuer, c.Audience, c.Expiry, c.IssuedAt, c.JTI = g.ws.issuer, g.client.audience, exp.Unix(), s.now().Unix(), secrets.Random(16)
 	c.ClientID, c.TenantID, c.ServerID = g.client.id, g.ws.tenantID, g.ws.serverID
 	payload, err := json.Marshal(c)
 	if err != nil {

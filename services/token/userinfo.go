@@ -3,11 +3,8 @@ package token
 import (
 	"context"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	poolv1 "github.com/authplane/authplane/gen/go/authplane/pool/v1"
 	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
 	workspacev1 "github.com/authplane/authplane/gen/go/authplane/workspace/v1"
 	"github.com/authplane/authplane/pkg/apierr"
@@ -36,16 +33,19 @@ func (s *Service) GetUserInfo(ctx context.Context, req *tokenv1.GetUserInfoReque
 	if !ok {
 		return nil, apierr.OAuth("invalid_token", "the access token is not an active access token of this authorization server")
 	}
-	if !c.hasScope("openid") {
+	if !c.HasScope("openid") {
 		return nil, apierr.OAuth("insufficient_scope", "the access token lacks scope openid")
 	}
 	claims := map[string]any{}
 	if src := identitySource(ws, c.IdentitySource); src != nil && src.GetMethod() == methodIdentityPool {
-		user, err := s.poolUser(ctx, ws.tenantID, src.GetIdentityPoolId(), c.Subject)
+		st, err := s.userState(ctx, ws.tenantID, src.GetIdentityPoolId(), c.Subject)
 		if err != nil {
 			return nil, err
 		}
-		claims = releasedClaims(userClaims(user), c.Scope)
+		if !st.exists {
+			return nil, apierr.OAuth("invalid_token", "the token's user no longer exists")
+		}
+		claims = releasedClaims(st.claims, c.Scope)
 	}
 	claims["sub"] = c.Subject
 	if len(c.ExtraInfo) > 0 {
@@ -70,32 +70,4 @@ func identitySource(ws *workspaceInfo, id string) *workspacev1.IdentitySource {
 		}
 	}
 	return nil
-}
-
-// poolUser reads a user as the tenant's system workspace. A user deleted since the token was issued makes the
-// token useless here: invalid_token.
-func (s *Service) poolUser(ctx context.Context, tenantID, poolID, userID string) (*poolv1.User, error) {
-	req := &poolv1.GetUserRequest{TenantId: tenantID, PoolId: poolID, UserId: userID}
-	for attempt := 0; ; attempt++ {
-		callCtx, err := s.asSystem(ctx, tenantID)
-		if err != nil {
-			return nil, err
-		}
-		user, err := s.poolAPI.GetUser(callCtx, req)
-		switch status.Code(err) {
-		case codes.OK:
-			if user.GetStatus() == "deleted" {
-				return nil, apierr.OAuth("invalid_token", "the token's user no longer exists")
-			}
-			return user, nil
-		case codes.Unauthenticated:
-			if attempt == 0 {
-				s.sysTokens.drop(tenantID)
-				continue
-			}
-		case codes.NotFound:
-			return nil, apierr.OAuth("invalid_token", "the token's user no longer exists")
-		}
-		return nil, remoteFailure(err, "read user")
-	}
 }

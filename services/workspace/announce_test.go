@@ -11,6 +11,7 @@ import (
 	"github.com/authplane/authplane/pkg/changes"
 	"github.com/authplane/authplane/pkg/db"
 	"github.com/authplane/authplane/pkg/inproc"
+	"github.com/authplane/authplane/pkg/internalcall"
 	"github.com/authplane/authplane/pkg/secrets"
 	"github.com/authplane/authplane/pkg/svc"
 	"github.com/authplane/authplane/pkg/testenv"
@@ -43,7 +44,7 @@ func TestIdpChangesAreAnnouncedForTheirWorkspace(t *testing.T) {
 		poolConn := inproc.New(nil)
 		poolv1.RegisterPoolServiceServer(poolConn, pools{})
 		bus := changes.NewMemory()
-		s, err := workspace.New(ctx, svc.Deps{DB: d, Bus: bus, Keyring: keyring,
+		s, err := workspace.New(ctx, svc.Deps{DB: d, Bus: bus, Keyring: keyring, Internal: internalcall.New(keyring, "test"),
 			Conns: svc.Conns{Pool: poolConn, Client: inproc.New(nil), Token: inproc.New(nil)}})
 		if err != nil {
 			t.Fatal(err)

@@ -15,7 +15,6 @@ import (
 	poolv1 "github.com/authplane/authplane/gen/go/authplane/pool/v1"
 	workspacev1 "github.com/authplane/authplane/gen/go/authplane/workspace/v1"
 	"github.com/authplane/authplane/pkg/apierr"
-	"github.com/authplane/authplane/pkg/authz"
 	"github.com/authplane/authplane/pkg/db"
 	"github.com/authplane/authplane/pkg/paging"
 	"github.com/authplane/authplane/pkg/platform"
@@ -59,7 +58,7 @@ func (s *Service) CreateIdentityPoolIdp(ctx context.Context, req *workspacev1.Cr
 		return nil, err
 	}
 	// The pool service applies its own rule to the caller's admin token: existence is all it tells.
-	found, err := s.pools.PoolExists(authz.ForwardCaller(ctx), &poolv1.PoolExistsRequest{TenantId: req.TenantId, PoolId: in.IdentityPoolId})
+	found, err := s.pools.PoolExists(s.internal.Outgoing(ctx), &poolv1.PoolExistsRequest{TenantId: req.TenantId, PoolId: in.IdentityPoolId})
 	if err != nil {
 		return nil, err
 	}

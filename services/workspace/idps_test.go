@@ -106,7 +106,7 @@ func (e *idpEnv) list(t *testing.T, server, query string) ([]idp, string) {
 
 func (e *idpEnv) metadata(t *testing.T, tenant, server string) *workspacev1.ServerMetadata {
 	t.Helper()
-	md, err := workspacev1.NewWorkspaceServiceClient(e.GRPC).GetServerMetadata(context.Background(),
+	md, err := workspacev1.NewWorkspaceServiceClient(e.GRPC).GetServerMetadata(e.Internal(t, context.Background()),
 		&workspacev1.GetServerMetadataRequest{TenantId: tenant, ServerId: server})
 	if err != nil {
 		t.Fatal(err)

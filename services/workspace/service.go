@@ -19,9 +19,9 @@ import (
 	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
 	workspacev1 "github.com/authplane/authplane/gen/go/authplane/workspace/v1"
 	"github.com/authplane/authplane/pkg/apierr"
-	"github.com/authplane/authplane/pkg/authz"
 	"github.com/authplane/authplane/pkg/changes"
 	"github.com/authplane/authplane/pkg/db"
+	"github.com/authplane/authplane/pkg/internalcall"
 	"github.com/authplane/authplane/pkg/paging"
 	"github.com/authplane/authplane/pkg/platform"
 	"github.com/authplane/authplane/pkg/secrets"
@@ -40,6 +40,7 @@ var (
 	defaultAccessTTL  = time.Hour
 	defaultRefreshTTL = 720 * time.Hour
 	defaultIDTokenTTL = time.Hour
+	defaultSessionTTL = 90 * 24 * time.Hour
 	maxTTL            = 3650 * 24 * time.Hour
 	scopeNamePattern  = regexp.MustCompile(`^[A-Za-z0-9._:/-]{1,128}$`)
 )
@@ -55,7 +56,8 @@ type Service struct {
 	pools   poolv1.PoolServiceClient
 	// keyring derives external verifiers' signing secrets (nil in processes without a master key: creating an
 	// external source then fails).
-	keyring *secrets.Keyring
+	keyring  *secrets.Keyring
+	internal *internalcall.Authority
 }
 
 // New migrates the service's tables and ensures the root tenant's admin workspace exists.
@@ -65,10 +67,11 @@ func New(ctx context.Context, d svc.Deps) (*Service, error) {
 	}
 	s := &Service{
 		store: store{db: d.DB}, bus: d.Bus, issuer: d.IssuerURL,
-		clients: clientv1.NewClientServiceClient(d.Conns.Client),
-		tokens:  tokenv1.NewTokenServiceClient(d.Conns.Token),
-		pools:   poolv1.NewPoolServiceClient(d.Conns.Pool),
-		keyring: d.Keyring,
+		clients:  clientv1.NewClientServiceClient(d.Conns.Client),
+		tokens:   tokenv1.NewTokenServiceClient(d.Conns.Token),
+		pools:    poolv1.NewPoolServiceClient(d.Conns.Pool),
+		keyring:  d.Keyring,
+		internal: d.Internal,
 	}
 	if err := s.store.backfillUIDs(ctx, secrets.NewID); err != nil {
 		return nil, apierr.Wrap(err, "assign workspace uids")
@@ -91,7 +94,8 @@ func (s *Service) builtin(tenantID, id string) *serverRow {
 		TenantID: tenantID, ID: id, UID: secrets.NewID(), Name: strings.ToUpper(id[:1]) + id[1:], Type: id,
 		GrantTypes:       platform.GrantClientCredentials,
 		AccessTokenTTLMs: defaultAccessTTL.Milliseconds(), RefreshTokenTTLMs: defaultRefreshTTL.Milliseconds(),
-		IDTokenTTLMs: defaultIDTokenTTL.Milliseconds(), CreatedAt: now, UpdatedAt: now,
+		IDTokenTTLMs: defaultIDTokenTTL.Milliseconds(), SessionTTLMs: defaultSessionTTL.Milliseconds(),
+		CreatedAt: now, UpdatedAt: now,
 	}
 }
 
@@ -205,6 +209,7 @@ func applyServer(row *serverRow, in *workspacev1.Server, mask []string) error {
 		{"access_token_ttl", in.AccessTokenTtl, defaultAccessTTL, &row.AccessTokenTTLMs},
 		{"refresh_token_ttl", in.RefreshTokenTtl, defaultRefreshTTL, &row.RefreshTokenTTLMs},
 		{"id_token_ttl", in.IdTokenTtl, defaultIDTokenTTL, &row.IDTokenTTLMs},
+		{"session_ttl", in.SessionTtl, defaultSessionTTL, &row.SessionTTLMs},
 	}
 	for _, t := range ttls {
 		if !set(t.field) {
@@ -296,7 +301,7 @@ func (s *Service) DeleteServer(ctx context.Context, req *workspacev1.DeleteServe
 		return nil, err
 	}
 	// Clients and keys first: should this fail half-way, the workspace still exists and the delete can be retried.
-	fwd := authz.ForwardCaller(ctx)
+	fwd := s.internal.Outgoing(ctx)
 	if _, err := s.clients.DeleteServerClients(fwd, &clientv1.DeleteServerClientsRequest{TenantId: req.TenantId, ServerId: req.ServerId}); err != nil {
 		return nil, err
 	}
@@ -401,6 +406,7 @@ func (s *Service) GetServerMetadata(ctx context.Context, req *workspacev1.GetSer
 		AccessTokenTtl:  durationpb.New(time.Duration(row.AccessTokenTTLMs) * time.Millisecond),
 		RefreshTokenTtl: durationpb.New(time.Duration(row.RefreshTokenTTLMs) * time.Millisecond),
 		IdTokenTtl:      durationpb.New(time.Duration(row.IDTokenTTLMs) * time.Millisecond),
+		SessionTtl:      durationpb.New(time.Duration(row.SessionTTLMs) * time.Millisecond),
 	}
 	for _, sc := range scopes {
 		md.Scopes = append(md.Scopes, sc.Name)
@@ -418,6 +424,7 @@ func (s *Service) toProto(r *serverRow) *workspacev1.Server {
 		AccessTokenTtl:  durationpb.New(time.Duration(r.AccessTokenTTLMs) * time.Millisecond),
 		RefreshTokenTtl: durationpb.New(time.Duration(r.RefreshTokenTTLMs) * time.Millisecond),
 		IdTokenTtl:      durationpb.New(time.Duration(r.IDTokenTTLMs) * time.Millisecond),
+		SessionTtl:      durationpb.New(time.Duration(r.SessionTTLMs) * time.Millisecond),
 		IssuerUrl:       platform.Issuer(s.issuer, r.TenantID, r.ID),
 		CreatedAt:       timestamppb.New(time.UnixMicro(r.CreatedAt)),
 		UpdatedAt:       timestamppb.New(time.UnixMicro(r.UpdatedAt)),

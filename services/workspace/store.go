@@ -60,6 +60,9 @@ CREATE TABLE workspace_idps (
   PRIMARY KEY (tenant_id, id)
 );
 CREATE INDEX workspace_idps_order ON workspace_idps (tenant_id, server_id, display_order, created_at, id)`},
+	// The absolute lifetime of login sessions; existing workspaces get the default, 90 days.
+	{Version: 4, Name: "session ttl", SQL: `
+ALTER TABLE workspace_servers ADD COLUMN session_ttl_ms {{bigint}} NOT NULL DEFAULT 7776000000`},
 }
 
 // serverRow is a workspace as stored. Grant types are space-separated. UID names this incarnation of the
@@ -75,6 +78,7 @@ type serverRow struct {
 	AccessTokenTTLMs  int64 `gorm:"column:access_token_ttl_ms"`
 	RefreshTokenTTLMs int64 `gorm:"column:refresh_token_ttl_ms"`
 	IDTokenTTLMs      int64 `gorm:"column:id_token_ttl_ms"`
+	SessionTTLMs      int64 `gorm:"column:session_ttl_ms"`
 	CreatedAt         int64 `gorm:"autoCreateTime:false"`
 	UpdatedAt         int64 `gorm:"autoUpdateTime:false"`
 }
@@ -201,7 +205,7 @@ func (s *store) listServers(ctx context.Context, tenantID, after string, limit i
 
 func (s *store) updateServer(ctx context.Context, row *serverRow) error {
 	return db.Tenant(s.db.WithContext(ctx), row.TenantID).Where("id = ?", row.ID).
-		Select("name", "description", "grant_types", "access_token_ttl_ms", "refresh_token_ttl_ms", "id_token_ttl_ms", "updated_at").
+		Select("name", "description", "grant_types", "access_token_ttl_ms", "refresh_token_ttl_ms", "id_token_ttl_ms", "session_ttl_ms", "updated_at").
 		Updates(row).Error
 }
 

@@ -40,6 +40,11 @@ const (
 	Plane_PLANE_ADMIN_WRITE Plane = 4
 	// The identity plane: a token of workspace `system` of the request's tenant, with scope `identity`.
 	Plane_PLANE_IDENTITY Plane = 5
+	// Calls the services make to each other (provisioning and deletion fan-out, client authentication, server
+	// metadata, denylists, …): only the platform's internal credential, minted by its own processes under a key
+	// derived from the master key, opens them. No tenant, operator or outside caller can hold it. These RPCs have no
+	// REST route. The internal credential opens every other plane too: it is the platform itself.
+	Plane_PLANE_INTERNAL Plane = 6
 )
 
 // Enum value maps for Plane.
@@ -51,6 +56,7 @@ var (
 		3: "PLANE_ADMIN_READ",
 		4: "PLANE_ADMIN_WRITE",
 		5: "PLANE_IDENTITY",
+		6: "PLANE_INTERNAL",
 	}
 	Plane_value = map[string]int32{
 		"PLANE_UNSPECIFIED": 0,
@@ -59,6 +65,7 @@ var (
 		"PLANE_ADMIN_READ":  3,
 		"PLANE_ADMIN_WRITE": 4,
 		"PLANE_IDENTITY":    5,
+		"PLANE_INTERNAL":    6,
 	}
 )
 
@@ -112,14 +119,15 @@ var File_authplane_access_v1_access_proto protoreflect.FileDescriptor
 
 const file_authplane_access_v1_access_proto_rawDesc = "" +
 	"\n" +
-	" authplane/access/v1/access.proto\x12\x13authplane.access.v1\x1a google/protobuf/descriptor.proto*\x85\x01\n" +
+	" authplane/access/v1/access.proto\x12\x13authplane.access.v1\x1a google/protobuf/descriptor.proto*\x99\x01\n" +
 	"\x05Plane\x12\x15\n" +
 	"\x11PLANE_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPLANE_PUBLIC\x10\x01\x12\x12\n" +
 	"\x0ePLANE_OPERATOR\x10\x02\x12\x14\n" +
 	"\x10PLANE_ADMIN_READ\x10\x03\x12\x15\n" +
 	"\x11PLANE_ADMIN_WRITE\x10\x04\x12\x12\n" +
-	"\x0ePLANE_IDENTITY\x10\x05:R\n" +
+	"\x0ePLANE_IDENTITY\x10\x05\x12\x12\n" +
+	"\x0ePLANE_INTERNAL\x10\x06:R\n" +
 	"\x05plane\x12\x1e.google.protobuf.MethodOptions\x18\xb9\x8e\x03 \x01(\x0e2\x1a.authplane.access.v1.PlaneR\x05planeBDZBgithub.com/authplane/authplane/gen/go/authplane/access/v1;accessv1b\x06proto3"
 
 var (

@@ -292,11 +292,12 @@ func (x *GetClientRequest) GetClientId() string {
 }
 
 type ListClientsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
-	ServerId      string                 `protobuf:"bytes,2,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
-	PageSize      int32                  `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string                 `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// The workspace whose clients to list; empty lists every client of the tenant.
+	ServerId      string `protobuf:"bytes,2,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	PageSize      int32  `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1282,6 +1283,58 @@ func (x *DeleteTenantDataRequest) GetTenantId() string {
 	return ""
 }
 
+type GetClientAccessRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ClientId      string                 `protobuf:"bytes,2,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetClientAccessRequest) Reset() {
+	*x = GetClientAccessRequest{}
+	mi := &file_authplane_client_v1_client_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetClientAccessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetClientAccessRequest) ProtoMessage() {}
+
+func (x *GetClientAccessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_client_v1_client_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetClientAccessRequest.ProtoReflect.Descriptor instead.
+func (*GetClientAccessRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_client_v1_client_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *GetClientAccessRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *GetClientAccessRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
 type DeleteServerClientsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
@@ -1292,7 +1345,7 @@ type DeleteServerClientsRequest struct {
 
 func (x *DeleteServerClientsRequest) Reset() {
 	*x = DeleteServerClientsRequest{}
-	mi := &file_authplane_client_v1_client_service_proto_msgTypes[20]
+	mi := &file_authplane_client_v1_client_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1304,7 +1357,7 @@ func (x *DeleteServerClientsRequest) String() string {
 func (*DeleteServerClientsRequest) ProtoMessage() {}
 
 func (x *DeleteServerClientsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_client_v1_client_service_proto_msgTypes[20]
+	mi := &file_authplane_client_v1_client_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1317,7 +1370,7 @@ func (x *DeleteServerClientsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteServerClientsRequest.ProtoReflect.Descriptor instead.
 func (*DeleteServerClientsRequest) Descriptor() ([]byte, []int) {
-	return file_authplane_client_v1_client_service_proto_rawDescGZIP(), []int{20}
+	return file_authplane_client_v1_client_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DeleteServerClientsRequest) GetTenantId() string {
@@ -1434,14 +1487,17 @@ const file_authplane_client_v1_client_service_proto_rawDesc = "" +
 	"\x1eCreateTenantAdminClientRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\"6\n" +
 	"\x17DeleteTenantDataRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId\"V\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\"R\n" +
+	"\x16GetClientAccessRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tclient_id\x18\x02 \x01(\tR\bclientId\"V\n" +
 	"\x1aDeleteServerClientsRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
-	"\tserver_id\x18\x02 \x01(\tR\bserverId2\xae\x12\n" +
+	"\tserver_id\x18\x02 \x01(\tR\bserverId2\xc0\x13\n" +
 	"\rClientService\x12\x89\x01\n" +
 	"\fCreateClient\x12(.authplane.client.v1.CreateClientRequest\x1a\x1b.authplane.client.v1.Client\"2\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x02(:\x06client\"\x1e/api/admin/{tenant_id}/clients\x12\x87\x01\n" +
-	"\tGetClient\x12%.authplane.client.v1.GetClientRequest\x1a\x1b.authplane.client.v1.Client\"6\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x02,\x12*/api/admin/{tenant_id}/clients/{client_id}\x12\xa0\x01\n" +
-	"\vListClients\x12'.authplane.client.v1.ListClientsRequest\x1a(.authplane.client.v1.ListClientsResponse\">\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x024\x122/api/admin/{tenant_id}/servers/{server_id}/clients\x12\xcb\x01\n" +
+	"\tGetClient\x12%.authplane.client.v1.GetClientRequest\x1a\x1b.authplane.client.v1.Client\"6\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x02,\x12*/api/admin/{tenant_id}/clients/{client_id}\x12\xc2\x01\n" +
+	"\vListClients\x12'.authplane.client.v1.ListClientsRequest\x1a(.authplane.client.v1.ListClientsResponse\"`\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x02VZ \x12\x1e/api/admin/{tenant_id}/clients\x122/api/admin/{tenant_id}/servers/{server_id}/clients\x12\xcb\x01\n" +
 	"\fUpdateClient\x12(.authplane.client.v1.UpdateClientRequest\x1a\x1b.authplane.client.v1.Client\"t\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x02j:\x06clientZ4:\x06client2*/api/admin/{tenant_id}/clients/{client_id}\x1a*/api/admin/{tenant_id}/clients/{client_id}\x12\x88\x01\n" +
 	"\fDeleteClient\x12(.authplane.client.v1.DeleteClientRequest\x1a\x16.google.protobuf.Empty\"6\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x02,**/api/admin/{tenant_id}/clients/{client_id}\x12\xbe\x01\n" +
 	"\x12RotateClientSecret\x12..authplane.client.v1.RotateClientSecretRequest\x1a/.authplane.client.v1.RotateClientSecretResponse\"G\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x02=:\x01*\"8/api/admin/{tenant_id}/clients/{client_id}/rotate-secret\x12\xa5\x01\n" +
@@ -1450,10 +1506,11 @@ const file_authplane_client_v1_client_service_proto_rawDesc = "" +
 	"\x11ListTokenPolicies\x12-.authplane.client.v1.ListTokenPoliciesRequest\x1a..authplane.client.v1.ListTokenPoliciesResponse\"1\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x02'\x12%/api/admin/{tenant_id}/token-policies\x12\x82\x02\n" +
 	"\x11UpdateTokenPolicy\x12-.authplane.client.v1.UpdateTokenPolicyRequest\x1a .authplane.client.v1.TokenPolicy\"\x9b\x01\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x02\x90\x01:\ftoken_policyZG:\ftoken_policy27/api/admin/{tenant_id}/token-policies/{token_policy_id}\x1a7/api/admin/{tenant_id}/token-policies/{token_policy_id}\x12\x9f\x01\n" +
 	"\x11DeleteTokenPolicy\x12-.authplane.client.v1.DeleteTokenPolicyRequest\x1a\x16.google.protobuf.Empty\"C\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x029*7/api/admin/{tenant_id}/token-policies/{token_policy_id}\x12t\n" +
-	"\x12AuthenticateClient\x12..authplane.client.v1.AuthenticateClientRequest\x1a(.authplane.client.v1.AuthenticatedClient\"\x04\xc8\xf3\x18\x01\x12q\n" +
-	"\x17CreateTenantAdminClient\x123.authplane.client.v1.CreateTenantAdminClientRequest\x1a\x1b.authplane.client.v1.Client\"\x04\xc8\xf3\x18\x02\x12^\n" +
-	"\x10DeleteTenantData\x12,.authplane.client.v1.DeleteTenantDataRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x02\x12d\n" +
-	"\x13DeleteServerClients\x12/.authplane.client.v1.DeleteServerClientsRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x04BDZBgithub.com/authplane/authplane/gen/go/authplane/client/v1;clientv1b\x06proto3"
+	"\x12AuthenticateClient\x12..authplane.client.v1.AuthenticateClientRequest\x1a(.authplane.client.v1.AuthenticatedClient\"\x04\xc8\xf3\x18\x06\x12q\n" +
+	"\x17CreateTenantAdminClient\x123.authplane.client.v1.CreateTenantAdminClientRequest\x1a\x1b.authplane.client.v1.Client\"\x04\xc8\xf3\x18\x06\x12^\n" +
+	"\x10DeleteTenantData\x12,.authplane.client.v1.DeleteTenantDataRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x06\x12d\n" +
+	"\x13DeleteServerClients\x12/.authplane.client.v1.DeleteServerClientsRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x06\x12n\n" +
+	"\x0fGetClientAccess\x12+.authplane.client.v1.GetClientAccessRequest\x1a(.authplane.client.v1.AuthenticatedClient\"\x04\xc8\xf3\x18\x06BDZBgithub.com/authplane/authplane/gen/go/authplane/client/v1;clientv1b\x06proto3"
 
 var (
 	file_authplane_client_v1_client_service_proto_rawDescOnce sync.Once
@@ -1467,7 +1524,7 @@ func file_authplane_client_v1_client_service_proto_rawDescGZIP() []byte {
 	return file_authplane_client_v1_client_service_proto_rawDescData
 }
 
-var file_authplane_client_v1_client_service_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_authplane_client_v1_client_service_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_authplane_client_v1_client_service_proto_goTypes = []any{
 	(*Client)(nil),                         // 0: authplane.client.v1.Client
 	(*CreateClientRequest)(nil),            // 1: authplane.client.v1.CreateClientRequest
@@ -1489,27 +1546,28 @@ var file_authplane_client_v1_client_service_proto_goTypes = []any{
 	(*AuthenticatedClient)(nil),            // 17: authplane.client.v1.AuthenticatedClient
 	(*CreateTenantAdminClientRequest)(nil), // 18: authplane.client.v1.CreateTenantAdminClientRequest
 	(*DeleteTenantDataRequest)(nil),        // 19: authplane.client.v1.DeleteTenantDataRequest
-	(*DeleteServerClientsRequest)(nil),     // 20: authplane.client.v1.DeleteServerClientsRequest
-	(*timestamppb.Timestamp)(nil),          // 21: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),          // 22: google.protobuf.FieldMask
-	(*durationpb.Duration)(nil),            // 23: google.protobuf.Duration
-	(*emptypb.Empty)(nil),                  // 24: google.protobuf.Empty
+	(*GetClientAccessRequest)(nil),         // 20: authplane.client.v1.GetClientAccessRequest
+	(*DeleteServerClientsRequest)(nil),     // 21: authplane.client.v1.DeleteServerClientsRequest
+	(*timestamppb.Timestamp)(nil),          // 22: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),          // 23: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),            // 24: google.protobuf.Duration
+	(*emptypb.Empty)(nil),                  // 25: google.protobuf.Empty
 }
 var file_authplane_client_v1_client_service_proto_depIdxs = []int32{
-	21, // 0: authplane.client.v1.Client.created_at:type_name -> google.protobuf.Timestamp
-	21, // 1: authplane.client.v1.Client.updated_at:type_name -> google.protobuf.Timestamp
+	22, // 0: authplane.client.v1.Client.created_at:type_name -> google.protobuf.Timestamp
+	22, // 1: authplane.client.v1.Client.updated_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: authplane.client.v1.CreateClientRequest.client:type_name -> authplane.client.v1.Client
 	0,  // 3: authplane.client.v1.ListClientsResponse.clients:type_name -> authplane.client.v1.Client
 	0,  // 4: authplane.client.v1.UpdateClientRequest.client:type_name -> authplane.client.v1.Client
-	22, // 5: authplane.client.v1.UpdateClientRequest.update_mask:type_name -> google.protobuf.FieldMask
-	23, // 6: authplane.client.v1.TokenPolicy.access_token_ttl:type_name -> google.protobuf.Duration
-	23, // 7: authplane.client.v1.TokenPolicy.refresh_token_ttl:type_name -> google.protobuf.Duration
-	21, // 8: authplane.client.v1.TokenPolicy.created_at:type_name -> google.protobuf.Timestamp
-	21, // 9: authplane.client.v1.TokenPolicy.updated_at:type_name -> google.protobuf.Timestamp
+	23, // 5: authplane.client.v1.UpdateClientRequest.update_mask:type_name -> google.protobuf.FieldMask
+	24, // 6: authplane.client.v1.TokenPolicy.access_token_ttl:type_name -> google.protobuf.Duration
+	24, // 7: authplane.client.v1.TokenPolicy.refresh_token_ttl:type_name -> google.protobuf.Duration
+	22, // 8: authplane.client.v1.TokenPolicy.created_at:type_name -> google.protobuf.Timestamp
+	22, // 9: authplane.client.v1.TokenPolicy.updated_at:type_name -> google.protobuf.Timestamp
 	9,  // 10: authplane.client.v1.CreateTokenPolicyRequest.token_policy:type_name -> authplane.client.v1.TokenPolicy
 	9,  // 11: authplane.client.v1.ListTokenPoliciesResponse.token_policies:type_name -> authplane.client.v1.TokenPolicy
 	9,  // 12: authplane.client.v1.UpdateTokenPolicyRequest.token_policy:type_name -> authplane.client.v1.TokenPolicy
-	22, // 13: authplane.client.v1.UpdateTokenPolicyRequest.update_mask:type_name -> google.protobuf.FieldMask
+	23, // 13: authplane.client.v1.UpdateTokenPolicyRequest.update_mask:type_name -> google.protobuf.FieldMask
 	0,  // 14: authplane.client.v1.AuthenticatedClient.client:type_name -> authplane.client.v1.Client
 	9,  // 15: authplane.client.v1.AuthenticatedClient.token_policy:type_name -> authplane.client.v1.TokenPolicy
 	1,  // 16: authplane.client.v1.ClientService.CreateClient:input_type -> authplane.client.v1.CreateClientRequest
@@ -1526,24 +1584,26 @@ var file_authplane_client_v1_client_service_proto_depIdxs = []int32{
 	16, // 27: authplane.client.v1.ClientService.AuthenticateClient:input_type -> authplane.client.v1.AuthenticateClientRequest
 	18, // 28: authplane.client.v1.ClientService.CreateTenantAdminClient:input_type -> authplane.client.v1.CreateTenantAdminClientRequest
 	19, // 29: authplane.client.v1.ClientService.DeleteTenantData:input_type -> authplane.client.v1.DeleteTenantDataRequest
-	20, // 30: authplane.client.v1.ClientService.DeleteServerClients:input_type -> authplane.client.v1.DeleteServerClientsRequest
-	0,  // 31: authplane.client.v1.ClientService.CreateClient:output_type -> authplane.client.v1.Client
-	0,  // 32: authplane.client.v1.ClientService.GetClient:output_type -> authplane.client.v1.Client
-	4,  // 33: authplane.client.v1.ClientService.ListClients:output_type -> authplane.client.v1.ListClientsResponse
-	0,  // 34: authplane.client.v1.ClientService.UpdateClient:output_type -> authplane.client.v1.Client
-	24, // 35: authplane.client.v1.ClientService.DeleteClient:output_type -> google.protobuf.Empty
-	8,  // 36: authplane.client.v1.ClientService.RotateClientSecret:output_type -> authplane.client.v1.RotateClientSecretResponse
-	9,  // 37: authplane.client.v1.ClientService.CreateTokenPolicy:output_type -> authplane.client.v1.TokenPolicy
-	9,  // 38: authplane.client.v1.ClientService.GetTokenPolicy:output_type -> authplane.client.v1.TokenPolicy
-	13, // 39: authplane.client.v1.ClientService.ListTokenPolicies:output_type -> authplane.client.v1.ListTokenPoliciesResponse
-	9,  // 40: authplane.client.v1.ClientService.UpdateTokenPolicy:output_type -> authplane.client.v1.TokenPolicy
-	24, // 41: authplane.client.v1.ClientService.DeleteTokenPolicy:output_type -> google.protobuf.Empty
-	17, // 42: authplane.client.v1.ClientService.AuthenticateClient:output_type -> authplane.client.v1.AuthenticatedClient
-	0,  // 43: authplane.client.v1.ClientService.CreateTenantAdminClient:output_type -> authplane.client.v1.Client
-	24, // 44: authplane.client.v1.ClientService.DeleteTenantData:output_type -> google.protobuf.Empty
-	24, // 45: authplane.client.v1.ClientService.DeleteServerClients:output_type -> google.protobuf.Empty
-	31, // [31:46] is the sub-list for method output_type
-	16, // [16:31] is the sub-list for method input_type
+	21, // 30: authplane.client.v1.ClientService.DeleteServerClients:input_type -> authplane.client.v1.DeleteServerClientsRequest
+	20, // 31: authplane.client.v1.ClientService.GetClientAccess:input_type -> authplane.client.v1.GetClientAccessRequest
+	0,  // 32: authplane.client.v1.ClientService.CreateClient:output_type -> authplane.client.v1.Client
+	0,  // 33: authplane.client.v1.ClientService.GetClient:output_type -> authplane.client.v1.Client
+	4,  // 34: authplane.client.v1.ClientService.ListClients:output_type -> authplane.client.v1.ListClientsResponse
+	0,  // 35: authplane.client.v1.ClientService.UpdateClient:output_type -> authplane.client.v1.Client
+	25, // 36: authplane.client.v1.ClientService.DeleteClient:output_type -> google.protobuf.Empty
+	8,  // 37: authplane.client.v1.ClientService.RotateClientSecret:output_type -> authplane.client.v1.RotateClientSecretResponse
+	9,  // 38: authplane.client.v1.ClientService.CreateTokenPolicy:output_type -> authplane.client.v1.TokenPolicy
+	9,  // 39: authplane.client.v1.ClientService.GetTokenPolicy:output_type -> authplane.client.v1.TokenPolicy
+	13, // 40: authplane.client.v1.ClientService.ListTokenPolicies:output_type -> authplane.client.v1.ListTokenPoliciesResponse
+	9,  // 41: authplane.client.v1.ClientService.UpdateTokenPolicy:output_type -> authplane.client.v1.TokenPolicy
+	25, // 42: authplane.client.v1.ClientService.DeleteTokenPolicy:output_type -> google.protobuf.Empty
+	17, // 43: authplane.client.v1.ClientService.AuthenticateClient:output_type -> authplane.client.v1.AuthenticatedClient
+	0,  // 44: authplane.client.v1.ClientService.CreateTenantAdminClient:output_type -> authplane.client.v1.Client
+	25, // 45: authplane.client.v1.ClientService.DeleteTenantData:output_type -> google.protobuf.Empty
+	25, // 46: authplane.client.v1.ClientService.DeleteServerClients:output_type -> google.protobuf.Empty
+	17, // 47: authplane.client.v1.ClientService.GetClientAccess:output_type -> authplane.client.v1.AuthenticatedClient
+	32, // [32:48] is the sub-list for method output_type
+	16, // [16:32] is the sub-list for method input_type
 	16, // [16:16] is the sub-list for extension type_name
 	16, // [16:16] is the sub-list for extension extendee
 	0,  // [0:16] is the sub-list for field type_name
@@ -1561,7 +1621,7 @@ func file_authplane_client_v1_client_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_authplane_client_v1_client_service_proto_rawDesc), len(file_authplane_client_v1_client_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

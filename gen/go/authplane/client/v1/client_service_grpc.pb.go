@@ -35,6 +35,7 @@ const (
 	ClientService_CreateTenantAdminClient_FullMethodName = "/authplane.client.v1.ClientService/CreateTenantAdminClient"
 	ClientService_DeleteTenantData_FullMethodName        = "/authplane.client.v1.ClientService/DeleteTenantData"
 	ClientService_DeleteServerClients_FullMethodName     = "/authplane.client.v1.ClientService/DeleteServerClients"
+	ClientService_GetClientAccess_FullMethodName         = "/authplane.client.v1.ClientService/GetClientAccess"
 )
 
 // ClientServiceClient is the client API for ClientService service.
@@ -61,7 +62,6 @@ type ClientServiceClient interface {
 	UpdateTokenPolicy(ctx context.Context, in *UpdateTokenPolicyRequest, opts ...grpc.CallOption) (*TokenPolicy, error)
 	DeleteTokenPolicy(ctx context.Context, in *DeleteTokenPolicyRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
 	// Checks a client's credentials at a workspace's token endpoint and returns the client with its token policy.
-	// Public: it authenticates the client by its secret, exactly as the token endpoint does.
 	AuthenticateClient(ctx context.Context, in *AuthenticateClientRequest, opts ...grpc.CallOption) (*AuthenticatedClient, error)
 	// Creates the first admin client of a new tenant and returns it with its secret.
 	CreateTenantAdminClient(ctx context.Context, in *CreateTenantAdminClientRequest, opts ...grpc.CallOption) (*Client, error)
@@ -69,6 +69,10 @@ type ClientServiceClient interface {
 	DeleteTenantData(ctx context.Context, in *DeleteTenantDataRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
 	// Deletes every client of a workspace (called when the workspace is deleted).
 	DeleteServerClients(ctx context.Context, in *DeleteServerClientsRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
+	// What a client may hold now: its registration time, scopes and token policy (NotFound once it is deleted).
+	// Access-token verifiers refuse a token whose client is gone, was registered again after the token was issued,
+	// or may no longer be granted one of the token's scopes.
+	GetClientAccess(ctx context.Context, in *GetClientAccessRequest, opts ...grpc.CallOption) (*AuthenticatedClient, error)
 }
 
 type clientServiceClient struct {
@@ -229,6 +233,16 @@ func (c *clientServiceClient) DeleteServerClients(ctx context.Context, in *Delet
 	return out, nil
 }
 
+func (c *clientServiceClient) GetClientAccess(ctx context.Context, in *GetClientAccessRequest, opts ...grpc.CallOption) (*AuthenticatedClient, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AuthenticatedClient)
+	err := c.cc.Invoke(ctx, ClientService_GetClientAccess_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClientServiceServer is the server API for ClientService service.
 // All implementations must embed UnimplementedClientServiceServer
 // for forward compatibility.
@@ -253,7 +267,6 @@ type ClientServiceServer interface {
 	UpdateTokenPolicy(context.Context, *UpdateTokenPolicyRequest) (*TokenPolicy, error)
 	DeleteTokenPolicy(context.Context, *DeleteTokenPolicyRequest) (*emptypb.Empty, error)
 	// Checks a client's credentials at a workspace's token endpoint and returns the client with its token policy.
-	// Public: it authenticates the client by its secret, exactly as the token endpoint does.
 	AuthenticateClient(context.Context, *AuthenticateClientRequest) (*AuthenticatedClient, error)
 	// Creates the first admin client of a new tenant and returns it with its secret.
 	CreateTenantAdminClient(context.Context, *CreateTenantAdminClientRequest) (*Client, error)
@@ -261,6 +274,10 @@ type ClientServiceServer interface {
 	DeleteTenantData(context.Context, *DeleteTenantDataRequest) (*emptypb.Empty, error)
 	// Deletes every client of a workspace (called when the workspace is deleted).
 	DeleteServerClients(context.Context, *DeleteServerClientsRequest) (*emptypb.Empty, error)
+	// What a client may hold now: its registration time, scopes and token policy (NotFound once it is deleted).
+	// Access-token verifiers refuse a token whose client is gone, was registered again after the token was issued,
+	// or may no longer be granted one of the token's scopes.
+	GetClientAccess(context.Context, *GetClientAccessRequest) (*AuthenticatedClient, error)
 	mustEmbedUnimplementedClientServiceServer()
 }
 
@@ -315,6 +332,9 @@ func (UnimplementedClientServiceServer) DeleteTenantData(context.Context, *Delet
 }
 func (UnimplementedClientServiceServer) DeleteServerClients(context.Context, *DeleteServerClientsRequest) (*emptypb.Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteServerClients not implemented")
+}
+func (UnimplementedClientServiceServer) GetClientAccess(context.Context, *GetClientAccessRequest) (*AuthenticatedClient, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetClientAccess not implemented")
 }
 func (UnimplementedClientServiceServer) mustEmbedUnimplementedClientServiceServer() {}
 func (UnimplementedClientServiceServer) testEmbeddedByValue()                       {}
@@ -607,6 +627,24 @@ func _ClientService_DeleteServerClients_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClientService_GetClientAccess_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetClientAccessRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClientServiceServer).GetClientAccess(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClientService_GetClientAccess_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClientServiceServer).GetClientAccess(ctx, req.(*GetClientAccessRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ClientService_ServiceDesc is the grpc.ServiceDesc for ClientService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -673,6 +711,10 @@ var ClientService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteServerClients",
 			Handler:    _ClientService_DeleteServerClients_Handler,
+		},
+		{
+			MethodName: "GetClientAccess",
+			Handler:    _ClientService_GetClientAccess_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

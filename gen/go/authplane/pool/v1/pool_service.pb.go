@@ -919,9 +919,11 @@ type User struct {
 	// Output only: set while the user is locked out.
 	LockedUntil *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=locked_until,json=lockedUntil,proto3" json:"locked_until,omitempty"`
 	// Output only: whether the user has a password.
-	HasPassword   bool `protobuf:"varint,13,opt,name=has_password,json=hasPassword,proto3" json:"has_password,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	HasPassword bool `protobuf:"varint,13,opt,name=has_password,json=hasPassword,proto3" json:"has_password,omitempty"`
+	// Output only: when the password was last set through the API (at creation or by SetUserPassword).
+	PasswordUpdatedAt *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=password_updated_at,json=passwordUpdatedAt,proto3" json:"password_updated_at,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *User) Reset() {
@@ -1043,6 +1045,13 @@ func (x *User) GetHasPassword() bool {
 		return x.HasPassword
 	}
 	return false
+}
+
+func (x *User) GetPasswordUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PasswordUpdatedAt
+	}
+	return nil
 }
 
 // A name a user is found by.
@@ -2285,7 +2294,7 @@ const file_authplane_pool_v1_pool_service_proto_rawDesc = "" +
 	"updateMask\"I\n" +
 	"\x11DeletePoolRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
-	"\apool_id\x18\x02 \x01(\tR\x06poolId\"\xf6\x04\n" +
+	"\apool_id\x18\x02 \x01(\tR\x06poolId\"\xc2\x05\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x17\n" +
@@ -2302,7 +2311,8 @@ const file_authplane_pool_v1_pool_service_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12F\n" +
 	"\x11status_updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x0fstatusUpdatedAt\x12=\n" +
 	"\flocked_until\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\vlockedUntil\x12!\n" +
-	"\fhas_password\x18\r \x01(\bR\vhasPassword\"\x7f\n" +
+	"\fhas_password\x18\r \x01(\bR\vhasPassword\x12J\n" +
+	"\x13password_updated_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\x11passwordUpdatedAt\"\x7f\n" +
 	"\x0eUserIdentifier\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x1e\n" +
 	"\n" +
@@ -2416,10 +2426,10 @@ const file_authplane_pool_v1_pool_service_proto_rawDesc = "" +
 	"\n" +
 	"UnlockUser\x12$.authplane.pool.v1.UnlockUserRequest\x1a\x17.authplane.pool.v1.User\"V\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02L:\x01*\"G/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}/unlock\x12\xbb\x01\n" +
 	"\x0eVerifyPassword\x12(.authplane.pool.v1.VerifyPasswordRequest\x1a).authplane.pool.v1.VerifyPasswordResponse\"T\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02J:\x01*\"E/api/identity/{tenant_id}/system/pools/{pool_id}/user/password/verify\x12}\n" +
-	"\x14AuthenticatePassword\x12..authplane.pool.v1.AuthenticatePasswordRequest\x1a/.authplane.pool.v1.AuthenticatePasswordResponse\"\x04\xc8\xf3\x18\x05\x12_\n" +
+	"\x14AuthenticatePassword\x12..authplane.pool.v1.AuthenticatePasswordRequest\x1a/.authplane.pool.v1.AuthenticatePasswordResponse\"\x04\xc8\xf3\x18\x06\x12_\n" +
 	"\n" +
-	"PoolExists\x12$.authplane.pool.v1.PoolExistsRequest\x1a%.authplane.pool.v1.PoolExistsResponse\"\x04\xc8\xf3\x18\x03\x12\\\n" +
-	"\x10DeleteTenantData\x12*.authplane.pool.v1.DeleteTenantDataRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x02B@Z>github.com/authplane/authplane/gen/go/authplane/pool/v1;poolv1b\x06proto3"
+	"PoolExists\x12$.authplane.pool.v1.PoolExistsRequest\x1a%.authplane.pool.v1.PoolExistsResponse\"\x04\xc8\xf3\x18\x06\x12\\\n" +
+	"\x10DeleteTenantData\x12*.authplane.pool.v1.DeleteTenantDataRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x06B@Z>github.com/authplane/authplane/gen/go/authplane/pool/v1;poolv1b\x06proto3"
 
 var (
 	file_authplane_pool_v1_pool_service_proto_rawDescOnce sync.Once
@@ -2496,53 +2506,54 @@ var file_authplane_pool_v1_pool_service_proto_depIdxs = []int32{
 	33, // 18: authplane.pool.v1.User.updated_at:type_name -> google.protobuf.Timestamp
 	33, // 19: authplane.pool.v1.User.status_updated_at:type_name -> google.protobuf.Timestamp
 	33, // 20: authplane.pool.v1.User.locked_until:type_name -> google.protobuf.Timestamp
-	33, // 21: authplane.pool.v1.UserIdentifier.created_at:type_name -> google.protobuf.Timestamp
-	13, // 22: authplane.pool.v1.CreateUserRequest.user:type_name -> authplane.pool.v1.User
-	13, // 23: authplane.pool.v1.ListUsersResponse.users:type_name -> authplane.pool.v1.User
-	13, // 24: authplane.pool.v1.UpdateUserRequest.user:type_name -> authplane.pool.v1.User
-	35, // 25: authplane.pool.v1.UpdateUserRequest.update_mask:type_name -> google.protobuf.FieldMask
-	13, // 26: authplane.pool.v1.AuthenticatePasswordResponse.user:type_name -> authplane.pool.v1.User
-	7,  // 27: authplane.pool.v1.PoolService.CreatePool:input_type -> authplane.pool.v1.CreatePoolRequest
-	8,  // 28: authplane.pool.v1.PoolService.ListPools:input_type -> authplane.pool.v1.ListPoolsRequest
-	10, // 29: authplane.pool.v1.PoolService.GetPool:input_type -> authplane.pool.v1.GetPoolRequest
-	11, // 30: authplane.pool.v1.PoolService.UpdatePool:input_type -> authplane.pool.v1.UpdatePoolRequest
-	12, // 31: authplane.pool.v1.PoolService.DeletePool:input_type -> authplane.pool.v1.DeletePoolRequest
-	16, // 32: authplane.pool.v1.PoolService.CreateUser:input_type -> authplane.pool.v1.CreateUserRequest
-	17, // 33: authplane.pool.v1.PoolService.ListUsers:input_type -> authplane.pool.v1.ListUsersRequest
-	19, // 34: authplane.pool.v1.PoolService.GetUser:input_type -> authplane.pool.v1.GetUserRequest
-	20, // 35: authplane.pool.v1.PoolService.UpdateUser:input_type -> authplane.pool.v1.UpdateUserRequest
-	21, // 36: authplane.pool.v1.PoolService.DeleteUser:input_type -> authplane.pool.v1.DeleteUserRequest
-	22, // 37: authplane.pool.v1.PoolService.AddUserIdentifier:input_type -> authplane.pool.v1.AddUserIdentifierRequest
-	23, // 38: authplane.pool.v1.PoolService.RemoveUserIdentifier:input_type -> authplane.pool.v1.RemoveUserIdentifierRequest
-	24, // 39: authplane.pool.v1.PoolService.SetUserPassword:input_type -> authplane.pool.v1.SetUserPasswordRequest
-	25, // 40: authplane.pool.v1.PoolService.UnlockUser:input_type -> authplane.pool.v1.UnlockUserRequest
-	26, // 41: authplane.pool.v1.PoolService.VerifyPassword:input_type -> authplane.pool.v1.VerifyPasswordRequest
-	28, // 42: authplane.pool.v1.PoolService.AuthenticatePassword:input_type -> authplane.pool.v1.AuthenticatePasswordRequest
-	30, // 43: authplane.pool.v1.PoolService.PoolExists:input_type -> authplane.pool.v1.PoolExistsRequest
-	32, // 44: authplane.pool.v1.PoolService.DeleteTenantData:input_type -> authplane.pool.v1.DeleteTenantDataRequest
-	0,  // 45: authplane.pool.v1.PoolService.CreatePool:output_type -> authplane.pool.v1.Pool
-	9,  // 46: authplane.pool.v1.PoolService.ListPools:output_type -> authplane.pool.v1.ListPoolsResponse
-	0,  // 47: authplane.pool.v1.PoolService.GetPool:output_type -> authplane.pool.v1.Pool
-	0,  // 48: authplane.pool.v1.PoolService.UpdatePool:output_type -> authplane.pool.v1.Pool
-	37, // 49: authplane.pool.v1.PoolService.DeletePool:output_type -> google.protobuf.Empty
-	13, // 50: authplane.pool.v1.PoolService.CreateUser:output_type -> authplane.pool.v1.User
-	18, // 51: authplane.pool.v1.PoolService.ListUsers:output_type -> authplane.pool.v1.ListUsersResponse
-	13, // 52: authplane.pool.v1.PoolService.GetUser:output_type -> authplane.pool.v1.User
-	13, // 53: authplane.pool.v1.PoolService.UpdateUser:output_type -> authplane.pool.v1.User
-	37, // 54: authplane.pool.v1.PoolService.DeleteUser:output_type -> google.protobuf.Empty
-	13, // 55: authplane.pool.v1.PoolService.AddUserIdentifier:output_type -> authplane.pool.v1.User
-	13, // 56: authplane.pool.v1.PoolService.RemoveUserIdentifier:output_type -> authplane.pool.v1.User
-	37, // 57: authplane.pool.v1.PoolService.SetUserPassword:output_type -> google.protobuf.Empty
-	13, // 58: authplane.pool.v1.PoolService.UnlockUser:output_type -> authplane.pool.v1.User
-	27, // 59: authplane.pool.v1.PoolService.VerifyPassword:output_type -> authplane.pool.v1.VerifyPasswordResponse
-	29, // 60: authplane.pool.v1.PoolService.AuthenticatePassword:output_type -> authplane.pool.v1.AuthenticatePasswordResponse
-	31, // 61: authplane.pool.v1.PoolService.PoolExists:output_type -> authplane.pool.v1.PoolExistsResponse
-	37, // 62: authplane.pool.v1.PoolService.DeleteTenantData:output_type -> google.protobuf.Empty
-	45, // [45:63] is the sub-list for method output_type
-	27, // [27:45] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	33, // 21: authplane.pool.v1.User.password_updated_at:type_name -> google.protobuf.Timestamp
+	33, // 22: authplane.pool.v1.UserIdentifier.created_at:type_name -> google.protobuf.Timestamp
+	13, // 23: authplane.pool.v1.CreateUserRequest.user:type_name -> authplane.pool.v1.User
+	13, // 24: authplane.pool.v1.ListUsersResponse.users:type_name -> authplane.pool.v1.User
+	13, // 25: authplane.pool.v1.UpdateUserRequest.user:type_name -> authplane.pool.v1.User
+	35, // 26: authplane.pool.v1.UpdateUserRequest.update_mask:type_name -> google.protobuf.FieldMask
+	13, // 27: authplane.pool.v1.AuthenticatePasswordResponse.user:type_name -> authplane.pool.v1.User
+	7,  // 28: authplane.pool.v1.PoolService.CreatePool:input_type -> authplane.pool.v1.CreatePoolRequest
+	8,  // 29: authplane.pool.v1.PoolService.ListPools:input_type -> authplane.pool.v1.ListPoolsRequest
+	10, // 30: authplane.pool.v1.PoolService.GetPool:input_type -> authplane.pool.v1.GetPoolRequest
+	11, // 31: authplane.pool.v1.PoolService.UpdatePool:input_type -> authplane.pool.v1.UpdatePoolRequest
+	12, // 32: authplane.pool.v1.PoolService.DeletePool:input_type -> authplane.pool.v1.DeletePoolRequest
+	16, // 33: authplane.pool.v1.PoolService.CreateUser:input_type -> authplane.pool.v1.CreateUserRequest
+	17, // 34: authplane.pool.v1.PoolService.ListUsers:input_type -> authplane.pool.v1.ListUsersRequest
+	19, // 35: authplane.pool.v1.PoolService.GetUser:input_type -> authplane.pool.v1.GetUserRequest
+	20, // 36: authplane.pool.v1.PoolService.UpdateUser:input_type -> authplane.pool.v1.UpdateUserRequest
+	21, // 37: authplane.pool.v1.PoolService.DeleteUser:input_type -> authplane.pool.v1.DeleteUserRequest
+	22, // 38: authplane.pool.v1.PoolService.AddUserIdentifier:input_type -> authplane.pool.v1.AddUserIdentifierRequest
+	23, // 39: authplane.pool.v1.PoolService.RemoveUserIdentifier:input_type -> authplane.pool.v1.RemoveUserIdentifierRequest
+	24, // 40: authplane.pool.v1.PoolService.SetUserPassword:input_type -> authplane.pool.v1.SetUserPasswordRequest
+	25, // 41: authplane.pool.v1.PoolService.UnlockUser:input_type -> authplane.pool.v1.UnlockUserRequest
+	26, // 42: authplane.pool.v1.PoolService.VerifyPassword:input_type -> authplane.pool.v1.VerifyPasswordRequest
+	28, // 43: authplane.pool.v1.PoolService.AuthenticatePassword:input_type -> authplane.pool.v1.AuthenticatePasswordRequest
+	30, // 44: authplane.pool.v1.PoolService.PoolExists:input_type -> authplane.pool.v1.PoolExistsRequest
+	32, // 45: authplane.pool.v1.PoolService.DeleteTenantData:input_type -> authplane.pool.v1.DeleteTenantDataRequest
+	0,  // 46: authplane.pool.v1.PoolService.CreatePool:output_type -> authplane.pool.v1.Pool
+	9,  // 47: authplane.pool.v1.PoolService.ListPools:output_type -> authplane.pool.v1.ListPoolsResponse
+	0,  // 48: authplane.pool.v1.PoolService.GetPool:output_type -> authplane.pool.v1.Pool
+	0,  // 49: authplane.pool.v1.PoolService.UpdatePool:output_type -> authplane.pool.v1.Pool
+	37, // 50: authplane.pool.v1.PoolService.DeletePool:output_type -> google.protobuf.Empty
+	13, // 51: authplane.pool.v1.PoolService.CreateUser:output_type -> authplane.pool.v1.User
+	18, // 52: authplane.pool.v1.PoolService.ListUsers:output_type -> authplane.pool.v1.ListUsersResponse
+	13, // 53: authplane.pool.v1.PoolService.GetUser:output_type -> authplane.pool.v1.User
+	13, // 54: authplane.pool.v1.PoolService.UpdateUser:output_type -> authplane.pool.v1.User
+	37, // 55: authplane.pool.v1.PoolService.DeleteUser:output_type -> google.protobuf.Empty
+	13, // 56: authplane.pool.v1.PoolService.AddUserIdentifier:output_type -> authplane.pool.v1.User
+	13, // 57: authplane.pool.v1.PoolService.RemoveUserIdentifier:output_type -> authplane.pool.v1.User
+	37, // 58: authplane.pool.v1.PoolService.SetUserPassword:output_type -> google.protobuf.Empty
+	13, // 59: authplane.pool.v1.PoolService.UnlockUser:output_type -> authplane.pool.v1.User
+	27, // 60: authplane.pool.v1.PoolService.VerifyPassword:output_type -> authplane.pool.v1.VerifyPasswordResponse
+	29, // 61: authplane.pool.v1.PoolService.AuthenticatePassword:output_type -> authplane.pool.v1.AuthenticatePasswordResponse
+	31, // 62: authplane.pool.v1.PoolService.PoolExists:output_type -> authplane.pool.v1.PoolExistsResponse
+	37, // 63: authplane.pool.v1.PoolService.DeleteTenantData:output_type -> google.protobuf.Empty
+	46, // [46:64] is the sub-list for method output_type
+	28, // [28:46] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_authplane_pool_v1_pool_service_proto_init() }

@@ -80,8 +80,8 @@ type PoolServiceClient interface {
 	// The password check of the token service's password grant: the same check and lockout as VerifyPassword,
 	// answering with the user when the password is correct (for the token's claims).
 	AuthenticatePassword(ctx context.Context, in *AuthenticatePasswordRequest, opts ...grpc.CallOption) (*AuthenticatePasswordResponse, error)
-	// Whether a pool exists. For the admin plane, which links pools to workspaces as identity sources but cannot
-	// read the identity plane; it learns nothing about a pool but its existence.
+	// Whether a pool exists. For the workspace service, which links pools to workspaces as identity sources on the
+	// admin plane's behalf; it learns nothing about a pool but its existence.
 	PoolExists(ctx context.Context, in *PoolExistsRequest, opts ...grpc.CallOption) (*PoolExistsResponse, error)
 	// Deletes every pool and user of a tenant (called when the tenant is deleted).
 	DeleteTenantData(ctx context.Context, in *DeleteTenantDataRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
@@ -315,8 +315,8 @@ type PoolServiceServer interface {
 	// The password check of the token service's password grant: the same check and lockout as VerifyPassword,
 	// answering with the user when the password is correct (for the token's claims).
 	AuthenticatePassword(context.Context, *AuthenticatePasswordRequest) (*AuthenticatePasswordResponse, error)
-	// Whether a pool exists. For the admin plane, which links pools to workspaces as identity sources but cannot
-	// read the identity plane; it learns nothing about a pool but its existence.
+	// Whether a pool exists. For the workspace service, which links pools to workspaces as identity sources on the
+	// admin plane's behalf; it learns nothing about a pool but its existence.
 	PoolExists(context.Context, *PoolExistsRequest) (*PoolExistsResponse, error)
 	// Deletes every pool and user of a tenant (called when the tenant is deleted).
 	DeleteTenantData(context.Context, *DeleteTenantDataRequest) (*emptypb.Empty, error)

@@ -553,7 +553,7 @@ const file_authplane_schema_v1_schema_service_proto_rawDesc = "" +
 	"\tGetSchema\x12%.authplane.schema.v1.GetSchemaRequest\x1a\x1b.authplane.schema.v1.Schema\"@\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x026\x124/api/identity/{tenant_id}/system/schemas/{schema_id}\x12\xe0\x01\n" +
 	"\fUpdateSchema\x12(.authplane.schema.v1.UpdateSchemaRequest\x1a\x1b.authplane.schema.v1.Schema\"\x88\x01\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02~:\x06schemaZ>:\x06schema24/api/identity/{tenant_id}/system/schemas/{schema_id}\x1a4/api/identity/{tenant_id}/system/schemas/{schema_id}\x12\x92\x01\n" +
 	"\fDeleteSchema\x12(.authplane.schema.v1.DeleteSchemaRequest\x1a\x16.google.protobuf.Empty\"@\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x026*4/api/identity/{tenant_id}/system/schemas/{schema_id}\x12^\n" +
-	"\x10DeleteTenantData\x12,.authplane.schema.v1.DeleteTenantDataRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x02BDZBgithub.com/authplane/authplane/gen/go/authplane/schema/v1;schemav1b\x06proto3"
+	"\x10DeleteTenantData\x12,.authplane.schema.v1.DeleteTenantDataRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x06BDZBgithub.com/authplane/authplane/gen/go/authplane/schema/v1;schemav1b\x06proto3"
 
 var (
 	file_authplane_schema_v1_schema_service_proto_rawDescOnce sync.Once

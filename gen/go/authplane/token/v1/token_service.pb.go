@@ -8,6 +8,7 @@ package tokenv1
 
 import (
 	_ "github.com/authplane/authplane/gen/go/authplane/access/v1"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	emptypb "google.golang.org/protobuf/types/known/emptypb"
@@ -1111,7 +1112,9 @@ func (x *RevokedToken) GetExpiresAt() *timestamppb.Timestamp {
 type ListRevokedTokensResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Every revoked, unexpired access token of the tenant, in no particular order.
-	Revoked       []*RevokedToken `protobuf:"bytes,1,rep,name=revoked,proto3" json:"revoked,omitempty"`
+	Revoked []*RevokedToken `protobuf:"bytes,1,rep,name=revoked,proto3" json:"revoked,omitempty"`
+	// Every ended session of the tenant whose access tokens may not have expired yet.
+	EndedSessions []*EndedSession `protobuf:"bytes,2,rep,name=ended_sessions,json=endedSessions,proto3" json:"ended_sessions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1153,6 +1156,476 @@ func (x *ListRevokedTokensResponse) GetRevoked() []*RevokedToken {
 	return nil
 }
 
+func (x *ListRevokedTokensResponse) GetEndedSessions() []*EndedSession {
+	if x != nil {
+		return x.EndedSessions
+	}
+	return nil
+}
+
+// A session that ended while access tokens issued in it were still valid.
+type EndedSession struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The session id, the `sid` claim of its tokens.
+	SessionId string `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// When the last access token issued in the session expires: from then on the entry leaves the list.
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndedSession) Reset() {
+	*x = EndedSession{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndedSession) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndedSession) ProtoMessage() {}
+
+func (x *EndedSession) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndedSession.ProtoReflect.Descriptor instead.
+func (*EndedSession) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *EndedSession) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *EndedSession) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+type EndUserSessionsRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	PoolId   string                 `protobuf:"bytes,2,opt,name=pool_id,json=poolId,proto3" json:"pool_id,omitempty"`
+	// Empty: every user of the pool (the pool was deleted).
+	UserId        string `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndUserSessionsRequest) Reset() {
+	*x = EndUserSessionsRequest{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndUserSessionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndUserSessionsRequest) ProtoMessage() {}
+
+func (x *EndUserSessionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndUserSessionsRequest.ProtoReflect.Descriptor instead.
+func (*EndUserSessionsRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *EndUserSessionsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *EndUserSessionsRequest) GetPoolId() string {
+	if x != nil {
+		return x.PoolId
+	}
+	return ""
+}
+
+func (x *EndUserSessionsRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+// A login session of a user: started by a password grant, continued by its refresh tokens, ended by logout,
+// an admin, the user's deactivation or deletion, a new password, refresh-token reuse, its client's deletion or its
+// absolute lifetime (the workspace's session_ttl).
+type Session struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The `sid` claim of the session's access and ID tokens.
+	Id       string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	ClientId string `protobuf:"bytes,2,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// The workspace the session belongs to.
+	AuthorizationServerId string                 `protobuf:"bytes,3,opt,name=authorization_server_id,json=authorizationServerId,proto3" json:"authorization_server_id,omitempty"`
+	CreatedAt             *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// The session's absolute end (created_at + the workspace's session_ttl).
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// The last token issuance in the session (the login or its latest refresh).
+	LastUsedAt    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_used_at,json=lastUsedAt,proto3" json:"last_used_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Session) Reset() {
+	*x = Session{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Session) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Session) ProtoMessage() {}
+
+func (x *Session) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Session.ProtoReflect.Descriptor instead.
+func (*Session) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *Session) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Session) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *Session) GetAuthorizationServerId() string {
+	if x != nil {
+		return x.AuthorizationServerId
+	}
+	return ""
+}
+
+func (x *Session) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Session) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *Session) GetLastUsedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastUsedAt
+	}
+	return nil
+}
+
+type ListUserSessionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	PoolId        string                 `protobuf:"bytes,2,opt,name=pool_id,json=poolId,proto3" json:"pool_id,omitempty"`
+	UserId        string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	PageSize      int32                  `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUserSessionsRequest) Reset() {
+	*x = ListUserSessionsRequest{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUserSessionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUserSessionsRequest) ProtoMessage() {}
+
+func (x *ListUserSessionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUserSessionsRequest.ProtoReflect.Descriptor instead.
+func (*ListUserSessionsRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListUserSessionsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ListUserSessionsRequest) GetPoolId() string {
+	if x != nil {
+		return x.PoolId
+	}
+	return ""
+}
+
+func (x *ListUserSessionsRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ListUserSessionsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListUserSessionsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListUserSessionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sessions      []*Session             `protobuf:"bytes,1,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUserSessionsResponse) Reset() {
+	*x = ListUserSessionsResponse{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUserSessionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUserSessionsResponse) ProtoMessage() {}
+
+func (x *ListUserSessionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUserSessionsResponse.ProtoReflect.Descriptor instead.
+func (*ListUserSessionsResponse) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListUserSessionsResponse) GetSessions() []*Session {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
+func (x *ListUserSessionsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type DeleteUserSessionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	PoolId        string                 `protobuf:"bytes,2,opt,name=pool_id,json=poolId,proto3" json:"pool_id,omitempty"`
+	UserId        string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	SessionId     string                 `protobuf:"bytes,4,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserSessionRequest) Reset() {
+	*x = DeleteUserSessionRequest{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserSessionRequest) ProtoMessage() {}
+
+func (x *DeleteUserSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserSessionRequest.ProtoReflect.Descriptor instead.
+func (*DeleteUserSessionRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *DeleteUserSessionRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *DeleteUserSessionRequest) GetPoolId() string {
+	if x != nil {
+		return x.PoolId
+	}
+	return ""
+}
+
+func (x *DeleteUserSessionRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *DeleteUserSessionRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+type DeleteUserSessionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	PoolId        string                 `protobuf:"bytes,2,opt,name=pool_id,json=poolId,proto3" json:"pool_id,omitempty"`
+	UserId        string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserSessionsRequest) Reset() {
+	*x = DeleteUserSessionsRequest{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserSessionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserSessionsRequest) ProtoMessage() {}
+
+func (x *DeleteUserSessionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserSessionsRequest.ProtoReflect.Descriptor instead.
+func (*DeleteUserSessionsRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *DeleteUserSessionsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *DeleteUserSessionsRequest) GetPoolId() string {
+	if x != nil {
+		return x.PoolId
+	}
+	return ""
+}
+
+func (x *DeleteUserSessionsRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
 type GetUserInfoRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
@@ -1165,7 +1638,7 @@ type GetUserInfoRequest struct {
 
 func (x *GetUserInfoRequest) Reset() {
 	*x = GetUserInfoRequest{}
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[15]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1177,7 +1650,7 @@ func (x *GetUserInfoRequest) String() string {
 func (*GetUserInfoRequest) ProtoMessage() {}
 
 func (x *GetUserInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[15]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1190,7 +1663,7 @@ func (x *GetUserInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserInfoRequest.ProtoReflect.Descriptor instead.
 func (*GetUserInfoRequest) Descriptor() ([]byte, []int) {
-	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{15}
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetUserInfoRequest) GetTenantId() string {
@@ -1226,7 +1699,7 @@ type UserInfo struct {
 
 func (x *UserInfo) Reset() {
 	*x = UserInfo{}
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[16]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1238,7 +1711,7 @@ func (x *UserInfo) String() string {
 func (*UserInfo) ProtoMessage() {}
 
 func (x *UserInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[16]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1251,7 +1724,7 @@ func (x *UserInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserInfo.ProtoReflect.Descriptor instead.
 func (*UserInfo) Descriptor() ([]byte, []int) {
-	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{16}
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *UserInfo) GetClaims() *structpb.Struct {
@@ -1265,7 +1738,7 @@ var File_authplane_token_v1_token_service_proto protoreflect.FileDescriptor
 
 const file_authplane_token_v1_token_service_proto_rawDesc = "" +
 	"\n" +
-	"&authplane/token/v1/token_service.proto\x12\x12authplane.token.v1\x1a authplane/access/v1/access.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x81\x04\n" +
+	"&authplane/token/v1/token_service.proto\x12\x12authplane.token.v1\x1a authplane/access/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x81\x04\n" +
 	"\fTokenRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
 	"\tserver_id\x18\x02 \x01(\tR\bserverId\x12\x1d\n" +
@@ -1354,9 +1827,49 @@ const file_authplane_token_v1_token_service_proto_rawDesc = "" +
 	"\fRevokedToken\x12\x10\n" +
 	"\x03jti\x18\x01 \x01(\tR\x03jti\x129\n" +
 	"\n" +
-	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"W\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xa0\x01\n" +
 	"\x19ListRevokedTokensResponse\x12:\n" +
-	"\arevoked\x18\x01 \x03(\v2 .authplane.token.v1.RevokedTokenR\arevoked\"q\n" +
+	"\arevoked\x18\x01 \x03(\v2 .authplane.token.v1.RevokedTokenR\arevoked\x12G\n" +
+	"\x0eended_sessions\x18\x02 \x03(\v2 .authplane.token.v1.EndedSessionR\rendedSessions\"h\n" +
+	"\fEndedSession\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x129\n" +
+	"\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"g\n" +
+	"\x16EndUserSessionsRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
+	"\apool_id\x18\x02 \x01(\tR\x06poolId\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\"\xa2\x02\n" +
+	"\aSession\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\tclient_id\x18\x02 \x01(\tR\bclientId\x126\n" +
+	"\x17authorization_server_id\x18\x03 \x01(\tR\x15authorizationServerId\x129\n" +
+	"\n" +
+	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12<\n" +
+	"\flast_used_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"lastUsedAt\"\xa4\x01\n" +
+	"\x17ListUserSessionsRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
+	"\apool_id\x18\x02 \x01(\tR\x06poolId\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x1b\n" +
+	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\"{\n" +
+	"\x18ListUserSessionsResponse\x127\n" +
+	"\bsessions\x18\x01 \x03(\v2\x1b.authplane.token.v1.SessionR\bsessions\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x88\x01\n" +
+	"\x18DeleteUserSessionRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
+	"\apool_id\x18\x02 \x01(\tR\x06poolId\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x04 \x01(\tR\tsessionId\"j\n" +
+	"\x19DeleteUserSessionsRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
+	"\apool_id\x18\x02 \x01(\tR\x06poolId\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\"q\n" +
 	"\x12GetUserInfoRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
 	"\tserver_id\x18\x02 \x01(\tR\bserverId\x12!\n" +
@@ -1367,7 +1880,7 @@ const file_authplane_token_v1_token_service_proto_rawDesc = "" +
 	"\x1eCLIENT_AUTH_METHOD_UNSPECIFIED\x10\x00\x12*\n" +
 	"&CLIENT_AUTH_METHOD_CLIENT_SECRET_BASIC\x10\x01\x12)\n" +
 	"%CLIENT_AUTH_METHOD_CLIENT_SECRET_POST\x10\x02\x12\x1b\n" +
-	"\x17CLIENT_AUTH_METHOD_NONE\x10\x032\xd3\x06\n" +
+	"\x17CLIENT_AUTH_METHOD_NONE\x10\x032\xec\v\n" +
 	"\fTokenService\x12R\n" +
 	"\x05Token\x12 .authplane.token.v1.TokenRequest\x1a!.authplane.token.v1.TokenResponse\"\x04\xc8\xf3\x18\x01\x12M\n" +
 	"\aGetJWKS\x12\".authplane.token.v1.GetJWKSRequest\x1a\x18.authplane.token.v1.JWKS\"\x04\xc8\xf3\x18\x01\x12a\n" +
@@ -1375,10 +1888,14 @@ const file_authplane_token_v1_token_service_proto_rawDesc = "" +
 	"Introspect\x12%.authplane.token.v1.IntrospectRequest\x1a&.authplane.token.v1.IntrospectResponse\"\x04\xc8\xf3\x18\x01\x12I\n" +
 	"\x06Revoke\x12!.authplane.token.v1.RevokeRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x01\x12Y\n" +
 	"\vGetUserInfo\x12&.authplane.token.v1.GetUserInfoRequest\x1a\x1c.authplane.token.v1.UserInfo\"\x04\xc8\xf3\x18\x01\x12v\n" +
-	"\x11ListRevokedTokens\x12,.authplane.token.v1.ListRevokedTokensRequest\x1a-.authplane.token.v1.ListRevokedTokensResponse\"\x04\xc8\xf3\x18\x01\x12]\n" +
-	"\x10DeleteServerKeys\x12+.authplane.token.v1.DeleteServerKeysRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x04\x12a\n" +
-	"\x12DeleteClientTokens\x12-.authplane.token.v1.DeleteClientTokensRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x04\x12]\n" +
-	"\x10DeleteTenantData\x12+.authplane.token.v1.DeleteTenantDataRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x02BBZ@github.com/authplane/authplane/gen/go/authplane/token/v1;tokenv1b\x06proto3"
+	"\x11ListRevokedTokens\x12,.authplane.token.v1.ListRevokedTokensRequest\x1a-.authplane.token.v1.ListRevokedTokensResponse\"\x04\xc8\xf3\x18\x06\x12]\n" +
+	"\x10DeleteServerKeys\x12+.authplane.token.v1.DeleteServerKeysRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x06\x12a\n" +
+	"\x12DeleteClientTokens\x12-.authplane.token.v1.DeleteClientTokensRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x06\x12]\n" +
+	"\x10DeleteTenantData\x12+.authplane.token.v1.DeleteTenantDataRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x06\x12[\n" +
+	"\x0fEndUserSessions\x12*.authplane.token.v1.EndUserSessionsRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x06\x12\xc4\x01\n" +
+	"\x10ListUserSessions\x12+.authplane.token.v1.ListUserSessionsRequest\x1a,.authplane.token.v1.ListUserSessionsResponse\"U\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02K\x12I/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}/sessions\x12\xbd\x01\n" +
+	"\x11DeleteUserSession\x12,.authplane.token.v1.DeleteUserSessionRequest\x1a\x16.google.protobuf.Empty\"b\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02X*V/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}/sessions/{session_id}\x12\xb2\x01\n" +
+	"\x12DeleteUserSessions\x12-.authplane.token.v1.DeleteUserSessionsRequest\x1a\x16.google.protobuf.Empty\"U\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02K*I/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}/sessionsBBZ@github.com/authplane/authplane/gen/go/authplane/token/v1;tokenv1b\x06proto3"
 
 var (
 	file_authplane_token_v1_token_service_proto_rawDescOnce sync.Once
@@ -1393,7 +1910,7 @@ func file_authplane_token_v1_token_service_proto_rawDescGZIP() []byte {
 }
 
 var file_authplane_token_v1_token_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_authplane_token_v1_token_service_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_authplane_token_v1_token_service_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_authplane_token_v1_token_service_proto_goTypes = []any{
 	(ClientAuthMethod)(0),             // 0: authplane.token.v1.ClientAuthMethod
 	(*TokenRequest)(nil),              // 1: authplane.token.v1.TokenRequest
@@ -1411,46 +1928,67 @@ var file_authplane_token_v1_token_service_proto_goTypes = []any{
 	(*ListRevokedTokensRequest)(nil),  // 13: authplane.token.v1.ListRevokedTokensRequest
 	(*RevokedToken)(nil),              // 14: authplane.token.v1.RevokedToken
 	(*ListRevokedTokensResponse)(nil), // 15: authplane.token.v1.ListRevokedTokensResponse
-	(*GetUserInfoRequest)(nil),        // 16: authplane.token.v1.GetUserInfoRequest
-	(*UserInfo)(nil),                  // 17: authplane.token.v1.UserInfo
-	nil,                               // 18: authplane.token.v1.TokenRequest.ParametersEntry
-	(*timestamppb.Timestamp)(nil),     // 19: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),           // 20: google.protobuf.Struct
-	(*emptypb.Empty)(nil),             // 21: google.protobuf.Empty
+	(*EndedSession)(nil),              // 16: authplane.token.v1.EndedSession
+	(*EndUserSessionsRequest)(nil),    // 17: authplane.token.v1.EndUserSessionsRequest
+	(*Session)(nil),                   // 18: authplane.token.v1.Session
+	(*ListUserSessionsRequest)(nil),   // 19: authplane.token.v1.ListUserSessionsRequest
+	(*ListUserSessionsResponse)(nil),  // 20: authplane.token.v1.ListUserSessionsResponse
+	(*DeleteUserSessionRequest)(nil),  // 21: authplane.token.v1.DeleteUserSessionRequest
+	(*DeleteUserSessionsRequest)(nil), // 22: authplane.token.v1.DeleteUserSessionsRequest
+	(*GetUserInfoRequest)(nil),        // 23: authplane.token.v1.GetUserInfoRequest
+	(*UserInfo)(nil),                  // 24: authplane.token.v1.UserInfo
+	nil,                               // 25: authplane.token.v1.TokenRequest.ParametersEntry
+	(*timestamppb.Timestamp)(nil),     // 26: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),           // 27: google.protobuf.Struct
+	(*emptypb.Empty)(nil),             // 28: google.protobuf.Empty
 }
 var file_authplane_token_v1_token_service_proto_depIdxs = []int32{
 	0,  // 0: authplane.token.v1.TokenRequest.client_auth_method:type_name -> authplane.token.v1.ClientAuthMethod
-	18, // 1: authplane.token.v1.TokenRequest.parameters:type_name -> authplane.token.v1.TokenRequest.ParametersEntry
+	25, // 1: authplane.token.v1.TokenRequest.parameters:type_name -> authplane.token.v1.TokenRequest.ParametersEntry
 	4,  // 2: authplane.token.v1.JWKS.keys:type_name -> authplane.token.v1.JWK
 	0,  // 3: authplane.token.v1.CallerCredentials.client_auth_method:type_name -> authplane.token.v1.ClientAuthMethod
 	9,  // 4: authplane.token.v1.IntrospectRequest.caller:type_name -> authplane.token.v1.CallerCredentials
 	9,  // 5: authplane.token.v1.RevokeRequest.caller:type_name -> authplane.token.v1.CallerCredentials
-	19, // 6: authplane.token.v1.RevokedToken.expires_at:type_name -> google.protobuf.Timestamp
+	26, // 6: authplane.token.v1.RevokedToken.expires_at:type_name -> google.protobuf.Timestamp
 	14, // 7: authplane.token.v1.ListRevokedTokensResponse.revoked:type_name -> authplane.token.v1.RevokedToken
-	20, // 8: authplane.token.v1.UserInfo.claims:type_name -> google.protobuf.Struct
-	1,  // 9: authplane.token.v1.TokenService.Token:input_type -> authplane.token.v1.TokenRequest
-	3,  // 10: authplane.token.v1.TokenService.GetJWKS:input_type -> authplane.token.v1.GetJWKSRequest
-	10, // 11: authplane.token.v1.TokenService.Introspect:input_type -> authplane.token.v1.IntrospectRequest
-	12, // 12: authplane.token.v1.TokenService.Revoke:input_type -> authplane.token.v1.RevokeRequest
-	16, // 13: authplane.token.v1.TokenService.GetUserInfo:input_type -> authplane.token.v1.GetUserInfoRequest
-	13, // 14: authplane.token.v1.TokenService.ListRevokedTokens:input_type -> authplane.token.v1.ListRevokedTokensRequest
-	7,  // 15: authplane.token.v1.TokenService.DeleteServerKeys:input_type -> authplane.token.v1.DeleteServerKeysRequest
-	8,  // 16: authplane.token.v1.TokenService.DeleteClientTokens:input_type -> authplane.token.v1.DeleteClientTokensRequest
-	6,  // 17: authplane.token.v1.TokenService.DeleteTenantData:input_type -> authplane.token.v1.DeleteTenantDataRequest
-	2,  // 18: authplane.token.v1.TokenService.Token:output_type -> authplane.token.v1.TokenResponse
-	5,  // 19: authplane.token.v1.TokenService.GetJWKS:output_type -> authplane.token.v1.JWKS
-	11, // 20: authplane.token.v1.TokenService.Introspect:output_type -> authplane.token.v1.IntrospectResponse
-	21, // 21: authplane.token.v1.TokenService.Revoke:output_type -> google.protobuf.Empty
-	17, // 22: authplane.token.v1.TokenService.GetUserInfo:output_type -> authplane.token.v1.UserInfo
-	15, // 23: authplane.token.v1.TokenService.ListRevokedTokens:output_type -> authplane.token.v1.ListRevokedTokensResponse
-	21, // 24: authplane.token.v1.TokenService.DeleteServerKeys:output_type -> google.protobuf.Empty
-	21, // 25: authplane.token.v1.TokenService.DeleteClientTokens:output_type -> google.protobuf.Empty
-	21, // 26: authplane.token.v1.TokenService.DeleteTenantData:output_type -> google.protobuf.Empty
-	18, // [18:27] is the sub-list for method output_type
-	9,  // [9:18] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	16, // 8: authplane.token.v1.ListRevokedTokensResponse.ended_sessions:type_name -> authplane.token.v1.EndedSession
+	26, // 9: authplane.token.v1.EndedSession.expires_at:type_name -> google.protobuf.Timestamp
+	26, // 10: authplane.token.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	26, // 11: authplane.token.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
+	26, // 12: authplane.token.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
+	18, // 13: authplane.token.v1.ListUserSessionsResponse.sessions:type_name -> authplane.token.v1.Session
+	27, // 14: authplane.token.v1.UserInfo.claims:type_name -> google.protobuf.Struct
+	1,  // 15: authplane.token.v1.TokenService.Token:input_type -> authplane.token.v1.TokenRequest
+	3,  // 16: authplane.token.v1.TokenService.GetJWKS:input_type -> authplane.token.v1.GetJWKSRequest
+	10, // 17: authplane.token.v1.TokenService.Introspect:input_type -> authplane.token.v1.IntrospectRequest
+	12, // 18: authplane.token.v1.TokenService.Revoke:input_type -> authplane.token.v1.RevokeRequest
+	23, // 19: authplane.token.v1.TokenService.GetUserInfo:input_type -> authplane.token.v1.GetUserInfoRequest
+	13, // 20: authplane.token.v1.TokenService.ListRevokedTokens:input_type -> authplane.token.v1.ListRevokedTokensRequest
+	7,  // 21: authplane.token.v1.TokenService.DeleteServerKeys:input_type -> authplane.token.v1.DeleteServerKeysRequest
+	8,  // 22: authplane.token.v1.TokenService.DeleteClientTokens:input_type -> authplane.token.v1.DeleteClientTokensRequest
+	6,  // 23: authplane.token.v1.TokenService.DeleteTenantData:input_type -> authplane.token.v1.DeleteTenantDataRequest
+	17, // 24: authplane.token.v1.TokenService.EndUserSessions:input_type -> authplane.token.v1.EndUserSessionsRequest
+	19, // 25: authplane.token.v1.TokenService.ListUserSessions:input_type -> authplane.token.v1.ListUserSessionsRequest
+	21, // 26: authplane.token.v1.TokenService.DeleteUserSession:input_type -> authplane.token.v1.DeleteUserSessionRequest
+	22, // 27: authplane.token.v1.TokenService.DeleteUserSessions:input_type -> authplane.token.v1.DeleteUserSessionsRequest
+	2,  // 28: authplane.token.v1.TokenService.Token:output_type -> authplane.token.v1.TokenResponse
+	5,  // 29: authplane.token.v1.TokenService.GetJWKS:output_type -> authplane.token.v1.JWKS
+	11, // 30: authplane.token.v1.TokenService.Introspect:output_type -> authplane.token.v1.IntrospectResponse
+	28, // 31: authplane.token.v1.TokenService.Revoke:output_type -> google.protobuf.Empty
+	24, // 32: authplane.token.v1.TokenService.GetUserInfo:output_type -> authplane.token.v1.UserInfo
+	15, // 33: authplane.token.v1.TokenService.ListRevokedTokens:output_type -> authplane.token.v1.ListRevokedTokensResponse
+	28, // 34: authplane.token.v1.TokenService.DeleteServerKeys:output_type -> google.protobuf.Empty
+	28, // 35: authplane.token.v1.TokenService.DeleteClientTokens:output_type -> google.protobuf.Empty
+	28, // 36: authplane.token.v1.TokenService.DeleteTenantData:output_type -> google.protobuf.Empty
+	28, // 37: authplane.token.v1.TokenService.EndUserSessions:output_type -> google.protobuf.Empty
+	20, // 38: authplane.token.v1.TokenService.ListUserSessions:output_type -> authplane.token.v1.ListUserSessionsResponse
+	28, // 39: authplane.token.v1.TokenService.DeleteUserSession:output_type -> google.protobuf.Empty
+	28, // 40: authplane.token.v1.TokenService.DeleteUserSessions:output_type -> google.protobuf.Empty
+	28, // [28:41] is the sub-list for method output_type
+	15, // [15:28] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_authplane_token_v1_token_service_proto_init() }
@@ -1464,7 +2002,7 @@ func file_authplane_token_v1_token_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_authplane_token_v1_token_service_proto_rawDesc), len(file_authplane_token_v1_token_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   18,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -29,6 +29,10 @@ const (
 	TokenService_DeleteServerKeys_FullMethodName   = "/authplane.token.v1.TokenService/DeleteServerKeys"
 	TokenService_DeleteClientTokens_FullMethodName = "/authplane.token.v1.TokenService/DeleteClientTokens"
 	TokenService_DeleteTenantData_FullMethodName   = "/authplane.token.v1.TokenService/DeleteTenantData"
+	TokenService_EndUserSessions_FullMethodName    = "/authplane.token.v1.TokenService/EndUserSessions"
+	TokenService_ListUserSessions_FullMethodName   = "/authplane.token.v1.TokenService/ListUserSessions"
+	TokenService_DeleteUserSession_FullMethodName  = "/authplane.token.v1.TokenService/DeleteUserSession"
+	TokenService_DeleteUserSessions_FullMethodName = "/authplane.token.v1.TokenService/DeleteUserSessions"
 )
 
 // TokenServiceClient is the client API for TokenService service.
@@ -57,16 +61,24 @@ type TokenServiceClient interface {
 	// carries the end-user's access token itself, which must be an active access token of this workspace with scope
 	// `openid` (invalid_token otherwise, insufficient_scope without `openid`).
 	GetUserInfo(ctx context.Context, in *GetUserInfoRequest, opts ...grpc.CallOption) (*UserInfo, error)
-	// The tenant's revoked access tokens that have not expired yet: the denylist every process's authorization
-	// interceptor caches. Public, because the interceptor itself calls it; a jti is a random id and reveals nothing.
-	// No REST route.
+	// The tenant's denylist, which every process's access-token verifier caches: revoked access tokens and ended
+	// sessions whose access tokens have not expired yet.
 	ListRevokedTokens(ctx context.Context, in *ListRevokedTokensRequest, opts ...grpc.CallOption) (*ListRevokedTokensResponse, error)
 	// Deletes the signing keys and refresh tokens of a workspace (called when the workspace is deleted).
 	DeleteServerKeys(ctx context.Context, in *DeleteServerKeysRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
-	// Deletes the refresh tokens of a client (called when the client is deleted).
+	// Ends every session of a client and deletes its refresh tokens (called when the client is deleted).
 	DeleteClientTokens(ctx context.Context, in *DeleteClientTokensRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
-	// Deletes every signing key and refresh token of a tenant; its tokens stop verifying at once.
+	// Deletes every signing key, session and refresh token of a tenant; its tokens stop verifying at once.
 	DeleteTenantData(ctx context.Context, in *DeleteTenantDataRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
+	// Ends every session of a pool user (called by the pool service when the user is made inactive or deleted, or
+	// its password is set): their refresh tokens stop working and their access tokens are refused at once.
+	EndUserSessions(ctx context.Context, in *EndUserSessionsRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
+	// Lists a pool user's live sessions (password-grant logins that have not ended), newest first.
+	ListUserSessions(ctx context.Context, in *ListUserSessionsRequest, opts ...grpc.CallOption) (*ListUserSessionsResponse, error)
+	// Ends one session of a pool user.
+	DeleteUserSession(ctx context.Context, in *DeleteUserSessionRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
+	// Ends every session of a pool user.
+	DeleteUserSessions(ctx context.Context, in *DeleteUserSessionsRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
 }
 
 type tokenServiceClient struct {
@@ -167,6 +179,46 @@ func (c *tokenServiceClient) DeleteTenantData(ctx context.Context, in *DeleteTen
 	return out, nil
 }
 
+func (c *tokenServiceClient) EndUserSessions(ctx context.Context, in *EndUserSessionsRequest, opts ...grpc.CallOption) (*emptypb.Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(emptypb.Empty)
+	err := c.cc.Invoke(ctx, TokenService_EndUserSessions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) ListUserSessions(ctx context.Context, in *ListUserSessionsRequest, opts ...grpc.CallOption) (*ListUserSessionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListUserSessionsResponse)
+	err := c.cc.Invoke(ctx, TokenService_ListUserSessions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) DeleteUserSession(ctx context.Context, in *DeleteUserSessionRequest, opts ...grpc.CallOption) (*emptypb.Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(emptypb.Empty)
+	err := c.cc.Invoke(ctx, TokenService_DeleteUserSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) DeleteUserSessions(ctx context.Context, in *DeleteUserSessionsRequest, opts ...grpc.CallOption) (*emptypb.Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(emptypb.Empty)
+	err := c.cc.Invoke(ctx, TokenService_DeleteUserSessions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TokenServiceServer is the server API for TokenService service.
 // All implementations must embed UnimplementedTokenServiceServer
 // for forward compatibility.
@@ -193,16 +245,24 @@ type TokenServiceServer interface {
 	// carries the end-user's access token itself, which must be an active access token of this workspace with scope
 	// `openid` (invalid_token otherwise, insufficient_scope without `openid`).
 	GetUserInfo(context.Context, *GetUserInfoRequest) (*UserInfo, error)
-	// The tenant's revoked access tokens that have not expired yet: the denylist every process's authorization
-	// interceptor caches. Public, because the interceptor itself calls it; a jti is a random id and reveals nothing.
-	// No REST route.
+	// The tenant's denylist, which every process's access-token verifier caches: revoked access tokens and ended
+	// sessions whose access tokens have not expired yet.
 	ListRevokedTokens(context.Context, *ListRevokedTokensRequest) (*ListRevokedTokensResponse, error)
 	// Deletes the signing keys and refresh tokens of a workspace (called when the workspace is deleted).
 	DeleteServerKeys(context.Context, *DeleteServerKeysRequest) (*emptypb.Empty, error)
-	// Deletes the refresh tokens of a client (called when the client is deleted).
+	// Ends every session of a client and deletes its refresh tokens (called when the client is deleted).
 	DeleteClientTokens(context.Context, *DeleteClientTokensRequest) (*emptypb.Empty, error)
-	// Deletes every signing key and refresh token of a tenant; its tokens stop verifying at once.
+	// Deletes every signing key, session and refresh token of a tenant; its tokens stop verifying at once.
 	DeleteTenantData(context.Context, *DeleteTenantDataRequest) (*emptypb.Empty, error)
+	// Ends every session of a pool user (called by the pool service when the user is made inactive or deleted, or
+	// its password is set): their refresh tokens stop working and their access tokens are refused at once.
+	EndUserSessions(context.Context, *EndUserSessionsRequest) (*emptypb.Empty, error)
+	// Lists a pool user's live sessions (password-grant logins that have not ended), newest first.
+	ListUserSessions(context.Context, *ListUserSessionsRequest) (*ListUserSessionsResponse, error)
+	// Ends one session of a pool user.
+	DeleteUserSession(context.Context, *DeleteUserSessionRequest) (*emptypb.Empty, error)
+	// Ends every session of a pool user.
+	DeleteUserSessions(context.Context, *DeleteUserSessionsRequest) (*emptypb.Empty, error)
 	mustEmbedUnimplementedTokenServiceServer()
 }
 
@@ -239,6 +299,18 @@ func (UnimplementedTokenServiceServer) DeleteClientTokens(context.Context, *Dele
 }
 func (UnimplementedTokenServiceServer) DeleteTenantData(context.Context, *DeleteTenantDataRequest) (*emptypb.Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteTenantData not implemented")
+}
+func (UnimplementedTokenServiceServer) EndUserSessions(context.Context, *EndUserSessionsRequest) (*emptypb.Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method EndUserSessions not implemented")
+}
+func (UnimplementedTokenServiceServer) ListUserSessions(context.Context, *ListUserSessionsRequest) (*ListUserSessionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListUserSessions not implemented")
+}
+func (UnimplementedTokenServiceServer) DeleteUserSession(context.Context, *DeleteUserSessionRequest) (*emptypb.Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteUserSession not implemented")
+}
+func (UnimplementedTokenServiceServer) DeleteUserSessions(context.Context, *DeleteUserSessionsRequest) (*emptypb.Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteUserSessions not implemented")
 }
 func (UnimplementedTokenServiceServer) mustEmbedUnimplementedTokenServiceServer() {}
 func (UnimplementedTokenServiceServer) testEmbeddedByValue()                      {}
@@ -423,6 +495,78 @@ func _TokenService_DeleteTenantData_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TokenService_EndUserSessions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EndUserSessionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).EndUserSessions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_EndUserSessions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).EndUserSessions(ctx, req.(*EndUserSessionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_ListUserSessions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListUserSessionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).ListUserSessions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_ListUserSessions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).ListUserSessions(ctx, req.(*ListUserSessionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_DeleteUserSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteUserSessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).DeleteUserSession(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_DeleteUserSession_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).DeleteUserSession(ctx, req.(*DeleteUserSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_DeleteUserSessions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteUserSessionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).DeleteUserSessions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_DeleteUserSessions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).DeleteUserSessions(ctx, req.(*DeleteUserSessionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TokenService_ServiceDesc is the grpc.ServiceDesc for TokenService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -465,6 +609,22 @@ var TokenService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteTenantData",
 			Handler:    _TokenService_DeleteTenantData_Handler,
+		},
+		{
+			MethodName: "EndUserSessions",
+			Handler:    _TokenService_EndUserSessions_Handler,
+		},
+		{
+			MethodName: "ListUserSessions",
+			Handler:    _TokenService_ListUserSessions_Handler,
+		},
+		{
+			MethodName: "DeleteUserSession",
+			Handler:    _TokenService_DeleteUserSession_Handler,
+		},
+		{
+			MethodName: "DeleteUserSessions",
+			Handler:    _TokenService_DeleteUserSessions_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

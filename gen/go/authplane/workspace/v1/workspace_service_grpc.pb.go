@@ -70,8 +70,8 @@ type WorkspaceServiceClient interface {
 	ListIdps(ctx context.Context, in *ListIdpsRequest, opts ...grpc.CallOption) (*ListIdpsResponse, error)
 	GetIdp(ctx context.Context, in *GetIdpRequest, opts ...grpc.CallOption) (*Idp, error)
 	DeleteIdp(ctx context.Context, in *DeleteIdpRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
-	// What the data plane needs to issue tokens and serve discovery: grant types, lifetimes and scope names.
-	// Public: the same facts are published in the workspace's discovery document.
+	// What the data plane needs to issue tokens and serve discovery: grant types, lifetimes, scope names and
+	// identity sources (external verifier URLs included, so it is internal).
 	GetServerMetadata(ctx context.Context, in *GetServerMetadataRequest, opts ...grpc.CallOption) (*ServerMetadata, error)
 	// Creates the built-in workspaces of a new tenant. Safe to call again.
 	ProvisionTenant(ctx context.Context, in *ProvisionTenantRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
@@ -288,8 +288,8 @@ type WorkspaceServiceServer interface {
 	ListIdps(context.Context, *ListIdpsRequest) (*ListIdpsResponse, error)
 	GetIdp(context.Context, *GetIdpRequest) (*Idp, error)
 	DeleteIdp(context.Context, *DeleteIdpRequest) (*emptypb.Empty, error)
-	// What the data plane needs to issue tokens and serve discovery: grant types, lifetimes and scope names.
-	// Public: the same facts are published in the workspace's discovery document.
+	// What the data plane needs to issue tokens and serve discovery: grant types, lifetimes, scope names and
+	// identity sources (external verifier URLs included, so it is internal).
 	GetServerMetadata(context.Context, *GetServerMetadataRequest) (*ServerMetadata, error)
 	// Creates the built-in workspaces of a new tenant. Safe to call again.
 	ProvisionTenant(context.Context, *ProvisionTenantRequest) (*emptypb.Empty, error)
