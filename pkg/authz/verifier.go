@@ -337,7 +337,7 @@ func (v *Verifier) checkClient(ctx context.Context, c *Claims) error {
 	case err != nil:
 		return ErrRevocationUnknown
 	case access == nil, // deleted
-		c.IssuedAt < access.Registered, // issued to an earlier client of the same id
+		c.IssuedAt < access.Registered,    // issued to an earlier client of the same id
 		!access.Scopes.AllowsAll(c.Scope): // carries a scope the client has lost
 		return ErrInvalidToken
 	}
