@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -48,6 +49,14 @@ type Hasher struct {
 	sem     *semaphore.Weighted
 	limits  Limits
 	dummies sync.Map // Params -> *Hash: the stand-in hash for users without one
+
+	hashes, verifications atomic.Uint64
+}
+
+// Stats count the computations a Hasher has run; those refused (ErrBusy, ErrCost) are not counted.
+type Stats struct {
+	Hashes        uint64 // new hashes made, including the stand-in hashes of VerifyDummy
+	Verifications uint64 // hashes verified, including the stand-in verifications of VerifyDummy
 }
 
 // NewHasher makes a pool.
@@ -66,10 +75,16 @@ func (h *Hasher) Config() Config { return h.cfg }
 // Limits are the cost bounds of this pool: DefaultLimits with argon2 memory capped by the budget.
 func (h *Hasher) Limits() Limits { return h.limits }
 
+// Stats are the computations run so far.
+func (h *Hasher) Stats() Stats {
+	return Stats{Hashes: h.hashes.Load(), Verifications: h.verifications.Load()}
+}
+
 // Hash makes a new encoded hash of password with p.
 func (h *Hasher) Hash(ctx context.Context, password string, p Params) (string, error) {
 	var out string
 	err := h.run(ctx, p.memoryBytes(), func() error {
+		h.hashes.Add(1)
 		var err error
 		out, err = compute(password, p)
 		return err
@@ -81,6 +96,7 @@ func (h *Hasher) Hash(ctx context.Context, password string, p Params) (string, e
 func (h *Hasher) Verify(ctx context.Context, password string, stored *Hash) (bool, error) {
 	var ok bool
 	err := h.run(ctx, stored.MemoryBytes(), func() error {
+		h.verifications.Add(1)
 		ok = stored.verify(password)
 		return nil
 	})

@@ -97,16 +97,27 @@ func TestHasherRefusesAHashLargerThanItsBudget(t *testing.T) {
 	if _, err := h.Hash(context.Background(), "pw", p); !errors.Is(err, ErrCost) {
 		t.Fatalf("err = %v, want ErrCost", err)
 	}
+	if s := h.Stats(); s != (Stats{}) {
+		t.Fatalf("a refused hash was counted as run: %+v", s)
+	}
 	if h.Limits().MaxMemoryKiB != 16*1024 {
 		t.Fatalf("limit = %d KiB, want the budget", h.Limits().MaxMemoryKiB)
 	}
 }
 
-func TestVerifyDummyNeverSucceedsAndCostsAHash(t *testing.T) {
+// TestVerifyDummyVerifiesAHashOfTheParamsEachCall: the stand-in check of a user without a hash must cost what a
+// real check costs, one verification of a hash made with the pool's params, on every call; the stand-in hash
+// itself is made once.
+func TestVerifyDummyVerifiesAHashOfTheParamsEachCall(t *testing.T) {
 	h := NewHasher(Config{})
 	p := Params{Method: Argon2id, MemoryKiB: 8 * 1024, Iterations: 1, Parallelism: 1}
-	if err := h.VerifyDummy(context.Background(), "anything", p); err != nil {
-		t.Fatal(err)
+	for i := uint64(1); i <= 3; i++ {
+		if err := h.VerifyDummy(context.Background(), "anything", p); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := h.Stats(), (Stats{Hashes: 1, Verifications: i}); got != want {
+			t.Fatalf("after %d stand-in checks the pool ran %+v, want %+v", i, got, want)
+		}
 	}
 	d, ok := h.dummies.Load(p)
 	if !ok {

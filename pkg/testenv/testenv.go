@@ -26,7 +26,7 @@ import (
 	"github.com/authplane/authplane/pkg/config"
 	"github.com/authplane/authplane/pkg/internalcall"
 	"github.com/authplane/authplane/pkg/secrets"
-	"github.com/jackc/pgx/v5"
+	"github.com/authplane/authplane/pkg/testdb"
 )
 
 // Backend is a database kind a test runs against.
@@ -47,57 +47,16 @@ func ForEachBackend(t *testing.T, fn func(t *testing.T, b Backend)) {
 }
 
 // PostgresAdminURL is the server tests create their databases on (AUTHPLANE_TEST_POSTGRES_URL).
-func PostgresAdminURL() string {
-	if u := os.Getenv("AUTHPLANE_TEST_POSTGRES_URL"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-}
+func PostgresAdminURL() string { return testdb.PostgresAdminURL() }
 
-// DatabaseURL returns the URL of a fresh, empty database of the backend, dropped when the test ends.
+// DatabaseURL returns the URL of a fresh, empty database of the backend, dropped when the test ends (see
+// testdb.Postgres for when PostgreSQL is skipped).
 func DatabaseURL(t testing.TB, b Backend) string {
 	t.Helper()
 	if b == SQLite {
-		return "sqlite:" + t.TempDir() + "/authplane.db"
+		return testdb.SQLite(t)
 	}
-	admin := PostgresAdminURL()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		if os.Getenv("AUTHPLANE_TEST_POSTGRES_REQUIRED") != "" {
-			t.Fatalf("PostgreSQL is required but unreachable at %s: %v", admin, err)
-		}
-		t.Skipf("PostgreSQL unreachable at %s (set AUTHPLANE_TEST_POSTGRES_URL): %v", admin, err)
-	}
-	defer conn.Close(context.Background())
-	name := "authplane_test_" + randomHex(6)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create database: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if c, err := pgx.Connect(ctx, admin); err == nil {
-			_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-			c.Close(ctx)
-		}
-	})
-	return replaceDatabase(admin, name)
-}
-
-func replaceDatabase(url, name string) string {
-	base, query, _ := strings.Cut(url, "?")
-	i := strings.LastIndex(base, "/")
-	if i < len("postgres://") {
-		base += "/" + name
-	} else {
-		base = base[:i+1] + name
-	}
-	if query != "" {
-		return base + "?" + query
-	}
-	return base
+	return testdb.Postgres(t)
 }
 
 func randomHex(n int) string {

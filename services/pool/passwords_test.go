@@ -1,9 +1,11 @@
 package pool_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -57,6 +59,64 @@ func TestVerifyResults(t *testing.T) {
 		e.mustCall(t, 400, "POST", "/pools/p/user/password/verify", map[string]any{"identifier": "jane@example.com"})
 		e.mustCall(t, 404, "POST", "/pools/ghost/user/password/verify", map[string]any{"identifier": "jane@example.com", "password": "x"})
 	})
+}
+
+// TestEveryCheckCostsOneVerification: a user that does not exist, is locked or has no password costs one
+// verification in the hashing pool, as a wrong password of a real user does, so response times do not tell
+// them apart. The pool's own count of verifications (its metric) is the observable.
+func TestEveryCheckCostsOneVerification(t *testing.T) {
+	testenv.ForEachBackend(t, func(t *testing.T, b testenv.Backend) {
+		e := start(t, b)
+		e.pool(t, "p", map[string]any{"lockout_policy": map[string]any{"max_attempts": 1, "block_duration": "3600s"}})
+		e.user(t, "p", "jane@example.com", "correct horse")
+		e.user(t, "p", "locked@example.com", "locked horse")
+		e.user(t, "p", "nopass@example.com", "")
+		if r := e.verify(t, "p", "locked@example.com", "wrong"); r != "password_incorrect" {
+			t.Fatalf("failure that locks the user: %s", r)
+		}
+		tests := []struct {
+			name, identifier, password, result string
+		}{
+			{"wrong password of a user with one", "jane@example.com", "wrong", "password_incorrect"},
+			{"unknown user", "ghost@example.com", "whatever", "user_not_found"},
+			{"locked user with its password", "locked@example.com", "locked horse", "account_locked"},
+			{"user without a password", "nopass@example.com", "whatever", "no_password"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				before := e.verifications(t)
+				if r := e.verify(t, "p", tt.identifier, tt.password); r != tt.result {
+					t.Fatalf("result %s, want %s", r, tt.result)
+				}
+				if n := e.verifications(t) - before; n != 1 {
+					t.Fatalf("the check ran %d verifications, want 1", n)
+				}
+			})
+		}
+	})
+}
+
+// verifications is the process's count of password verifications (authplane_password_hashes_total).
+func (e *env) verifications(t *testing.T) int {
+	t.Helper()
+	resp, err := e.HTTP.Get(e.HTTPURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	const series = `authplane_password_hashes_total{operation="verify"} `
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), series); ok {
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s%s: %v", series, v, err)
+			}
+			return int(n)
+		}
+	}
+	t.Fatalf("metrics lack %s", series)
+	return 0
 }
 
 func TestSetPasswordAppliesThePolicy(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -67,6 +68,11 @@ func NewWithHasher(ctx context.Context, d svc.Deps, hasher *password.Hasher) (*S
 	if log == nil {
 		log = slog.Default()
 	}
+	if d.Metrics != nil {
+		if err := registerHashingMetrics(d.Metrics.Registry, hasher); err != nil {
+			return nil, err
+		}
+	}
 	s := &Service{
 		store: store{db: d.DB}, bus: d.Bus, log: log, hasher: hasher,
 		schemas:  schemav1.NewSchemaServiceClient(d.Conns.Schema),
@@ -78,6 +84,25 @@ func NewWithHasher(ctx context.Context, d svc.Deps, hasher *password.Hasher) (*S
 	d.Bus.Subscribe(changes.Pools, invalidator(s.pools))
 	d.Bus.Subscribe(changes.Schemas, invalidator(s.compiled))
 	return s, nil
+}
+
+// registerHashingMetrics exports the computations of the hashing pool as authplane_password_hashes_total by
+// operation: "hash" (new and upgraded hashes) and "verify" (password checks, the stand-in checks of unknown,
+// locked and password-less users included).
+func registerHashingMetrics(r prometheus.Registerer, hasher *password.Hasher) error {
+	for op, count := range map[string]func(password.Stats) uint64{
+		"hash":   func(s password.Stats) uint64 { return s.Hashes },
+		"verify": func(s password.Stats) uint64 { return s.Verifications },
+	} {
+		c := prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "authplane_password_hashes_total", Help: "Password hash computations run, by operation.",
+			ConstLabels: prometheus.Labels{"operation": op},
+		}, func() float64 { return float64(count(hasher.Stats())) })
+		if err := r.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func invalidator[V any](c *cache.Cache[V]) func(string) {

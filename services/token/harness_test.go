@@ -4,16 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"fmt"
-	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
-	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"gorm.io/gorm"
@@ -31,6 +27,7 @@ import (
 	"github.com/authplane/authplane/pkg/scopes"
 	"github.com/authplane/authplane/pkg/secrets"
 	"github.com/authplane/authplane/pkg/svc"
+	"github.com/authplane/authplane/pkg/testdb"
 )
 
 // These unit tests run the token service against stand-ins of the workspace and client services (registered on
@@ -133,43 +130,11 @@ func newKeyring(t testing.TB) *secrets.Keyring {
 
 func sqliteURL(t testing.TB) string { return "sqlite:" + t.TempDir() + "/token.db" }
 
-// postgresURL creates a fresh PostgreSQL database for the test and drops it afterwards; it skips the test when
-// no server answers (AUTHPLANE_TEST_POSTGRES_URL names the maintenance database, default the local server).
-func postgresURL(t testing.TB) string {
-	admin := os.Getenv("AUTHPLANE_TEST_POSTGRES_URL")
-	if admin == "" {
-		admin = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		t.Skipf("PostgreSQL not reachable at %s: %v", admin, err)
-	}
-	defer conn.Close(context.Background())
-	name := "token_test_" + strings.ToLower(secrets.NewID())
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create database: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if c, err := pgx.Connect(ctx, admin); err == nil {
-			_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-			c.Close(ctx)
-		}
-	})
-	cfg, err := pgx.ParseConfig(admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, name)
-}
-
-// forEachDB runs fn on SQLite and on a fresh PostgreSQL database.
+// forEachDB runs fn on SQLite and on a fresh PostgreSQL database, which is skipped when unreachable unless
+// AUTHPLANE_TEST_POSTGRES_REQUIRED is set (testdb.Postgres).
 func forEachDB(t *testing.T, fn func(t *testing.T, url string)) {
 	t.Run("sqlite", func(t *testing.T) { fn(t, sqliteURL(t)) })
-	t.Run("postgres", func(t *testing.T) { fn(t, postgresURL(t)) })
+	t.Run("postgres", func(t *testing.T) { fn(t, testdb.Postgres(t)) })
 }
 
 func openDB(t testing.TB, url string) *db.DB {

@@ -1,12 +1,15 @@
 package token
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"testing"
 
 	"github.com/go-jose/go-jose/v4"
+	"golang.org/x/crypto/cryptobyte"
+	"golang.org/x/crypto/cryptobyte/asn1"
 )
 
 func TestES256SignerWritesJWSThatGoJoseVerifies(t *testing.T) {
@@ -45,21 +48,57 @@ func TestES256SignerWritesJWSThatGoJoseVerifies(t *testing.T) {
 	}
 }
 
+// signatureDER is a well-formed SEQUENCE { INTEGER r, INTEGER s } whose integers hold the given content bytes.
+func signatureDER(r, s []byte) []byte {
+	var b cryptobyte.Builder
+	b.AddASN1(asn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1(asn1.INTEGER, func(b *cryptobyte.Builder) { b.AddBytes(r) })
+		b.AddASN1(asn1.INTEGER, func(b *cryptobyte.Builder) { b.AddBytes(s) })
+	})
+	return b.BytesOrPanic()
+}
+
 func TestRawSignatureRejectsMalformedDER(t *testing.T) {
-	var out [64]byte
+	// 33 significant bytes: one more than a P-256 integer can have, whether or not a sign byte precedes them.
+	tooLong := append([]byte{0x01}, bytes.Repeat([]byte{0xab}, 32)...)
 	for name, der := range map[string][]byte{
-		"empty":            {},
-		"not a sequence":   {0x31, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01},
-		"length mismatch":  {0x30, 0x07, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01},
-		"one integer":      {0x30, 0x03, 0x02, 0x01, 0x01},
-		"trailing bytes":   {0x30, 0x07, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01, 0x00},
-		"integer too long": append([]byte{0x30, 0x26, 0x02, 0x21, 0x01}, make([]byte, 32+3)...),
+		"empty":                           {},
+		"not a sequence":                  {0x31, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01},
+		"length mismatch":                 {0x30, 0x07, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01},
+		"one integer":                     {0x30, 0x03, 0x02, 0x01, 0x01},
+		"trailing bytes":                  {0x30, 0x07, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01, 0x00},
+		"r of 33 significant bytes":       signatureDER(tooLong, []byte{0x07}),
+		"s of 33 significant bytes":       signatureDER([]byte{0x05}, tooLong),
+		"33 significant bytes after zero": signatureDER(append([]byte{0x00}, tooLong...), []byte{0x07}),
 	} {
+		var out [64]byte
 		if err := rawSignature(der, &out); err == nil {
-			t.Errorf("%s: accepted", name)
+			t.Errorf("%s: accepted as %x", name, out)
 		}
 	}
-	if err := rawSignature([]byte{0x30, 0x06, 0x02, 0x01, 0x05, 0x02, 0x01, 0x07}, &out); err != nil || out[31] != 5 || out[63] != 7 {
-		t.Fatalf("small integers: %v %x", err, out)
+}
+
+func TestRawSignatureWritesIntegersAs32Bytes(t *testing.T) {
+	high := bytes.Repeat([]byte{0xcd}, 32) // a top bit set, so DER writes a sign byte before it
+	low := append([]byte{0x7f}, bytes.Repeat([]byte{0x01}, 31)...)
+	tests := []struct {
+		name string
+		der  []byte
+		want []byte
+	}{
+		{"32-byte integers after their sign bytes", signatureDER(append([]byte{0x00}, high...), append([]byte{0x00}, high...)), append(high, high...)},
+		{"32-byte integers without sign bytes", signatureDER(low, low), append(low, low...)},
+		{"small integers padded on the left", signatureDER([]byte{0x05}, []byte{0x07}), append(append(make([]byte, 31), 0x05), append(make([]byte, 31), 0x07)...)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out [64]byte
+			if err := rawSignature(tt.der, &out); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(out[:], tt.want) {
+				t.Fatalf("got %x, want %x", out, tt.want)
+			}
+		})
 	}
 }
