@@ -20,7 +20,7 @@ import (
 
 // newRefreshHarness adds to newHarness a confidential client app-1 and a public client mob-1 with the password and
 // refresh_token grants, and app-2 with a token policy whose refresh tokens live a minute.
-func newRefreshHarness(t *testing.T, url string) *harness {
+func newRefreshHarness(t testing.TB, url string) *harness {
 	h := newHarness(t, url)
 	for _, c := range []*clientv1.Client{
 		{ClientId: "app-1", ClientSecret: proto.String("secret-app-1"), TokenEndpointAuthMethod: "client_secret_basic"},
@@ -37,7 +37,7 @@ func newRefreshHarness(t *testing.T, url string) *harness {
 }
 
 // startChain issues the first refresh token of a session for a client, as the password grant does.
-func startChain(t *testing.T, h *harness, clientID, secret, scope string) string {
+func startChain(t testing.TB, h *harness, clientID, secret, scope string) string {
 	t.Helper()
 	ctx := context.Background()
 	ws, err := h.svc.workspace(ctx, "acme", "orders")
