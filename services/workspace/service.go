@@ -22,6 +22,7 @@ import (
 	"github.com/authplane/authplane/pkg/authz"
 	"github.com/authplane/authplane/pkg/changes"
 	"github.com/authplane/authplane/pkg/db"
+	"github.com/authplane/authplane/pkg/egress"
 	"github.com/authplane/authplane/pkg/paging"
 	"github.com/authplane/authplane/pkg/platform"
 	"github.com/authplane/authplane/pkg/secrets"
@@ -56,6 +57,8 @@ type Service struct {
 	// keyring derives external verifiers' signing secrets (nil in processes without a master key: creating an
 	// external source then fails).
 	keyring *secrets.Keyring
+	// egress refuses external verifier URLs at link-local, unspecified or cloud-metadata addresses.
+	egress *egress.Policy
 }
 
 // New migrates the service's tables and ensures the root tenant's admin workspace exists.
@@ -69,6 +72,7 @@ func New(ctx context.Context, d svc.Deps) (*Service, error) {
 		tokens:  tokenv1.NewTokenServiceClient(d.Conns.Token),
 		pools:   poolv1.NewPoolServiceClient(d.Conns.Pool),
 		keyring: d.Keyring,
+		egress:  d.Egress,
 	}
 	if err := s.store.backfillUIDs(ctx, secrets.NewID); err != nil {
 		return nil, apierr.Wrap(err, "assign workspace uids")
