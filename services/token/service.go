@@ -88,7 +88,7 @@ func New(ctx context.Context, d svc.Deps) (*Service, error) {
 		now:          time.Now,
 		poolAPI:      poolv1.NewPoolServiceClient(d.Conns.Pool),
 		sysTokens:    newSystemTokens(),
-		verifiers:    newVerifierClient(),
+		verifiers:    newVerifierClient(d.Egress),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
