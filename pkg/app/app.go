@@ -30,6 +30,7 @@ import (
 	"github.com/authplane/authplane/pkg/changes"
 	"github.com/authplane/authplane/pkg/config"
 	"github.com/authplane/authplane/pkg/db"
+	"github.com/authplane/authplane/pkg/egress"
 	"github.com/authplane/authplane/pkg/inproc"
 	"github.com/authplane/authplane/pkg/internalcall"
 	"github.com/authplane/authplane/pkg/metrics"
@@ -69,8 +70,23 @@ var constructors = map[string]func(context.Context, svc.Deps) (svc.Service, erro
 	svc.Token:     func(ctx context.Context, d svc.Deps) (svc.Service, error) { return token.New(ctx, d) },
 }
 
+// Option adjusts how New builds the process, beyond its configuration.
+type Option func(*options)
+
+type options struct {
+	resolver *net.Resolver
+}
+
+// WithEgressResolver resolves the names of tenant-configured destinations (external verifiers) with r instead of
+// the system's resolver, both when they are checked and when connections are made (tests point names with it).
+func WithEgressResolver(r *net.Resolver) Option { return func(o *options) { o.resolver = r } }
+
 // New builds the process: opens the database and migrates the tables of the services it runs.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error) {
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Option) (*App, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	a := &App{cfg: cfg, log: log, metrics: metrics.New(), services: cfg.Services}
 	bgCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.cancel = cancel
@@ -88,7 +104,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 		}
 	}
 	deps := svc.Deps{Log: log, Metrics: a.metrics, IssuerURL: cfg.IssuerURL,
-		RootClientID: cfg.RootClientID, RootClientSecret: cfg.RootClientSecret, PasswordHashing: cfg.PasswordHashing}
+		RootClientID: cfg.RootClientID, RootClientSecret: cfg.RootClientSecret, PasswordHashing: cfg.PasswordHashing,
+		Egress: egress.New(cfg.EgressDenyNetworks, o.resolver)}
 
 	if len(grpcServices) > 0 {
 		d, err := db.Open(ctx, cfg.DatabaseURL)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"runtime"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/authplane/authplane/pkg/egress"
 	"github.com/authplane/authplane/pkg/password"
 	"github.com/authplane/authplane/pkg/svc"
 )
@@ -39,6 +41,9 @@ type Config struct {
 	PprofAddr string
 	// PasswordHashing bounds the password hashing pool (memory budget, concurrency, wait).
 	PasswordHashing password.Config
+	// EgressDenyNetworks are networks outbound connections (external verifiers) may not reach, besides the
+	// built-in link-local, unspecified and cloud-metadata ones.
+	EgressDenyNetworks []netip.Prefix
 }
 
 // Parse reads flags from args and the environment through getenv.
@@ -63,6 +68,8 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 	fs.IntVar(&hashMB, "password-hashing-memory-mb", envInt(getenv, "AUTHPLANE_PASSWORD_HASHING_MEMORY_MB", 256), "memory budget of password hashes running at once, MiB (AUTHPLANE_PASSWORD_HASHING_MEMORY_MB)")
 	fs.IntVar(&hashConcurrency, "password-hashing-concurrency", envInt(getenv, "AUTHPLANE_PASSWORD_HASHING_CONCURRENCY", runtime.GOMAXPROCS(0)), "password hashes running at once (AUTHPLANE_PASSWORD_HASHING_CONCURRENCY)")
 	fs.DurationVar(&c.PasswordHashing.MaxWait, "password-hashing-max-wait", envDuration(getenv, "AUTHPLANE_PASSWORD_HASHING_MAX_WAIT", 2*time.Second), "longest wait for the hashing pool before 503 (AUTHPLANE_PASSWORD_HASHING_MAX_WAIT)")
+	var egressDeny string
+	fs.StringVar(&egressDeny, "egress-deny-networks", env("AUTHPLANE_EGRESS_DENY_NETWORKS", ""), "comma list of CIDRs external verifiers may not be at, besides link-local, unspecified and cloud-metadata addresses (AUTHPLANE_EGRESS_DENY_NETWORKS)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -78,6 +85,9 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 	c.RootClientSecret = getenv("AUTHPLANE_ROOT_CLIENT_SECRET")
 	c.MasterKeyB64 = getenv("AUTHPLANE_MASTER_KEY")
 	var err error
+	if c.EgressDenyNetworks, err = egress.ParseNetworks(egressDeny); err != nil {
+		return nil, fmt.Errorf("--egress-deny-networks (AUTHPLANE_EGRESS_DENY_NETWORKS): %w", err)
+	}
 	if c.Services, err = parseServices(services); err != nil {
 		return nil, err
 	}

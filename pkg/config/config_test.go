@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/base64"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -58,6 +59,25 @@ func TestParse(t *testing.T) {
 		{name: "unknown service", args: []string{"--services=gateway,billing"}, wantErr: true},
 		{name: "unknown flag", args: []string{"--colour"}, wantErr: true},
 		{name: "stray argument", args: []string{"now"}, wantErr: true},
+		{name: "egress deny networks from the environment", env: map[string]string{"AUTHPLANE_EGRESS_DENY_NETWORKS": "10.20.0.0/16, fd12::/48"},
+			check: func(t *testing.T, c *Config) {
+				if got := fmt.Sprint(c.EgressDenyNetworks); got != "[10.20.0.0/16 fd12::/48]" {
+					t.Errorf("egress deny networks %s", got)
+				}
+			}},
+		{name: "egress deny networks from the flag", args: []string{"--egress-deny-networks=192.168.7.0/24"},
+			env: map[string]string{"AUTHPLANE_EGRESS_DENY_NETWORKS": "10.20.0.0/16"}, check: func(t *testing.T, c *Config) {
+				if got := fmt.Sprint(c.EgressDenyNetworks); got != "[192.168.7.0/24]" {
+					t.Errorf("egress deny networks %s", got)
+				}
+			}},
+		{name: "no egress deny networks by default", check: func(t *testing.T, c *Config) {
+			if len(c.EgressDenyNetworks) != 0 {
+				t.Errorf("egress deny networks %v", c.EgressDenyNetworks)
+			}
+		}},
+		{name: "invalid egress deny network", env: map[string]string{"AUTHPLANE_EGRESS_DENY_NETWORKS": "10.20.0.0/16,10.300.0.0/16"},
+			wantErr: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -69,6 +89,16 @@ func TestParse(t *testing.T) {
 				tc.check(t, c)
 			}
 		})
+	}
+}
+
+func TestAnInvalidEgressDenyNetworkNamesTheSettingAndTheValue(t *testing.T) {
+	_, err := Parse(nil, func(k string) string {
+		return map[string]string{"AUTHPLANE_EGRESS_DENY_NETWORKS": "10.20.0.0/16,10.300.0.0/16"}[k]
+	})
+	want := `--egress-deny-networks (AUTHPLANE_EGRESS_DENY_NETWORKS): "10.300.0.0/16" is not a network in CIDR notation (e.g. 10.20.0.0/16 or fd12::/48)`
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v, want %s", err, want)
 	}
 }
 

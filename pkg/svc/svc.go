@@ -10,6 +10,7 @@ import (
 	"github.com/authplane/authplane/pkg/authz"
 	"github.com/authplane/authplane/pkg/changes"
 	"github.com/authplane/authplane/pkg/db"
+	"github.com/authplane/authplane/pkg/egress"
 	"github.com/authplane/authplane/pkg/internalcall"
 	"github.com/authplane/authplane/pkg/metrics"
 	"github.com/authplane/authplane/pkg/password"
@@ -53,6 +54,9 @@ type Deps struct {
 	PasswordHashing password.Config
 	// RootClientID and RootClientSecret are the operator's credentials from the configuration (may be empty).
 	RootClientID, RootClientSecret string
+	// Egress decides where connections to tenant-configured destinations (external verifiers) may go, when they
+	// are configured and when they are made (nil: the built-in policy with the system's resolver).
+	Egress *egress.Policy
 }
 
 // Service is a gRPC service ready to be registered on a server or an in-process connection.

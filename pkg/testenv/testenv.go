@@ -90,6 +90,7 @@ type options struct {
 	issuer      string
 	rootSecret  string
 	extraEnv    map[string]string
+	resolver    *net.Resolver
 }
 
 // Option configures Start.
@@ -121,6 +122,10 @@ func WithRootSecret(secret string) Option { return func(o *options) { o.rootSecr
 
 // WithEnv adds configuration variables (AUTHPLANE_…) for the process.
 func WithEnv(vars map[string]string) Option { return func(o *options) { o.extraEnv = vars } }
+
+// WithResolver resolves external verifiers' names with r (e.g. a testdns.Server's), when they are checked and
+// when connections are made.
+func WithResolver(r *net.Resolver) Option { return func(o *options) { o.resolver = r } }
 
 // WithLog sends the server's JSON log to w (default: discarded unless AUTHPLANE_TEST_LOG is set).
 func WithLog(w io.Writer) Option { return func(o *options) { o.logOut = w } }
@@ -180,7 +185,8 @@ func Start(t testing.TB, opts ...Option) *Env {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, slog.New(slog.NewJSONHandler(o.logOut, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	a, err := app.New(ctx, cfg, slog.New(slog.NewJSONHandler(o.logOut, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		app.WithEgressResolver(o.resolver))
 	if err != nil {
 		cancel()
 		t.Fatalf("start authplane: %v", err)

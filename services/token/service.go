@@ -101,7 +101,7 @@ func New(ctx context.Context, d svc.Deps) (*Service, error) {
 		verifier:     d.Verifier,
 		internal:     d.Internal,
 		poolAPI:      poolv1.NewPoolServiceClient(d.Conns.Pool),
-		verifiers:    newVerifierClient(),
+		verifiers:    newVerifierClient(d.Egress),
 		users:        cache.New[*userState](userStateTTL, 0),
 		pruned:       map[string]time.Time{},
 	}

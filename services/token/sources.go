@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 
 	poolv1 "github.com/authplane/authplane/gen/go/authplane/pool/v1"
 	workspacev1 "github.com/authplane/authplane/gen/go/authplane/workspace/v1"
+	"github.com/authplane/authplane/pkg/egress"
 	"github.com/authplane/authplane/pkg/secrets"
 )
 
@@ -42,11 +44,17 @@ const (
 // newVerifierClient is the HTTP client of external verifiers: no redirects (a verifier answers itself; a 3xx is
 // not a yes), bounded dial, handshake and header sizes, and kept-alive connections to the few verifiers there are.
 // Each call carries its source's timeout in its context.
-func newVerifierClient() *http.Client {
+//
+// Its dialer refuses, through the egress policy's Control hook, every address the policy denies, whatever a
+// verifier's name resolved to when it was configured (DNS rebinding, a name pointed at a metadata service since).
+// It uses no proxy, not even one from the environment: through a proxy, Control would see the proxy's address,
+// never the verifier's, and the proxy would connect to a metadata address on our behalf.
+func newVerifierClient(policy *egress.Policy) *http.Client {
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second, Resolver: policy.Resolver(), Control: policy.Control}
 	return &http.Client{
 		Transport: &http.Transport{
-			Proxy:                  http.ProxyFromEnvironment,
-			DialContext:            (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			Proxy:                  nil,
+			DialContext:            dialer.DialContext,
 			TLSHandshakeTimeout:    5 * time.Second,
 			MaxIdleConns:           64,
 			MaxIdleConnsPerHost:    8,
@@ -155,6 +163,11 @@ func (s *Service) checkExternal(ctx context.Context, g *grant, src *workspacev1.
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set(signatureHeader, "sha256="+sign(secret, body))
 	resp, err := s.verifiers.Do(req)
+	if errors.Is(err, egress.ErrDenied) {
+		// Configured where it was allowed, now at a denied address: a misconfiguration or an attack.
+		log.Warn("external verifier not called: its address is denied by the egress policy", "error", err)
+		return nil
+	}
 	if err != nil {
 		log.Info("external verifier unreachable", "error", err)
 		return nil

@@ -80,9 +80,11 @@ func (s *Service) CreateExternalIdp(ctx context.Context, req *workspacev1.Create
 	if in.IdentityPoolId != "" {
 		return nil, apierr.Field("identity_pool_id", "identity_pool_id belongs to identity_pool sources; an external source has url and timeout")
 	}
-	if row.URL, err = verifierURL(in.Url); err != nil {
+	verifier, err := verifierURL(in.Url)
+	if err != nil {
 		return nil, err
 	}
+	row.URL = in.Url
 	timeout := defaultVerifierTimeout
 	if in.Timeout != nil {
 		if err := in.Timeout.CheckValid(); err != nil {
@@ -94,6 +96,11 @@ func (s *Service) CreateExternalIdp(ctx context.Context, req *workspacev1.Create
 		return nil, apierr.Field("timeout", "timeout must be between %s and %s", minVerifierTimeout, maxVerifierTimeout)
 	}
 	row.TimeoutMs = timeout.Milliseconds()
+	// Last of the input checks, as it may wait for a name to resolve. The token service checks every address again
+	// when it connects; this refuses early, with a clear answer, what is already known to be denied.
+	if err := s.egress.CheckHost(ctx, verifier.Hostname()); err != nil {
+		return nil, apierr.Field("url", "url is not an allowed destination: %v", err)
+	}
 	if s.keyring == nil {
 		return nil, apierr.Wrap(errors.New("the workspace service has no keyring (master key)"), "derive the signing secret")
 	}
@@ -133,25 +140,26 @@ func newIdp(tenantID, serverID string, in *workspacev1.Idp, method string) (*idp
 }
 
 // verifierURL checks an external verifier's URL: absolute http or https with a host, and no credentials in it
-// (they would be stored and listed in clear; the signature authenticates the caller instead).
-func verifierURL(raw string) (string, error) {
+// (they would be stored and listed in clear; the signature authenticates the caller instead). Where it points is
+// the egress policy's to decide.
+func verifierURL(raw string) (*url.URL, error) {
 	if raw == "" {
-		return "", apierr.Field("url", "url is required")
+		return nil, apierr.Field("url", "url is required")
 	}
 	if len(raw) > maxURLLen {
-		return "", apierr.Field("url", "url is longer than %d characters", maxURLLen)
+		return nil, apierr.Field("url", "url is longer than %d characters", maxURLLen)
 	}
 	u, err := url.Parse(raw)
 	if err != nil || !u.IsAbs() || u.Host == "" || u.Opaque != "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return "", apierr.Field("url", "url must be an absolute http or https URL (e.g. https://verifier.example.com/verify)")
+		return nil, apierr.Field("url", "url must be an absolute http or https URL (e.g. https://verifier.example.com/verify)")
 	}
 	if u.User != nil {
-		return "", apierr.Field("url", "url must not carry credentials")
+		return nil, apierr.Field("url", "url must not carry credentials")
 	}
 	if u.Fragment != "" {
-		return "", apierr.Field("url", "url must not have a fragment")
+		return nil, apierr.Field("url", "url must not have a fragment")
 	}
-	return raw, nil
+	return u, nil
 }
 
 func firstSet(first bool, a, b string) string {

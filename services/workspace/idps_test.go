@@ -44,9 +44,9 @@ type idpEnv struct {
 	acme *testenv.Tenant
 }
 
-func startIdps(t *testing.T, b testenv.Backend) *idpEnv {
+func startIdps(t *testing.T, b testenv.Backend, opts ...testenv.Option) *idpEnv {
 	t.Helper()
-	e := &idpEnv{Env: testenv.Start(t, testenv.WithBackend(b))}
+	e := &idpEnv{Env: testenv.Start(t, append([]testenv.Option{testenv.WithBackend(b)}, opts...)...)}
 	e.acme = e.NewTenant(t, "acme")
 	e.mustAdmin(t, e.acme, 201, "POST", "/servers", map[string]any{"id": "ws", "grant_types": []string{"password"}}, nil)
 	e.pool(t, e.acme, "customers")

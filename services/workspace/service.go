@@ -21,6 +21,7 @@ import (
 	"github.com/authplane/authplane/pkg/apierr"
 	"github.com/authplane/authplane/pkg/changes"
 	"github.com/authplane/authplane/pkg/db"
+	"github.com/authplane/authplane/pkg/egress"
 	"github.com/authplane/authplane/pkg/internalcall"
 	"github.com/authplane/authplane/pkg/paging"
 	"github.com/authplane/authplane/pkg/platform"
@@ -58,6 +59,8 @@ type Service struct {
 	// external source then fails).
 	keyring  *secrets.Keyring
 	internal *internalcall.Authority
+	// egress refuses external verifier URLs at link-local, unspecified or cloud-metadata addresses.
+	egress *egress.Policy
 }
 
 // New migrates the service's tables and ensures the root tenant's admin workspace exists.
@@ -72,6 +75,7 @@ func New(ctx context.Context, d svc.Deps) (*Service, error) {
 		pools:    poolv1.NewPoolServiceClient(d.Conns.Pool),
 		keyring:  d.Keyring,
 		internal: d.Internal,
+		egress:   d.Egress,
 	}
 	if err := s.store.backfillUIDs(ctx, secrets.NewID); err != nil {
 		return nil, apierr.Wrap(err, "assign workspace uids")
