@@ -11,8 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/glebarez/sqlite"
 	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/ncruces/go-sqlite3/driver" // database/sql driver "sqlite3", pure Go
+	"github.com/ncruces/go-sqlite3/gormlite"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -68,7 +69,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 			}
 		}
 		dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
-		g, err := gorm.Open(sqlite.Open(dsn), cfg)
+		g, err := gorm.Open(gormlite.Open(dsn), cfg)
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 		}
