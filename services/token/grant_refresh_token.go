@@ -41,18 +41,18 @@ func (s *Service) refreshTokenGrant(ctx context.Context, g *grant) (*tokenv1.Tok
 	r, err := s.store.rotateRefresh(ctx, &refreshUse{
 		tenantID: g.ws.tenantID, hash: s.refreshHash(presented),
 		serverID: g.ws.serverID, serverUID: g.ws.uid, clientID: g.client.id, clientCreated: g.client.created,
-		now: now.UnixMicro(), accessExpires: now.Add(s.accessTTL(g)).UnixMicro(),
+		now: now.UnixMicro(), accessExpires: now.Add(s.accessTTL(g)).UnixMicro(), refreshExpires: now.Add(s.refreshTTL(g)).UnixMicro(),
 		accept: func(r *refreshRow) error {
 			var err error
 			scope, err = narrowScope(r.Scope, g.req.Scope, g.client.scopes.Allows)
 			return err
 		},
-		next: func(r *refreshRow, sessionEnd int64) *refreshRow {
+		next: func(r *refreshRow, expires int64) *refreshRow {
 			// The successor keeps the grant's scope (RFC 6749 section 6), whatever this request narrowed.
 			return &refreshRow{
 				TenantID: r.TenantID, TokenHash: s.refreshHash(next), ServerID: r.ServerID, ServerUID: r.ServerUID,
 				ClientID: r.ClientID, ClientCreated: r.ClientCreated, SessionID: r.SessionID, Scope: r.Scope, Login: r.Login,
-				IssuedAt: now.UnixMicro(), ExpiresAt: min(now.Add(s.refreshTTL(g)).UnixMicro(), sessionEnd),
+				IssuedAt: now.UnixMicro(), ExpiresAt: expires,
 			}
 		},
 	})

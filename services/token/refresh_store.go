@@ -2,7 +2,9 @@ package token
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"sync"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -80,11 +82,12 @@ type refreshUse struct {
 	serverID, serverUID, clientID string // whose token it must be
 	clientCreated                 int64
 	now                           int64
-	// accessExpires is when the access token this use issues would expire; the session caps it (rotated.accessExpires).
-	accessExpires int64
+	// accessExpires and refreshExpires are when the access token this use issues and the successor would expire;
+	// the session's end caps both.
+	accessExpires, refreshExpires int64
 	// accept checks a valid, unused token before it rotates (the requested scope); an error leaves it unused.
 	accept func(*refreshRow) error
-	// next is the successor of the token, expiring at most at expires (the session's end caps it).
+	// next is the successor of the token, expiring at expires.
 	next func(cur *refreshRow, expires int64) *refreshRow
 }
 
@@ -96,80 +99,126 @@ type rotated struct {
 	accessExpires int64
 }
 
-// rotateRefresh uses a refresh token in one transaction: the token's row is read (locked FOR UPDATE on
-// PostgreSQL; SQLite transactions begin immediate, so they run one at a time), then a valid unused token of a live
-// session is marked used, its successor inserted and the session's times moved on, while an already used one ends
-// its session, committed before errRefreshReused is returned. Of concurrent uses of one token exactly one rotates
-// it.
-func (s *store) rotateRefresh(ctx context.Context, u *refreshUse) (*rotated, error) {
-	var out rotated
-	reused := false
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		q := db.Tenant(tx, u.tenantID).Where("token_hash = ?", u.hash)
-		if s.db.Dialect == db.Postgres {
-			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
-		}
-		cur := &out.cur
-		if err := q.Take(cur).Error; err != nil {
-			if db.IsNotFound(err) {
-				return errRefreshInvalid
+// Statements of the rotation, prepared once (see db.Stmt): a rotation is the hot path of every password-grant app.
+const (
+	// claimRefresh marks an unused, unexpired token of the presenting client used, returning what its successor
+	// needs. On PostgreSQL the update locks the row: of concurrent uses of one token, one claims it and the others
+	// find it used once the first commits.
+	claimRefresh = `UPDATE token_refresh_tokens SET used_at = ?
+WHERE tenant_id = ? AND token_hash = ? AND used_at = 0 AND expires_at > ?
+  AND server_id = ? AND server_uid = ? AND client_id = ? AND client_created = ?
+RETURNING session_id, scope, session`
+	// probeRefresh tells a spent token of the presenting client (reuse) from one that is not its at all.
+	probeRefresh = `SELECT session_id, used_at FROM token_refresh_tokens
+WHERE tenant_id = ? AND token_hash = ? AND expires_at > ?
+  AND server_id = ? AND server_uid = ? AND client_id = ? AND client_created = ?`
+	// continueSession moves a live session on: last use, its newest refresh token's expiry and the latest expiry
+	// of its access tokens, each capped by the session's end.
+	continueSession = `UPDATE token_sessions SET last_used_at = ?,
+  refresh_expires_at = CASE WHEN expires_at < ? THEN expires_at ELSE ? END,
+  access_expires_at = CASE WHEN access_expires_at > (CASE WHEN expires_at < ? THEN expires_at ELSE ? END)
+    THEN access_expires_at ELSE (CASE WHEN expires_at < ? THEN expires_at ELSE ? END) END
+WHERE tenant_id = ? AND id = ? AND ended_at = 0 AND expires_at > ?
+RETURNING pool_id, subject, created_at, expires_at`
+	endSession = `UPDATE token_sessions SET ended_at = ?, end_reason = ? WHERE tenant_id = ? AND id = ? AND ended_at = 0`
+	// unclaimRefresh gives back a claimed token whose rotation was refused (its scope, or its session's end).
+	unclaimRefresh = `UPDATE token_refresh_tokens SET used_at = 0 WHERE tenant_id = ? AND token_hash = ?`
+	// insertRefresh adds the successor.
+	insertRefresh = `INSERT INTO token_refresh_tokens (tenant_id, token_hash, server_id, server_uid, client_id, client_created,
+  session_id, scope, session, issued_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`
+)
+
+// rotationStmts are the rotation's statements, prepared on first use.
+type rotationStmts struct {
+	once                                              sync.Once
+	err                                               error
+	claim, probe, continued, end, unclaim, insertSucc *db.Stmt
+}
+
+func (s *store) rotation(ctx context.Context) (*rotationStmts, error) {
+	r := &s.rotate
+	r.once.Do(func() {
+		for _, p := range []struct {
+			dst   **db.Stmt
+			query string
+		}{{&r.claim, claimRefresh}, {&r.probe, probeRefresh}, {&r.continued, continueSession}, {&r.end, endSession}, {&r.unclaim, unclaimRefresh}, {&r.insertSucc, insertRefresh}} {
+			if *p.dst, r.err = s.db.Prepare(context.WithoutCancel(ctx), p.query); r.err != nil {
+				return
 			}
-			return err
 		}
-		if cur.ServerID != u.serverID || cur.ServerUID != u.serverUID || cur.ClientID != u.clientID ||
-			cur.ClientCreated != u.clientCreated || cur.ExpiresAt <= u.now {
-			return errRefreshInvalid
-		}
-		if cur.UsedAt != 0 {
-			n, err := endSessions(tx, u.tenantID, u.now, endRefreshReuse, "id = ?", cur.SessionID)
-			if err != nil {
-				return err
-			}
-			if n == 0 {
-				return errRefreshInvalid // ended before: nothing to do
-			}
-			reused = true
-			return nil
-		}
-		if err := u.accept(cur); err != nil {
-			return err
-		}
-		// Reading the live session through its update both checks it and waits for an end in flight.
-		sess := &out.session
-		res := db.Tenant(tx, u.tenantID).Model(sess).Clauses(clause.Returning{}).
-			Where("id = ? AND ended_at = 0 AND expires_at > ?", cur.SessionID, u.now).
-			Updates(map[string]any{"last_used_at": u.now})
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected != 1 {
-			return errRefreshInvalid
-		}
-		out.accessExpires = min(u.accessExpires, sess.ExpiresAt)
-		next := u.next(cur, sess.ExpiresAt)
-		res = db.Tenant(tx, u.tenantID).Model(&sessionRow{}).Where("id = ?", cur.SessionID).Updates(map[string]any{
-			"refresh_expires_at": max(sess.RefreshExpiresAt, next.ExpiresAt),
-			"access_expires_at":  max(sess.AccessExpiresAt, out.accessExpires),
-		})
-		if res.Error != nil {
-			return res.Error
-		}
-		res = db.Tenant(tx, u.tenantID).Model(&refreshRow{}).Where("token_hash = ? AND used_at = 0", u.hash).Update("used_at", u.now)
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected != 1 {
-			return errRefreshInvalid // cannot happen under the lock; never rotate one token twice
-		}
-		return tx.Create(next).Error
 	})
+	return r, r.err
+}
+
+// rotateRefresh uses a refresh token: a valid unused token of a live session is marked used, the session's times
+// move on and its successor is inserted, while an already used one ends its session, committed before
+// errRefreshReused is returned. Rotations are committed in groups (see rotator): concurrent rotations share one
+// transaction, which on SQLite, with its one writer, is what makes them many per second.
+func (s *store) rotateRefresh(ctx context.Context, u *refreshUse) (*rotated, error) {
+	return s.rotator.rotate(ctx, u)
+}
+
+// rotateOne is one rotation inside a transaction. Its outcome for this token (invalid, reused, refused by accept)
+// is returned as the error of the rotation and leaves the transaction usable for the others; an error of the
+// database itself is returned as failed, and the whole transaction is rolled back.
+func rotateOne(ctx context.Context, tx *sql.Tx, st *rotationStmts, u *refreshUse) (out *rotated, outcome, failed error) {
+	out = &rotated{}
+	cur := &out.cur
+	*cur = refreshRow{TenantID: u.tenantID, TokenHash: u.hash, ServerID: u.serverID, ServerUID: u.serverUID,
+		ClientID: u.clientID, ClientCreated: u.clientCreated, UsedAt: u.now}
+	identity := []any{u.serverID, u.serverUID, u.clientID, u.clientCreated}
+	err := tx.StmtContext(ctx, st.claim.Stmt).QueryRowContext(ctx, append([]any{u.now, u.tenantID, u.hash, u.now}, identity...)...).
+		Scan(&cur.SessionID, &cur.Scope, &cur.Login)
+	if errors.Is(err, sql.ErrNoRows) {
+		var usedAt int64
+		err := tx.StmtContext(ctx, st.probe.Stmt).QueryRowContext(ctx, append([]any{u.tenantID, u.hash, u.now}, identity...)...).
+			Scan(&cur.SessionID, &usedAt)
+		switch {
+		case errors.Is(err, sql.ErrNoRows) || (err == nil && usedAt == 0):
+			return out, errRefreshInvalid, nil // unknown, expired, or not this client's
+		case err != nil:
+			return nil, nil, err
+		}
+		res, err := tx.StmtContext(ctx, st.end.Stmt).ExecContext(ctx, u.now, endRefreshReuse, u.tenantID, cur.SessionID)
+		if err != nil {
+			return nil, nil, err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return out, errRefreshInvalid, nil // its session ended before: nothing to do
+		}
+		return out, errRefreshReused, nil
+	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if reused {
-		return &out, errRefreshReused
+	// From here on, a refusal gives the token back: it stays unused.
+	unclaim := func(outcome error) (*rotated, error, error) {
+		if _, err := tx.StmtContext(ctx, st.unclaim.Stmt).ExecContext(ctx, u.tenantID, u.hash); err != nil {
+			return nil, nil, err
+		}
+		return out, outcome, nil
 	}
-	return &out, nil
+	if err := u.accept(cur); err != nil {
+		return unclaim(err)
+	}
+	sess := &out.session
+	sess.TenantID, sess.ID = u.tenantID, cur.SessionID
+	access, refresh := u.accessExpires, u.refreshExpires
+	err = tx.StmtContext(ctx, st.continued.Stmt).QueryRowContext(ctx, u.now, refresh, refresh, access, access, access, access,
+		u.tenantID, cur.SessionID, u.now).Scan(&sess.PoolID, &sess.Subject, &sess.CreatedAt, &sess.ExpiresAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return unclaim(errRefreshInvalid) // the session ended or reached its end
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	out.accessExpires = min(access, sess.ExpiresAt)
+	next := u.next(cur, min(refresh, sess.ExpiresAt))
+	if _, err := tx.StmtContext(ctx, st.insertSucc.Stmt).ExecContext(ctx, next.TenantID, next.TokenHash, next.ServerID, next.ServerUID,
+		next.ClientID, next.ClientCreated, next.SessionID, next.Scope, next.Login, next.IssuedAt, next.ExpiresAt); err != nil {
+		return nil, nil, err
+	}
+	return out, nil, nil
 }
 
 // insertSession stores a new session with its first refresh token (nil when it has none).

@@ -108,6 +108,7 @@ func New(ctx context.Context, d svc.Deps) (*Service, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	s.store.rotator = newRotator(&s.store)
 	if s.metrics == nil {
 		s.metrics = metrics.New()
 	}

@@ -142,7 +142,11 @@ type revocationRow struct {
 func (revocationRow) TableName() string { return "token_revocations" }
 
 // store is the only code that touches the token service's tables.
-type store struct{ db *db.DB }
+type store struct {
+	db      *db.DB
+	rotate  rotationStmts
+	rotator *rotator
+}
 
 // listKeys returns the keys of every incarnation of a workspace id, oldest generation first.
 func (s *store) listKeys(ctx context.Context, tenantID, serverID string) ([]keyRow, error) {
