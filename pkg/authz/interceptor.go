@@ -39,8 +39,10 @@ func (v *Verifier) Authorize(ctx context.Context, fullMethod string, req any) (c
 		return ctx, apierr.Unauthenticated("a bearer access token is required")
 	}
 	c, err := v.Verify(ctx, raw)
-	if errors.Is(err, ErrRevocationUnknown) {
-		return ctx, apierr.Unauthenticated("the access token cannot be checked for revocation now; try again")
+	if errors.Is(err, ErrRevocationUnknown) || errors.Is(err, ErrKeysUnavailable) {
+		// The token was not judged: what it needs cannot be read now (the database is unreachable). A 401 would
+		// tell the client to drop a token that may be good.
+		return ctx, apierr.Unavailable("the access token cannot be checked now; try again shortly")
 	}
 	if err != nil {
 		return ctx, apierr.Unauthenticated("the access token is invalid, expired or revoked")

@@ -9,6 +9,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/authplane/authplane/pkg/cache"
 	"github.com/authplane/authplane/pkg/changes"
@@ -30,6 +32,10 @@ var ErrInvalidToken = errors.New("invalid access token")
 // ErrRevocationUnknown is returned for a token whose tenant's revocations cannot be read now: the token is refused
 // (it may be revoked), and the next request tries again.
 var ErrRevocationUnknown = errors.New("access token revocation status unknown")
+
+// ErrKeysUnavailable is returned for a token whose workspace's keys cannot be read now (the key source answered
+// Unavailable or DeadlineExceeded): the token is refused without being judged, and the next request tries again.
+var ErrKeysUnavailable = errors.New("access token signing keys unavailable")
 
 // RevokedToken is an access token revoked before it expired.
 type RevokedToken struct {
@@ -232,7 +238,7 @@ func (v *Verifier) keySet(ctx context.Context, tenantID, serverID, kid string) (
 	load := func(ctx context.Context) (*jose.JSONWebKeySet, error) { return v.source(ctx, tenantID, serverID) }
 	ks, err := v.keys.Get(ctx, key, load)
 	if err != nil {
-		return nil, ErrInvalidToken
+		return nil, keyLoadFailure(err)
 	}
 	if len(ks.Key(kid)) > 0 {
 		return ks, nil
@@ -247,8 +253,21 @@ func (v *Verifier) keySet(ctx context.Context, tenantID, serverID, kid string) (
 		return nil, ErrInvalidToken
 	}
 	v.keys.Invalidate(key)
-	if ks, err = v.keys.Get(ctx, key, load); err != nil || len(ks.Key(kid)) == 0 {
+	if ks, err = v.keys.Get(ctx, key, load); err != nil {
+		return nil, keyLoadFailure(err)
+	}
+	if len(ks.Key(kid)) == 0 {
 		return nil, ErrInvalidToken
 	}
 	return ks, nil
+}
+
+// keyLoadFailure tells a key source that cannot answer now (an outage: retry) from one that answered no (an
+// unknown workspace: the token is invalid).
+func keyLoadFailure(err error) error {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return ErrKeysUnavailable
+	}
+	return ErrInvalidToken
 }
