@@ -8,6 +8,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/dynamicpb"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	clientv1 "github.com/authplane/authplane/gen/go/authplane/client/v1"
@@ -30,6 +32,16 @@ func structWithKey(key string) *structpb.Struct {
 	return &structpb.Struct{Fields: map[string]*structpb.Value{key: structpb.NewBoolValue(true)}}
 }
 
+// dynamicTokenRequest is a TokenRequest as a dynamic message (its maps are walked through protoreflect, not as Go
+// maps) with one parameter.
+func dynamicTokenRequest(t *testing.T, key, value string) proto.Message {
+	t.Helper()
+	m := dynamicpb.NewMessage((&tokenv1.TokenRequest{}).ProtoReflect().Descriptor())
+	fd := m.Descriptor().Fields().ByName("parameters")
+	m.Mutable(fd).Map().Set(protoreflect.ValueOfString(key).MapKey(), protoreflect.ValueOfString(value))
+	return m
+}
+
 func TestMalformedTextIsFoundAtAnyDepth(t *testing.T) {
 	cases := []struct {
 		name string
@@ -42,6 +54,9 @@ func TestMalformedTextIsFoundAtAnyDepth(t *testing.T) {
 		{"invalid UTF-8 in a field", &tokenv1.TokenRequest{ServerId: "\xff"}, "server_id"},
 		{"a map value", &tokenv1.TokenRequest{Parameters: map[string]string{"scope": "a\x00b"}}, `parameters["scope"]`},
 		{"a map key", &tokenv1.TokenRequest{Parameters: map[string]string{"\xfe": "x"}}, "parameters"},
+		{"a map value of a dynamic message", dynamicTokenRequest(t, "scope", "a\x00b"), `parameters["scope"]`},
+		{"a map key of a dynamic message", dynamicTokenRequest(t, "\xfe", "x"), "parameters"},
+		{"a valid dynamic message", dynamicTokenRequest(t, "scope", "openid"), ""},
 		{"a nested message", &clientv1.CreateClientRequest{TenantId: "acme", Client: &clientv1.Client{ClientName: "nul\x00name"}},
 			"client.client_name"},
 		{"a repeated field", &clientv1.CreateClientRequest{Client: &clientv1.Client{RedirectUris: []string{"https://a", "https://b\xc3"}}},
