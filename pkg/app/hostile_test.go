@@ -112,6 +112,7 @@ func checkHostileText(t *testing.T, env *testenv.Env, services *grpc.ClientConn)
 		{"a NUL in a username", "/acme/shop/oauth2/token", basic, form, "grant_type=password&username=jane%40example.com%00&password=x"},
 		{"invalid UTF-8 in a password", "/acme/shop/oauth2/token", basic, form, "grant_type=password&username=jane%40example.com&password=%ff"},
 		{"a NUL in a JSON parameter", "/acme/shop/oauth2/token", basic, js, `{"grant_type":"client_credentials","scope":"a\u0000"}`},
+		{"invalid UTF-8 in a JSON body", "/acme/shop/oauth2/token", basic, js, "{\"grant_type\":\"client_credentials\",\"scope\":\"\xff\"}"},
 		{"invalid UTF-8 in a query value", "/acme/shop/oauth2/token?x=%ff", basic, form, "grant_type=client_credentials"},
 		{"a NUL in Basic credentials", "/acme/shop/oauth2/token", "Basic " + basicValue(appID+"\x00", appSecret), form, "grant_type=client_credentials"},
 		{"a NUL in the token to introspect", "/acme/shop/oauth2/introspect", basic, form, "token=abc%00"},

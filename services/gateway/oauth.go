@@ -1,15 +1,18 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
 	"github.com/authplane/authplane/pkg/apierr"
@@ -167,8 +170,15 @@ func readTokenParams(r *http.Request) (map[string]string, error) {
 	var values url.Values
 	switch ct {
 	case "application/json":
+		raw, err := io.ReadAll(r.Body) // bounded by MaxBodyBytes
+		if err != nil {
+			return nil, bodyError(err, "the JSON body cannot be read")
+		}
+		if !utf8.Valid(raw) { // encoding/json would quietly turn the bad bytes into U+FFFD
+			return nil, invalidRequest("the JSON body must be UTF-8")
+		}
 		var body map[string]any
-		dec := json.NewDecoder(r.Body)
+		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.UseNumber()
 		if err := dec.Decode(&body); err != nil {
 			return nil, bodyError(err, "the JSON body is malformed")
