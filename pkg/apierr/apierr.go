@@ -3,9 +3,11 @@
 package apierr
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -137,13 +139,58 @@ func Field(field, format string, args ...any) *Error {
 	return e
 }
 
-// Wrap makes an internal error from an unexpected cause; the cause is logged and never sent.
+// unreachable tells whether a cause means that a dependency (the database) cannot be reached now. The package
+// that knows the drivers installs it (pkg/db, when imported), so this one stays free of them.
+var unreachable atomic.Pointer[func(error) bool]
+
+// RegisterUnreachable installs the test Wrap and Classify use to tell an outage from a bug.
+func RegisterUnreachable(test func(error) bool) { unreachable.Store(&test) }
+
+func isUnreachable(cause error) bool {
+	test := unreachable.Load()
+	return test != nil && (*test)(cause)
+}
+
+// unavailableMessage is what callers are told during an outage; the cause is logged, never sent.
+const unavailableMessage = "the service is temporarily unavailable; try again shortly"
+
+// Wrap makes an error from an unexpected cause: Unavailable when the cause means a dependency cannot be reached
+// now (the caller may retry), Internal otherwise. The cause is logged and never sent.
 func Wrap(cause error, what string) *Error {
 	var e *Error
 	if errors.As(cause, &e) {
 		return e
 	}
+	if isUnreachable(cause) {
+		return &Error{Kind: KindUnavailable, Message: unavailableMessage, Cause: fmt.Errorf("%s: %w", what, cause)}
+	}
 	return &Error{Kind: KindInternal, Message: what, Cause: cause}
+}
+
+// Classify gives any error a handler returns its kind: an *Error or a gRPC status (from another service) keeps
+// its own; the request's own end is Canceled or DeadlineExceeded; any other error goes through Wrap, so a raw
+// driver error during an outage is Unavailable, not Internal.
+func Classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	var st interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &st) {
+		return err
+	}
+	if !isUnreachable(err) {
+		switch {
+		case errors.Is(err, context.Canceled):
+			return status.Error(codes.Canceled, "the request was canceled")
+		case errors.Is(err, context.DeadlineExceeded):
+			return status.Error(codes.DeadlineExceeded, "the request did not finish in time")
+		}
+	}
+	return Wrap(err, "unexpected failure")
 }
 
 // OAuth is an RFC 6749 error of the token endpoint. invalid_client maps to 401, temporarily_unavailable to 503,

@@ -261,3 +261,57 @@ func TestErrorText(t *testing.T) {
 		t.Error("errors.As does not find a wrapped *Error")
 	}
 }
+
+// errOutage stands for a driver error the registered test recognises (pkg/db registers the real one).
+var errOutage = errors.New("dial tcp 10.0.0.3:5432: connect: connection refused")
+
+func TestOutagesAreUnavailableEverythingElseInternal(t *testing.T) {
+	apierr.RegisterUnreachable(func(err error) bool { return errors.Is(err, errOutage) })
+	t.Cleanup(func() { apierr.RegisterUnreachable(func(error) bool { return false }) })
+	nf := apierr.NotFound("client c1 not found")
+	up := status.Error(codes.NotFound, "from another service")
+	cases := []struct {
+		name string
+		err  error
+		code codes.Code
+		http int
+	}{
+		{"an outage", errOutage, codes.Unavailable, 503},
+		{"a wrapped outage", fmt.Errorf("insert client: %w", errOutage), codes.Unavailable, 503},
+		{"a bug", errors.New("nil map"), codes.Internal, 500},
+		{"a domain error", nf, codes.NotFound, 404},
+		{"a status from another service", up, codes.NotFound, 404},
+		{"a wrapped status", fmt.Errorf("calling: %w", up), codes.NotFound, 404},
+		{"the caller went away", fmt.Errorf("query: %w", context.Canceled), codes.Canceled, 499},
+		{"the caller's deadline", fmt.Errorf("query: %w", context.DeadlineExceeded), codes.DeadlineExceeded, 503},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := apierr.Classify(tc.err)
+			if code := status.Code(got); code != tc.code {
+				t.Fatalf("Classify = %v (%s), want %s", got, code, tc.code)
+			}
+			if d := apierr.Describe(got); d.HTTPStatus != tc.http {
+				t.Fatalf("Describe = %+v, want %d", d, tc.http)
+			}
+			if msg := status.Convert(got).Message(); strings.Contains(msg, "10.0.0.3") {
+				t.Fatalf("the cause reached the caller: %q", msg)
+			}
+		})
+	}
+	t.Run("Wrap", func(t *testing.T) {
+		w := apierr.Wrap(fmt.Errorf("insert: %w", errOutage), "create client")
+		if w.Kind != apierr.KindUnavailable || !errors.Is(w, errOutage) || !strings.Contains(w.Error(), "create client") {
+			t.Fatalf("Wrap(outage) = %+v, want Unavailable keeping its cause for the log", w)
+		}
+		if d := apierr.Describe(w); d.HTTPStatus != 503 || d.ErrorCode != "unavailable" || strings.Contains(d.Message, "10.0.0.3") {
+			t.Fatalf("Describe = %+v", d)
+		}
+		if w := apierr.Wrap(errors.New("nil map"), "create client"); w.Kind != apierr.KindInternal {
+			t.Fatalf("Wrap(bug) = %+v, want Internal", w)
+		}
+	})
+	if apierr.Classify(nil) != nil {
+		t.Fatal("Classify(nil) is not nil")
+	}
+}

@@ -143,7 +143,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	authorize := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		return verifier.UnaryInterceptor()(ctx, req, info, h)
 	}
-	interceptors := []grpc.UnaryServerInterceptor{recoverPanics(log), observeRPCs(log, a.metrics), authorize}
+	interceptors := []grpc.UnaryServerInterceptor{recoverPanics(log), observeRPCs(log, a.metrics), classifyErrors,
+		rejectMalformedText, authorize}
 	local := inproc.New(chain(interceptors...))
 	conns := map[string]grpc.ClientConnInterface{}
 	for _, name := range svc.All {

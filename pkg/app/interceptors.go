@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/authplane/authplane/pkg/apierr"
 	"github.com/authplane/authplane/pkg/metrics"
 )
 
@@ -27,6 +28,14 @@ func recoverPanics(log *slog.Logger) grpc.UnaryServerInterceptor {
 	}
 }
 
+// classifyErrors gives every error a handler returns a gRPC code (apierr.Classify): a raw driver error during a
+// database outage becomes Unavailable, never Unknown or Internal, on the gRPC server and the in-process connection
+// alike, so REST answers 503 and OAuth endpoints temporarily_unavailable.
+func classifyErrors(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	resp, err := handler(ctx, req)
+	return resp, apierr.Classify(err)
+}
+
 // observeRPCs counts and times every call and logs failures; internal errors are logged with their cause, which
 // the caller never sees.
 func observeRPCs(log *slog.Logger, m *metrics.Metrics) grpc.UnaryServerInterceptor {
@@ -38,8 +47,11 @@ func observeRPCs(log *slog.Logger, m *metrics.Metrics) grpc.UnaryServerIntercept
 		m.GRPCLatency.WithLabelValues(info.FullMethod).Observe(time.Since(start).Seconds())
 		if err != nil {
 			level := slog.LevelDebug
-			if code == codes.Internal || code == codes.Unknown || code == codes.DataLoss {
+			switch code {
+			case codes.Internal, codes.Unknown, codes.DataLoss:
 				level = slog.LevelError
+			case codes.Unavailable:
+				level = slog.LevelWarn // an outage (of the database, of another service) should show in the log
 			}
 			if log.Enabled(ctx, level) {
 				log.LogAttrs(ctx, level, "rpc failed", slog.String("method", info.FullMethod), slog.String("code", code.String()),

@@ -46,9 +46,10 @@ func (v *Verifier) Authorize(ctx context.Context, fullMethod string, req any) (c
 		return ctx, apierr.PermissionDenied("method %s is internal to the platform", fullMethod)
 	}
 	c, err := v.Verify(ctx, raw)
-	if errors.Is(err, ErrRevocationUnknown) {
-		// Not the caller's fault: the platform cannot tell now whether the token still stands.
-		return ctx, apierr.Unavailable("the access token cannot be checked for revocation now; try again")
+	if errors.Is(err, ErrRevocationUnknown) || errors.Is(err, ErrKeysUnavailable) {
+		// The token was not judged: what it needs cannot be read now (the database is unreachable). A 401 would
+		// tell the client to drop a token that may be good.
+		return ctx, apierr.Unavailable("the access token cannot be checked now; try again shortly")
 	}
 	if err != nil {
 		return ctx, apierr.Unauthenticated("the access token is invalid, expired or revoked")

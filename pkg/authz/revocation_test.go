@@ -181,7 +181,7 @@ func TestDenylistFailureRefusesWithoutCaching(t *testing.T) {
 	_, err := f.v.Authorize(withBearer(context.Background(), raw), workspacev1.WorkspaceService_ListServers_FullMethodName,
 		&workspacev1.ListServersRequest{TenantId: "acme"})
 	if status.Code(err) != codes.Unavailable {
-		t.Fatalf("Authorize while the denylist is unknown: %v, want Unavailable (an outage, not a bad token)", err)
+		t.Fatalf("Authorize while the denylist is unknown: %v, want Unavailable (the token was not judged)", err)
 	}
 	d.fail(nil)
 	f.mustVerify(raw)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/authplane/authplane/pkg/cache"
 	"github.com/authplane/authplane/pkg/changes"
@@ -37,6 +39,10 @@ var ErrInvalidToken = errors.New("invalid access token")
 // ErrRevocationUnknown is returned for a token whose revocation status cannot be read now (its tenant's denylist
 // or its client's registration): the token is refused, since it may be revoked, and the next request tries again.
 var ErrRevocationUnknown = errors.New("access token revocation status unknown")
+
+// ErrKeysUnavailable is returned for a token whose workspace's keys cannot be read now (the key source answered
+// Unavailable or DeadlineExceeded): the token is refused without being judged, and the next request tries again.
+var ErrKeysUnavailable = errors.New("access token signing keys unavailable")
 
 // RevokedToken is a denylist entry: a revoked access token (by jti) or an ended session (by sid), until Expiry,
 // when every token it could refuse has expired anyway.
@@ -351,7 +357,7 @@ func (v *Verifier) keySet(ctx context.Context, tenantID, serverID, kid string) (
 	load := func(ctx context.Context) (*jose.JSONWebKeySet, error) { return v.source(ctx, tenantID, serverID) }
 	ks, err := v.keys.Get(ctx, key, load)
 	if err != nil {
-		return nil, ErrInvalidToken
+		return nil, keyLoadFailure(err)
 	}
 	if len(ks.Key(kid)) > 0 {
 		return ks, nil
@@ -366,7 +372,10 @@ func (v *Verifier) keySet(ctx context.Context, tenantID, serverID, kid string) (
 		return nil, ErrInvalidToken
 	}
 	v.keys.Invalidate(key)
-	if ks, err = v.keys.Get(ctx, key, load); err != nil || len(ks.Key(kid)) == 0 {
+	if ks, err = v.keys.Get(ctx, key, load); err != nil {
+		return nil, keyLoadFailure(err)
+	}
+	if len(ks.Key(kid)) == 0 {
 		return nil, ErrInvalidToken
 	}
 	return ks, nil
@@ -388,4 +397,14 @@ func (a *Audience) UnmarshalJSON(b []byte) error {
 	}
 	*a = many
 	return nil
+}
+
+// keyLoadFailure tells a key source that cannot answer now (an outage: retry) from one that answered no (an
+// unknown workspace: the token is invalid).
+func keyLoadFailure(err error) error {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return ErrKeysUnavailable
+	}
+	return ErrInvalidToken
 }

@@ -18,7 +18,10 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
+	workspacev1 "github.com/authplane/authplane/gen/go/authplane/workspace/v1"
 	"github.com/authplane/authplane/pkg/changes"
 	"github.com/authplane/authplane/pkg/internalcall"
 	"github.com/authplane/authplane/pkg/secrets"
@@ -422,6 +425,37 @@ func TestKeySourceErrorsAreNotCached(t *testing.T) {
 	f.mustVerify(raw)
 	if n := f.keys.total(); n < 2 {
 		t.Fatalf("calls = %d: the failure was cached", n)
+	}
+}
+
+// A key source that cannot answer now leaves the token unjudged (Unavailable: retry); one that answers with an
+// error of its own (an unknown workspace) makes it invalid (Unauthenticated).
+func TestKeySourceOutageIsUnavailableNotUnauthenticated(t *testing.T) {
+	cases := []struct {
+		name     string
+		err      error
+		wantErr  error
+		wantCode codes.Code
+	}{
+		{"unavailable", status.Error(codes.Unavailable, "database unreachable"), ErrKeysUnavailable, codes.Unavailable},
+		{"deadline exceeded", status.Error(codes.DeadlineExceeded, "slow"), ErrKeysUnavailable, codes.Unavailable},
+		{"not found", status.Error(codes.NotFound, "no such workspace"), ErrInvalidToken, codes.Unauthenticated},
+		{"plain error", errors.New("broken"), ErrInvalidToken, codes.Unauthenticated},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.keys.fail(tc.err)
+			raw := f.token("acme", "ws1", "a")
+			if _, err := f.verify(raw); !errors.Is(err, tc.wantErr) {
+				t.Fatalf("Verify = %v, want %v", err, tc.wantErr)
+			}
+			_, err := f.v.Authorize(withBearer(context.Background(), raw), workspacev1.WorkspaceService_ListServers_FullMethodName,
+				&workspacev1.ListServersRequest{TenantId: "acme"})
+			if status.Code(err) != tc.wantCode {
+				t.Fatalf("Authorize = %v, want %s", err, tc.wantCode)
+			}
+		})
 	}
 }
 

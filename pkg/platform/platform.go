@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/authplane/authplane/pkg/apierr"
 	"github.com/authplane/authplane/pkg/secrets"
@@ -89,6 +90,10 @@ func ValidResourceID(id string) bool { return resourceIDPattern.MatchString(id) 
 
 // ValidClientID reports whether a caller-chosen client id is acceptable.
 func ValidClientID(id string) bool { return clientIDPattern.MatchString(id) }
+
+// ValidText reports whether s is text every backend stores and returns as given: valid UTF-8 without NUL bytes.
+// PostgreSQL refuses both; SQLite would keep bytes that no JSON client can read back.
+func ValidText(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 }
 
 // NewResourceID returns the id a caller chose for a new workspace, pool, schema or policy, or a generated one
 // when the caller chose none; a malformed choice is an InvalidArgument error naming the field `id`.

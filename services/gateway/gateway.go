@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 
 	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
@@ -15,6 +16,7 @@ import (
 	"github.com/authplane/authplane/gen/openapiv2"
 	"github.com/authplane/authplane/pkg/internalcall"
 	"github.com/authplane/authplane/pkg/metrics"
+	"github.com/authplane/authplane/pkg/platform"
 	"github.com/authplane/authplane/pkg/svc"
 )
 
@@ -68,8 +70,13 @@ func (g *Gateway) Handler(log *slog.Logger, m *metrics.Metrics) http.Handler {
 }
 
 // route splits the URL space: `/api/…` is the REST facade and `/.well-known/…` host-level metadata (the tenant
-// ids `api` and `.well-known` are reserved), everything else the data plane.
+// ids `api` and `.well-known` are reserved), everything else the data plane. A path or query that is not text
+// is refused first, whatever the route.
 func (g *Gateway) route(w http.ResponseWriter, r *http.Request) {
+	if field, bad := malformedURLText(r.URL); bad {
+		g.refuseMalformedURL(w, r, field)
+		return
+	}
 	switch {
 	case strings.HasPrefix(r.URL.Path, "/api/"):
 		// Answers of the management APIs may carry secrets (a new tenant's admin client, a client's secret, an
@@ -82,6 +89,48 @@ func (g *Gateway) route(w http.ResponseWriter, r *http.Request) {
 	default:
 		g.data.ServeHTTP(w, r)
 	}
+}
+
+// malformedURLText finds a path segment, query name or query value that is not UTF-8 text without NUL bytes
+// (platform.ValidText): the gRPC services refuse such strings too, but a service in another process cannot even
+// be sent one, and the OAuth endpoints must answer in their own terms. It costs one pass over the path, and a
+// parse of the query only when there is one (token requests carry none).
+func malformedURLText(u *url.URL) (string, bool) {
+	if !platform.ValidText(u.Path) {
+		return "path", true
+	}
+	if u.RawQuery == "" {
+		return "", false
+	}
+	for name, values := range u.Query() {
+		if !platform.ValidText(name) {
+			return "query", true
+		}
+		for _, v := range values {
+			if !platform.ValidText(v) {
+				return name, true
+			}
+		}
+	}
+	return "", false
+}
+
+// refuseMalformedURL answers 400: invalid_request on the OAuth endpoints (RFC 6749 JSON), the contract's
+// invalid_input elsewhere.
+func (g *Gateway) refuseMalformedURL(w http.ResponseWriter, r *http.Request, field string) {
+	msg := "the request path must be UTF-8 text without NUL bytes"
+	if field != "path" {
+		msg = "the query must be UTF-8 text without NUL bytes"
+	}
+	if !strings.HasPrefix(r.URL.Path, "/api/") && !strings.HasPrefix(r.URL.Path, "/.well-known/") {
+		switch _, pattern := g.data.Handler(r); pattern {
+		case tokenRoute, introspectRoute, revokeRoute, userinfoRoute:
+			setRoute(r.Context(), pattern)
+			writeOAuthError(w, invalidRequest("%s", msg))
+			return
+		}
+	}
+	writeAPIError(w, http.StatusBadRequest, "invalid_input", msg, field)
 }
 
 func notFound(w http.ResponseWriter, _ *http.Request) {

@@ -1,18 +1,22 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
 	"github.com/authplane/authplane/pkg/apierr"
+	"github.com/authplane/authplane/pkg/platform"
 )
 
 // Route patterns of the data plane (also the metrics labels).
@@ -102,6 +106,9 @@ func parseClientAuth(r *http.Request, params map[string]string, allowBearer bool
 			if tok == "" {
 				return nil, &oauthError{http.StatusUnauthorized, "invalid_token", "the Bearer token is empty"}
 			}
+			if !platform.ValidText(tok) {
+				return nil, invalidRequest("the Bearer token must be UTF-8 text without NUL bytes")
+			}
 			c.BearerToken = tok
 			return c, nil
 		}
@@ -143,15 +150,35 @@ func bearerToken(r *http.Request) (string, bool) {
 }
 
 // parseTokenParams reads form, multipart or JSON bodies into single-valued parameters. A repeated parameter is
-// an error (RFC 6749 section 3.2).
+// an error (RFC 6749 section 3.2), and so is one that is not UTF-8 text without NUL bytes.
 func parseTokenParams(r *http.Request) (map[string]string, error) {
+	params, err := readTokenParams(r)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range params {
+		if !platform.ValidText(k) || !platform.ValidText(v) {
+			return nil, invalidRequest("parameter %q must be UTF-8 text without NUL bytes", k)
+		}
+	}
+	return params, nil
+}
+
+func readTokenParams(r *http.Request) (map[string]string, error) {
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	params := map[string]string{}
 	var values url.Values
 	switch ct {
 	case "application/json":
+		raw, err := io.ReadAll(r.Body) // bounded by MaxBodyBytes
+		if err != nil {
+			return nil, bodyError(err, "the JSON body cannot be read")
+		}
+		if !utf8.Valid(raw) { // encoding/json would quietly turn the bad bytes into U+FFFD
+			return nil, invalidRequest("the JSON body must be UTF-8")
+		}
 		var body map[string]any
-		dec := json.NewDecoder(r.Body)
+		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.UseNumber()
 		if err := dec.Decode(&body); err != nil {
 			return nil, bodyError(err, "the JSON body is malformed")
@@ -222,6 +249,9 @@ func basicCredentials(r *http.Request) (id, secret string, ok bool, err error) {
 	secret, err2 := url.QueryUnescape(rawSecret)
 	if err1 != nil || err2 != nil {
 		return "", "", true, &oauthError{http.StatusUnauthorized, "invalid_client", "malformed percent-encoding in Basic credentials"}
+	}
+	if !platform.ValidText(id) || !platform.ValidText(secret) {
+		return "", "", true, invalidRequest("the Basic credentials must be UTF-8 text without NUL bytes")
 	}
 	return id, secret, true, nil
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
+	"github.com/authplane/authplane/pkg/platform"
 )
 
 // userinfoRoute is the OpenID Connect UserInfo endpoint of a workspace.
@@ -40,6 +41,10 @@ func (g *Gateway) userinfo(w http.ResponseWriter, r *http.Request) {
 		// RFC 6750 section 3.1: a request without credentials gets the challenge without an error code.
 		w.Header().Set("WWW-Authenticate", `Bearer realm="authplane"`)
 		writeNoStoreJSON(w, http.StatusUnauthorized, oauthErrorBody{Error: "invalid_token", ErrorDescription: "a Bearer access token is required"})
+		return
+	}
+	if !platform.ValidText(tok) {
+		writeOAuthError(w, invalidRequest("the access token must be UTF-8 text without NUL bytes"))
 		return
 	}
 	info, err := g.tokens.GetUserInfo(r.Context(), &tokenv1.GetUserInfoRequest{

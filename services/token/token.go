@@ -42,8 +42,11 @@ func (s *Service) Token(ctx context.Context, req *tokenv1.TokenRequest) (*tokenv
 	if err != nil {
 		code := "server_error"
 		var e *apierr.Error
-		if errors.As(err, &e) && e.OAuthCode != "" {
+		switch {
+		case errors.As(err, &e) && e.OAuthCode != "":
 			code = e.OAuthCode
+		case status.Code(apierr.Classify(err)) == codes.Unavailable: // the database is unreachable
+			code = "temporarily_unavailable"
 		}
 		s.metrics.TokenErrors.WithLabelValues(ws.tenantID, ws.serverID, code).Inc()
 		return nil, err
