@@ -105,7 +105,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	}
 	deps := svc.Deps{Log: log, Metrics: a.metrics, IssuerURL: cfg.IssuerURL,
 		RootClientID: cfg.RootClientID, RootClientSecret: cfg.RootClientSecret, PasswordHashing: cfg.PasswordHashing,
-		Egress: egress.New(cfg.EgressDenyNetworks, o.resolver)}
+		JWKSMaxAge: cfg.JWKSMaxAge,
+		Egress:     egress.New(cfg.EgressDenyNetworks, o.resolver)}
 
 	if len(grpcServices) > 0 {
 		d, err := db.Open(ctx, cfg.DatabaseURL)

@@ -39,6 +39,9 @@ type Config struct {
 	LogLevel string
 	// PprofAddr, when set, serves net/http/pprof there (keep it on a private interface).
 	PprofAddr string
+	// JWKSMaxAge is how long clients may cache a workspace's key set; a new key is published that long before it
+	// signs.
+	JWKSMaxAge time.Duration
 	// PasswordHashing bounds the password hashing pool (memory budget, concurrency, wait).
 	PasswordHashing password.Config
 	// EgressDenyNetworks are networks outbound connections (external verifiers) may not reach, besides the
@@ -70,11 +73,15 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 	fs.DurationVar(&c.PasswordHashing.MaxWait, "password-hashing-max-wait", envDuration(getenv, "AUTHPLANE_PASSWORD_HASHING_MAX_WAIT", 2*time.Second), "longest wait for the hashing pool before 503 (AUTHPLANE_PASSWORD_HASHING_MAX_WAIT)")
 	var egressDeny string
 	fs.StringVar(&egressDeny, "egress-deny-networks", env("AUTHPLANE_EGRESS_DENY_NETWORKS", ""), "comma list of CIDRs external verifiers may not be at, besides link-local, unspecified and cloud-metadata addresses (AUTHPLANE_EGRESS_DENY_NETWORKS)")
+	fs.DurationVar(&c.JWKSMaxAge, "jwks-max-age", envDuration(getenv, "AUTHPLANE_JWKS_MAX_AGE", 5*time.Minute), "how long clients may cache a key set; new keys are published that long before they sign (AUTHPLANE_JWKS_MAX_AGE)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if c.JWKSMaxAge < time.Second || c.JWKSMaxAge > 24*time.Hour {
+		return nil, errors.New("--jwks-max-age (AUTHPLANE_JWKS_MAX_AGE) must be between 1s and 24h")
 	}
 	if hashMB < 16 || hashConcurrency < 1 || c.PasswordHashing.MaxWait <= 0 {
 		return nil, errors.New("password hashing needs a memory budget of at least 16 MiB, a concurrency of at least 1 and a positive maximum wait")

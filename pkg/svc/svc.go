@@ -4,6 +4,7 @@ package svc
 
 import (
 	"log/slog"
+	"time"
 
 	"google.golang.org/grpc"
 
@@ -52,6 +53,8 @@ type Deps struct {
 	IssuerURL string
 	// PasswordHashing bounds the password hashing pool.
 	PasswordHashing password.Config
+	// JWKSMaxAge is how long clients may cache a workspace's key set (0: the default, 5 minutes).
+	JWKSMaxAge time.Duration
 	// RootClientID and RootClientSecret are the operator's credentials from the configuration (may be empty).
 	RootClientID, RootClientSecret string
 	// Egress decides where connections to tenant-configured destinations (external verifiers) may go, when they

@@ -60,7 +60,7 @@ func (g *Gateway) writeMetadata(w http.ResponseWriter, r *http.Request) {
 		TokenEndpointAuthMethodsSupported: authMethods,
 		IntrospectionAuthMethodsSupported: []string{platform.AuthSecretBasic, platform.AuthSecretPost},
 		RevocationAuthMethodsSupported:    authMethods,
-		IDTokenSigningAlgValuesSupported:  []string{"ES256"},
+		IDTokenSigningAlgValuesSupported:  []string{signingAlg(md)},
 		SubjectTypesSupported:             []string{"public"},
 		ClaimsSupported: []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "jti", "client_id", "scope", "tid", "aid",
 			"name", "given_name", "family_name", "email", "email_verified", "phone_number", "phone_number_verified", "idp", "extra_info"},
@@ -75,7 +75,7 @@ func (g *Gateway) jwks(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	body, err := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: false}.Marshal(set)
+	body, err := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: false}.Marshal(&tokenv1.JWKS{Keys: set.Keys})
 	if err != nil {
 		writeError(w, err)
 		return
@@ -84,9 +84,18 @@ func (g *Gateway) jwks(w http.ResponseWriter, r *http.Request) {
 		body = []byte(`{"keys":[]}`)
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "public, max-age=60")
+	// The token service publishes a new key at least this long before it signs with it.
+	w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(int(set.MaxAgeSeconds)))
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	_, _ = w.Write(body)
+}
+
+// signingAlg is what the workspace signs its tokens with.
+func signingAlg(md *workspacev1.ServerMetadata) string {
+	if md.GetSigningAlg() != "" {
+		return md.GetSigningAlg()
+	}
+	return "ES256"
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any, cacheControl string) {

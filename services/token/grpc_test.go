@@ -90,7 +90,7 @@ func TestTokenServiceOverGRPC(t *testing.T) {
 		}
 
 		jwksResp, err := cli.GetJWKS(ctx, &tokenv1.GetJWKSRequest{TenantId: "acme", ServerId: "orders"})
-		if err != nil || len(jwksResp.Keys) != 1 {
+		if err != nil || len(jwksResp.Keys) != 2 || jwksResp.MaxAgeSeconds != 300 { // the current and the next key
 			t.Fatalf("JWKS over gRPC: %v %v", jwksResp, err)
 		}
 		if _, err := cli.GetJWKS(ctx, &tokenv1.GetJWKSRequest{TenantId: "acme", ServerId: "nope"}); status.Code(err) != codes.NotFound {
@@ -125,7 +125,7 @@ func TestTokenServiceOverGRPC(t *testing.T) {
 			t.Fatalf("DeleteServerKeys with the platform's internal credential: %v", err)
 		}
 		after, err := cli.GetJWKS(ctx, &tokenv1.GetJWKSRequest{TenantId: "acme", ServerId: "orders"})
-		if err != nil || len(after.Keys) != 1 || after.Keys[0].Kid == jwksResp.Keys[0].Kid {
+		if err != nil || len(after.Keys) != 2 || after.Keys[0].Kid == jwksResp.Keys[0].Kid || after.Keys[1].Kid == jwksResp.Keys[1].Kid {
 			t.Fatalf("after deleting the keys: %v %v", after, err)
 		}
 	})

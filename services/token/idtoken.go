@@ -113,6 +113,9 @@ func (s *Service) issueIDToken(ctx context.Context, g *grant, l *login, sid stri
 	if l.IdpID != "" {
 		claims["idp"] = l.IdpID
 	}
+	if err := s.coverExpiry(ctx, g.ws, keys, claims["exp"].(int64)); err != nil {
+		return "", err
+	}
 	payload, err := json.Marshal(claims)
 	if err != nil {
 		return "", apierr.Wrap(err, "encode ID token claims")

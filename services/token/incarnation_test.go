@@ -96,7 +96,8 @@ func TestRecreatedWorkspaceNeverUsesKeysOfTheDeletedOne(t *testing.T) {
 			}
 		}
 		after := issue()
-		if served := kids(t, h); len(served) != 1 || !served[headerKid(t, after)] {
+		// The new incarnation's current and next key.
+		if served := kids(t, h); len(served) != 2 || !served[headerKid(t, after)] {
 			t.Fatalf("JWKS %v, new token's kid %s", served, headerKid(t, after))
 		}
 		if _, err := verifier.Verify(ctx, after); err != nil {
@@ -125,7 +126,7 @@ func TestStaleWorkspaceCacheNeverDeletesTheCurrentKeys(t *testing.T) {
 	if _, err := h.svc.DeleteServerKeys(ctx, &tokenv1.DeleteServerKeysRequest{TenantId: "acme", ServerId: "orders"}); err != nil {
 		t.Fatal(err)
 	}
-	current, err := newKeyRow(h.deps.Keyring, "acme", "orders", "orders-2", 1)
+	current, err := newKeyRow(h.deps.Keyring, "acme", "orders", "orders-2", 1, algES256, stateCurrent)
 	if err != nil {
 		t.Fatal(err)
 	}

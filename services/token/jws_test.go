@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"testing"
 
 	"github.com/go-jose/go-jose/v4"
@@ -12,39 +13,54 @@ import (
 	"golang.org/x/crypto/cryptobyte/asn1"
 )
 
-func TestES256SignerWritesJWSThatGoJoseVerifies(t *testing.T) {
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
+func TestSignersWriteJWSThatGoJoseVerifies(t *testing.T) {
+	for _, alg := range []string{algES256, algEdDSA, algRS256} {
+		t.Run(alg, func(t *testing.T) {
+			priv, err := generateKey(alg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			jwk := &jose.JSONWebKey{Key: priv, KeyID: "k1", Algorithm: alg, Use: "sig"}
+			signer, err := newSigner(jwk, accessTokenType)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 1000 // ES256: enough signatures that some r or s has leading zero bytes (each does with probability 1/256)
+			if alg == algRS256 {
+				n = 20
+			}
+			for i := 0; i < n; i++ {
+				payload := []byte(`{"n":` + string(rune('0'+i%10)) + `}`)
+				tok, err := signer.sign(payload)
+				if err != nil {
+					t.Fatal(err)
+				}
+				jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)})
+				if err != nil {
+					t.Fatalf("%s does not parse: %v", tok, err)
+				}
+				h := jws.Signatures[0].Protected
+				if h.KeyID != "k1" || h.Algorithm != alg || h.ExtraHeaders[jose.HeaderType] != accessTokenType {
+					t.Fatalf("header %+v", h)
+				}
+				got, err := jws.Verify(priv.Public())
+				if err != nil || string(got) != string(payload) {
+					t.Fatalf("signature %d does not verify: %v", i, err)
+				}
+			}
+		})
 	}
-	jwk := &jose.JSONWebKey{Key: priv, KeyID: "k1", Algorithm: string(jose.ES256), Use: "sig"}
-	signer, err := newES256Signer(jwk, accessTokenType)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Enough signatures that some r or s has leading zero bytes (each does with probability 1/256).
-	for i := 0; i < 1000; i++ {
-		payload := []byte(`{"n":` + string(rune('0'+i%10)) + `}`)
-		tok, err := signer.sign(payload)
-		if err != nil {
-			t.Fatal(err)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	smallRSA, _ := rsa.GenerateKey(rand.Reader, 1024)
+	ed, _ := generateKey(algEdDSA)
+	for name, jwk := range map[string]*jose.JSONWebKey{
+		"a P-384 key for ES256":    {Key: p384, KeyID: "k2", Algorithm: algES256},
+		"a 1024-bit key for RS256": {Key: smallRSA, KeyID: "k3", Algorithm: algRS256},
+		"an Ed25519 key for ES256": {Key: ed, KeyID: "k4", Algorithm: algES256},
+	} {
+		if _, err := newSigner(jwk, accessTokenType); err == nil {
+			t.Errorf("%s was accepted", name)
 		}
-		jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.ES256})
-		if err != nil {
-			t.Fatalf("%s does not parse: %v", tok, err)
-		}
-		h := jws.Signatures[0].Protected
-		if h.KeyID != "k1" || h.Algorithm != "ES256" || h.ExtraHeaders[jose.HeaderType] != accessTokenType {
-			t.Fatalf("header %+v", h)
-		}
-		got, err := jws.Verify(&priv.PublicKey)
-		if err != nil || string(got) != string(payload) {
-			t.Fatalf("signature %d does not verify: %v", i, err)
-		}
-	}
-	other, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	if _, err := newES256Signer(&jose.JSONWebKey{Key: other, KeyID: "k2", Algorithm: string(jose.ES256)}, accessTokenType); err == nil {
-		t.Fatal("a P-384 key was accepted for ES256")
 	}
 }
 

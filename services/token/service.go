@@ -74,6 +74,8 @@ type Service struct {
 	verifiers *http.Client
 	// users caches the pool users of sessions (tenant/pool/user), dropped when the pool service announces a change.
 	users *cache.Cache[*userState]
+	// jwksMaxAge is how long clients may cache a key set: a next key is published that long before it signs.
+	jwksMaxAge time.Duration
 	// pruned is when each tenant's dead sessions were last pruned by this process.
 	pruneMu sync.Mutex
 	pruned  map[string]time.Time
@@ -104,11 +106,16 @@ func New(ctx context.Context, d svc.Deps) (*Service, error) {
 		verifiers:    newVerifierClient(d.Egress),
 		users:        cache.New[*userState](userStateTTL, 0),
 		pruned:       map[string]time.Time{},
+		jwksMaxAge:   d.JWKSMaxAge,
+	}
+	if s.jwksMaxAge <= 0 {
+		s.jwksMaxAge = defaultJWKSMaxAge
 	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
 	s.store.rotator = newRotator(&s.store)
+	go s.keepSchedule(ctx)
 	if s.metrics == nil {
 		s.metrics = metrics.New()
 	}
@@ -251,7 +258,7 @@ func (s *Service) GetJWKS(ctx context.Context, req *tokenv1.GetJWKSRequest) (*to
 	if err != nil {
 		return nil, err
 	}
-	return &tokenv1.JWKS{Keys: keys.public}, nil
+	return &tokenv1.JWKS{Keys: keys.public, MaxAgeSeconds: int32(s.jwksMaxAge / time.Second)}, nil
 }
 
 func (s *Service) DeleteServerKeys(ctx context.Context, req *tokenv1.DeleteServerKeysRequest) (*emptypb.Empty, error) {

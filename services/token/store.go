@@ -2,6 +2,7 @@ package token
 
 import (
 	"context"
+	"errors"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -107,11 +108,30 @@ SELECT c.tenant_id, c.chain_id, c.server_id, c.client_id,
 FROM token_refresh_chains c;
 DROP TABLE token_refresh_chains;
 ALTER TABLE token_refresh_tokens RENAME COLUMN chain_id TO session_id`},
+	// Keys have a life: next, current, retired, revoked. Each incarnation has at most one current and one next key.
+	// rotate_at is when the current key is due to rotate; max_exp (Unix µs) the latest expiry of a token it may
+	// have signed, so a retired key is kept exactly as long as one could still be presented. Existing keys: the
+	// newest of each incarnation is current, the others retired, all known to have signed until now plus the
+	// longest lifetime a token has (10 years is the longest any setting allows; they are few and small).
+	{Version: 6, Name: "signing key lifecycle", SQL: `
+ALTER TABLE token_signing_keys ADD COLUMN state TEXT NOT NULL DEFAULT 'retired';
+ALTER TABLE token_signing_keys ADD COLUMN activated_at {{bigint}} NOT NULL DEFAULT 0;
+ALTER TABLE token_signing_keys ADD COLUMN retired_at {{bigint}} NOT NULL DEFAULT 0;
+ALTER TABLE token_signing_keys ADD COLUMN revoked_at {{bigint}} NOT NULL DEFAULT 0;
+ALTER TABLE token_signing_keys ADD COLUMN rotate_at {{bigint}} NOT NULL DEFAULT 0;
+ALTER TABLE token_signing_keys ADD COLUMN max_exp {{bigint}} NOT NULL DEFAULT 0;
+UPDATE token_signing_keys SET activated_at = created_at, retired_at = created_at, max_exp = created_at + 315360000000000;
+UPDATE token_signing_keys SET state = 'current', retired_at = 0, rotate_at = created_at + 2592000000000
+  WHERE generation = (SELECT MAX(k.generation) FROM token_signing_keys k
+    WHERE k.tenant_id = token_signing_keys.tenant_id AND k.server_id = token_signing_keys.server_id AND k.server_uid = token_signing_keys.server_uid);
+CREATE UNIQUE INDEX token_signing_keys_current ON token_signing_keys (tenant_id, server_id, server_uid) WHERE state = 'current';
+CREATE UNIQUE INDEX token_signing_keys_next ON token_signing_keys (tenant_id, server_id, server_uid) WHERE state = 'next';
+CREATE INDEX token_signing_keys_due ON token_signing_keys (state, rotate_at)`},
 }
 
 // keyRow is one signing key of a workspace incarnation. The private key is a JWK sealed under the master key
 // with the tenant, workspace, incarnation and kid as additional data, so a sealed key copied onto another row
-// does not open. Generations number an incarnation's keys: the highest signs, all of them verify.
+// does not open. Generations number an incarnation's keys in the order they were made; State says which signs.
 type keyRow struct {
 	TenantID         string `gorm:"primaryKey"`
 	ServerID         string
@@ -122,6 +142,12 @@ type keyRow struct {
 	PublicJWK        string `gorm:"column:public_jwk"`
 	SealedPrivateJWK []byte `gorm:"column:sealed_private_jwk"`
 	CreatedAt        int64  `gorm:"autoCreateTime:false"`
+	State            string
+	ActivatedAt      int64
+	RetiredAt        int64
+	RevokedAt        int64
+	RotateAt         int64
+	MaxExp           int64
 }
 
 func (keyRow) TableName() string { return "token_signing_keys" }
@@ -155,10 +181,154 @@ func (s *store) listKeys(ctx context.Context, tenantID, serverID string) ([]keyR
 	return rows, err
 }
 
-// insertKey adds a key unless the workspace already has one of that generation: when two processes create a
-// workspace's first key at once, one insert wins and both re-read the winner.
+// insertKey adds a key unless the incarnation already has one of its generation or state (next, current): when two
+// processes make a workspace's key at once, one insert wins and both re-read the winner.
 func (s *store) insertKey(ctx context.Context, row *keyRow) error {
 	return s.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(row).Error
+}
+
+// insertKeys adds keys in one transaction, each unless the incarnation already has one of its generation or state.
+func (s *store) insertKeys(ctx context.Context, rows ...*keyRow) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		for _, row := range rows {
+			if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(row).Error; err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// replaceNextKey makes row the incarnation's next key, deleting the next key named replaced (one of another
+// algorithm, which never signed) first when it is still next.
+func (s *store) replaceNextKey(ctx context.Context, tenantID, replaced string, row *keyRow) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if replaced != "" {
+			if err := db.Tenant(tx, tenantID).Where("kid = ? AND state = ?", replaced, stateNext).Delete(&keyRow{}).Error; err != nil {
+				return err
+			}
+		}
+		return tx.Clauses(clause.OnConflict{DoNothing: true}).Create(row).Error
+	})
+}
+
+// setRotateAt reschedules the rotation of a current key.
+func (s *store) setRotateAt(ctx context.Context, tenantID, kid string, at int64) error {
+	return db.Tenant(s.db.WithContext(ctx), tenantID).Model(&keyRow{}).Where("kid = ? AND state = ?", kid, stateCurrent).
+		Update("rotate_at", at).Error
+}
+
+// raiseMaxExp records that a key may have signed a token expiring at exp (µs).
+func (s *store) raiseMaxExp(ctx context.Context, tenantID, kid string, exp int64) error {
+	return db.Tenant(s.db.WithContext(ctx), tenantID).Model(&keyRow{}).Where("kid = ? AND max_exp < ?", kid, exp).
+		Update("max_exp", exp).Error
+}
+
+// promoteNext retires the current key and makes the next one current, with newNext as the next key, in one
+// transaction; it reports false, changing nothing, when the keys are no longer in those states (another process
+// rotated first).
+func (s *store) promoteNext(ctx context.Context, tenantID, currentKID, nextKID string, newNext *keyRow, now, rotateAt int64) (bool, error) {
+	done := false
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := db.Tenant(tx, tenantID).Model(&keyRow{}).Where("kid = ? AND state = ?", currentKID, stateCurrent).
+			Updates(map[string]any{"state": stateRetired, "retired_at": now})
+		if res.Error != nil || res.RowsAffected == 0 {
+			return res.Error
+		}
+		res = db.Tenant(tx, tenantID).Model(&keyRow{}).Where("kid = ? AND state = ?", nextKID, stateNext).
+			Updates(map[string]any{"state": stateCurrent, "activated_at": now, "rotate_at": rotateAt})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return errKeysMoved
+		}
+		if err := tx.Create(newNext).Error; err != nil {
+			return err
+		}
+		done = true
+		return nil
+	})
+	if errors.Is(err, errKeysMoved) {
+		return false, nil
+	}
+	return done, err
+}
+
+// errKeysMoved rolls back a rotation whose keys another process changed meanwhile.
+var errKeysMoved = errors.New("signing keys changed meanwhile")
+
+// revokeKey marks a key revoked and returns its state before (empty when the incarnation has no such key, or it
+// was revoked already). When it was the current key, the next one becomes current and newNext the next key, in
+// the same transaction: there is never a moment without a current key for another process to fill.
+func (s *store) revokeKey(ctx context.Context, tenantID, serverID, uid, kid string, newNext *keyRow, now, rotateAt int64) (string, error) {
+	var before string
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var row keyRow
+		q := db.Tenant(tx, tenantID).Where("server_id = ? AND server_uid = ? AND kid = ? AND state <> ?", serverID, uid, kid, stateRevoked)
+		if s.db.Dialect == db.Postgres {
+			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+		}
+		if err := q.Take(&row).Error; err != nil {
+			if db.IsNotFound(err) {
+				return nil
+			}
+			return err
+		}
+		before = row.State
+		if err := db.Tenant(tx, tenantID).Model(&keyRow{}).Where("kid = ?", kid).
+			Updates(map[string]any{"state": stateRevoked, "revoked_at": now}).Error; err != nil {
+			return err
+		}
+		if before == stateRetired {
+			return nil
+		}
+		if before == stateCurrent {
+			res := db.Tenant(tx, tenantID).Model(&keyRow{}).Where("server_id = ? AND server_uid = ? AND state = ?", serverID, uid, stateNext).
+				Updates(map[string]any{"state": stateCurrent, "activated_at": now, "rotate_at": rotateAt})
+			if res.Error != nil {
+				return res.Error
+			}
+			if res.RowsAffected == 0 {
+				newNext.State, newNext.ActivatedAt, newNext.RotateAt = stateCurrent, now, rotateAt // no next key: its successor signs at once
+			}
+		}
+		return tx.Create(newNext).Error
+	})
+	return before, err
+}
+
+// dueKey is a current key due to rotate.
+type dueKey struct {
+	TenantID, ServerID, ServerUID, KID string
+}
+
+// dueRotations lists current keys of any tenant whose rotation is due by now.
+func (s *store) dueRotations(ctx context.Context, now int64, limit int) ([]dueKey, error) {
+	var rows []dueKey
+	err := s.db.WithContext(ctx).Model(&keyRow{}).Select("tenant_id", "server_id", "server_uid", "kid").
+		Where("state = ? AND rotate_at <= ?", stateCurrent, now).Order("rotate_at").Limit(limit).Find(&rows).Error
+	return rows, err
+}
+
+// pruneKeys deletes retired and revoked keys that no live token can need any more: every token they signed
+// expired before cutoff. It returns the workspaces whose keys it deleted.
+func (s *store) pruneKeys(ctx context.Context, cutoff int64) ([]dueKey, error) {
+	var gone []dueKey
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		q := tx.Model(&keyRow{}).Where("state IN ? AND max_exp < ? AND retired_at < ? AND revoked_at < ?",
+			[]string{stateRetired, stateRevoked}, cutoff, cutoff, cutoff)
+		if err := q.Select("tenant_id", "server_id", "server_uid", "kid").Find(&gone).Error; err != nil || len(gone) == 0 {
+			return err
+		}
+		for _, k := range gone {
+			if err := db.Tenant(tx, k.TenantID).Where("kid = ?", k.KID).Delete(&keyRow{}).Error; err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return gone, err
 }
 
 // deleteOtherIncarnations deletes the keys of a workspace id that do not belong to incarnation uid.

@@ -194,6 +194,9 @@ func (s *Service) issueAccessToken(ctx context.Context, g *grant, c *authz.Claim
 	}
 	c.Issuer, c.Audience, c.Expiry, c.IssuedAt, c.JTI = g.ws.issuer, g.client.audience, exp.Unix(), s.now().Unix(), secrets.Random(16)
 	c.ClientID, c.TenantID, c.ServerID = g.client.id, g.ws.tenantID, g.ws.serverID
+	if err := s.coverExpiry(ctx, g.ws, keys, c.Expiry); err != nil {
+		return "", err
+	}
 	payload, err := json.Marshal(c)
 	if err != nil {
 		return "", apierr.Wrap(err, "encode claims")

@@ -372,7 +372,7 @@ func TestWarmIssuanceTouchesNoDatabaseAndNoOtherService(t *testing.T) {
 
 func TestSealedKeyOpensOnlyForItsOwnWorkspace(t *testing.T) {
 	keyring := newKeyring(t)
-	row, err := newKeyRow(keyring, "acme", "orders", "uid-1", 1)
+	row, err := newKeyRow(keyring, "acme", "orders", "uid-1", 1, algES256, stateCurrent)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -434,11 +434,11 @@ func TestConcurrentKeyCreationEndsWithOneKey(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				if len(resp.Keys) != 1 {
-					t.Errorf("%d keys", len(resp.Keys))
+				if len(resp.Keys) != 2 {
+					t.Errorf("%d keys, want the current and the next", len(resp.Keys))
 					return
 				}
-				kids <- resp.Keys[0].Kid
+				kids <- resp.Keys[0].Kid + " " + resp.Keys[1].Kid
 			}()
 		}
 		wg.Wait()
@@ -451,8 +451,8 @@ func TestConcurrentKeyCreationEndsWithOneKey(t *testing.T) {
 		if err := a.db.Table("token_signing_keys").Count(&rows).Error; err != nil {
 			t.Fatal(err)
 		}
-		if len(seen) != 1 || rows != 1 {
-			t.Fatalf("%d kids served, %d rows stored; want one key", len(seen), rows)
+		if len(seen) != 1 || rows != 2 {
+			t.Fatalf("%d key sets served, %d rows stored; want one pair", len(seen), rows)
 		}
 		// And a token signed by one verifies with the other's JWKS.
 		resp, err := b.svc.Token(context.Background(), ccRequest("cli-1", "secret-1", ""))
@@ -470,8 +470,8 @@ func TestJWKS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(resp.Keys) != 1 {
-		t.Fatalf("%d keys", len(resp.Keys))
+	if len(resp.Keys) != 2 {
+		t.Fatalf("%d keys, want the current and the next", len(resp.Keys))
 	}
 	k := resp.Keys[0]
 	if k.Kty != "EC" || k.Crv != "P-256" || k.Alg != "ES256" || k.Use != "sig" || k.Kid == "" || k.X == "" || k.Y == "" {
@@ -495,8 +495,8 @@ func TestJWKS(t *testing.T) {
 	}
 	var rows int64
 	h.db.Table("token_signing_keys").Count(&rows)
-	if rows != 1 {
-		t.Fatalf("%d keys stored, want 1 (none for unknown workspaces)", rows)
+	if rows != 2 {
+		t.Fatalf("%d keys stored, want 2 (the workspace's current and next; none for unknown workspaces)", rows)
 	}
 }
 

@@ -42,8 +42,13 @@ var (
 	defaultRefreshTTL = 720 * time.Hour
 	defaultIDTokenTTL = time.Hour
 	defaultSessionTTL = 90 * 24 * time.Hour
-	maxTTL            = 3650 * 24 * time.Hour
-	scopeNamePattern  = regexp.MustCompile(`^[A-Za-z0-9._:/-]{1,128}$`)
+	defaultRotation   = 30 * 24 * time.Hour
+	// minRotation keeps a key signing for longer than clients cache a key set, so that keys are published before
+	// they sign and retired keys are not replaced again before clients saw the last one.
+	minRotation      = time.Hour
+	signingAlgs      = []string{"ES256", "EdDSA", "RS256"}
+	maxTTL           = 3650 * 24 * time.Hour
+	scopeNamePattern = regexp.MustCompile(`^[A-Za-z0-9._:/-]{1,128}$`)
 )
 
 // Service implements authplane.workspace.v1.WorkspaceService.
@@ -99,6 +104,7 @@ func (s *Service) builtin(tenantID, id string) *serverRow {
 		GrantTypes:       platform.GrantClientCredentials,
 		AccessTokenTTLMs: defaultAccessTTL.Milliseconds(), RefreshTokenTTLMs: defaultRefreshTTL.Milliseconds(),
 		IDTokenTTLMs: defaultIDTokenTTL.Milliseconds(), SessionTTLMs: defaultSessionTTL.Milliseconds(),
+		SigningAlg: signingAlgs[0], KeyRotationMs: defaultRotation.Milliseconds(),
 		CreatedAt: now, UpdatedAt: now,
 	}
 }
@@ -214,6 +220,28 @@ func applyServer(row *serverRow, in *workspacev1.Server, mask []string) error {
 		{"refresh_token_ttl", in.RefreshTokenTtl, defaultRefreshTTL, &row.RefreshTokenTTLMs},
 		{"id_token_ttl", in.IdTokenTtl, defaultIDTokenTTL, &row.IDTokenTTLMs},
 		{"session_ttl", in.SessionTtl, defaultSessionTTL, &row.SessionTTLMs},
+	}
+	if set("signing_alg") {
+		row.SigningAlg = in.SigningAlg
+		if row.SigningAlg == "" {
+			row.SigningAlg = signingAlgs[0]
+		}
+		if !slices.Contains(signingAlgs, row.SigningAlg) {
+			return apierr.Field("signing_alg", "signing_alg must be one of %s", strings.Join(signingAlgs, ", "))
+		}
+	}
+	if set("key_rotation_period") {
+		d := defaultRotation
+		if in.KeyRotationPeriod != nil {
+			if err := in.KeyRotationPeriod.CheckValid(); err != nil {
+				return apierr.Field("key_rotation_period", "key_rotation_period is not a valid duration")
+			}
+			d = in.KeyRotationPeriod.AsDuration()
+		}
+		if d < minRotation || d > maxTTL {
+			return apierr.Field("key_rotation_period", "key_rotation_period must be between %s and %s", minRotation, maxTTL)
+		}
+		row.KeyRotationMs = d.Milliseconds()
 	}
 	for _, t := range ttls {
 		if !set(t.field) {
@@ -407,10 +435,12 @@ func (s *Service) GetServerMetadata(ctx context.Context, req *workspacev1.GetSer
 	}
 	md := &workspacev1.ServerMetadata{
 		TenantId: row.TenantID, ServerId: row.ID, Uid: row.UID, Type: row.Type, GrantTypes: row.grants(),
-		AccessTokenTtl:  durationpb.New(time.Duration(row.AccessTokenTTLMs) * time.Millisecond),
-		RefreshTokenTtl: durationpb.New(time.Duration(row.RefreshTokenTTLMs) * time.Millisecond),
-		IdTokenTtl:      durationpb.New(time.Duration(row.IDTokenTTLMs) * time.Millisecond),
-		SessionTtl:      durationpb.New(time.Duration(row.SessionTTLMs) * time.Millisecond),
+		AccessTokenTtl:    durationpb.New(time.Duration(row.AccessTokenTTLMs) * time.Millisecond),
+		RefreshTokenTtl:   durationpb.New(time.Duration(row.RefreshTokenTTLMs) * time.Millisecond),
+		IdTokenTtl:        durationpb.New(time.Duration(row.IDTokenTTLMs) * time.Millisecond),
+		SessionTtl:        durationpb.New(time.Duration(row.SessionTTLMs) * time.Millisecond),
+		SigningAlg:        row.SigningAlg,
+		KeyRotationPeriod: durationpb.New(time.Duration(row.KeyRotationMs) * time.Millisecond),
 	}
 	for _, sc := range scopes {
 		md.Scopes = append(md.Scopes, sc.Name)
@@ -424,14 +454,16 @@ func (s *Service) GetServerMetadata(ctx context.Context, req *workspacev1.GetSer
 func (s *Service) toProto(r *serverRow) *workspacev1.Server {
 	return &workspacev1.Server{
 		Id: r.ID, Uid: r.UID, TenantId: r.TenantID, Name: r.Name, Description: r.Description, Type: r.Type,
-		GrantTypes:      r.grants(),
-		AccessTokenTtl:  durationpb.New(time.Duration(r.AccessTokenTTLMs) * time.Millisecond),
-		RefreshTokenTtl: durationpb.New(time.Duration(r.RefreshTokenTTLMs) * time.Millisecond),
-		IdTokenTtl:      durationpb.New(time.Duration(r.IDTokenTTLMs) * time.Millisecond),
-		SessionTtl:      durationpb.New(time.Duration(r.SessionTTLMs) * time.Millisecond),
-		IssuerUrl:       platform.Issuer(s.issuer, r.TenantID, r.ID),
-		CreatedAt:       timestamppb.New(time.UnixMicro(r.CreatedAt)),
-		UpdatedAt:       timestamppb.New(time.UnixMicro(r.UpdatedAt)),
+		GrantTypes:        r.grants(),
+		AccessTokenTtl:    durationpb.New(time.Duration(r.AccessTokenTTLMs) * time.Millisecond),
+		RefreshTokenTtl:   durationpb.New(time.Duration(r.RefreshTokenTTLMs) * time.Millisecond),
+		IdTokenTtl:        durationpb.New(time.Duration(r.IDTokenTTLMs) * time.Millisecond),
+		SessionTtl:        durationpb.New(time.Duration(r.SessionTTLMs) * time.Millisecond),
+		SigningAlg:        r.SigningAlg,
+		KeyRotationPeriod: durationpb.New(time.Duration(r.KeyRotationMs) * time.Millisecond),
+		IssuerUrl:         platform.Issuer(s.issuer, r.TenantID, r.ID),
+		CreatedAt:         timestamppb.New(time.UnixMicro(r.CreatedAt)),
+		UpdatedAt:         timestamppb.New(time.UnixMicro(r.UpdatedAt)),
 	}
 }
 

@@ -63,6 +63,10 @@ CREATE INDEX workspace_idps_order ON workspace_idps (tenant_id, server_id, displ
 	// The absolute lifetime of login sessions; existing workspaces get the default, 90 days.
 	{Version: 4, Name: "session ttl", SQL: `
 ALTER TABLE workspace_servers ADD COLUMN session_ttl_ms {{bigint}} NOT NULL DEFAULT 7776000000`},
+	// Signing keys: the algorithm and how often they rotate; existing workspaces keep ES256, every 30 days.
+	{Version: 5, Name: "signing algorithm and key rotation", SQL: `
+ALTER TABLE workspace_servers ADD COLUMN signing_alg TEXT NOT NULL DEFAULT 'ES256';
+ALTER TABLE workspace_servers ADD COLUMN key_rotation_period_ms {{bigint}} NOT NULL DEFAULT 2592000000`},
 }
 
 // serverRow is a workspace as stored. Grant types are space-separated. UID names this incarnation of the
@@ -79,6 +83,8 @@ type serverRow struct {
 	RefreshTokenTTLMs int64 `gorm:"column:refresh_token_ttl_ms"`
 	IDTokenTTLMs      int64 `gorm:"column:id_token_ttl_ms"`
 	SessionTTLMs      int64 `gorm:"column:session_ttl_ms"`
+	SigningAlg        string
+	KeyRotationMs     int64 `gorm:"column:key_rotation_period_ms"`
 	CreatedAt         int64 `gorm:"autoCreateTime:false"`
 	UpdatedAt         int64 `gorm:"autoUpdateTime:false"`
 }
@@ -205,7 +211,7 @@ func (s *store) listServers(ctx context.Context, tenantID, after string, limit i
 
 func (s *store) updateServer(ctx context.Context, row *serverRow) error {
 	return db.Tenant(s.db.WithContext(ctx), row.TenantID).Where("id = ?", row.ID).
-		Select("name", "description", "grant_types", "access_token_ttl_ms", "refresh_token_ttl_ms", "id_token_ttl_ms", "session_ttl_ms", "updated_at").
+		Select("name", "description", "grant_types", "access_token_ttl_ms", "refresh_token_ttl_ms", "id_token_ttl_ms", "session_ttl_ms", "signing_alg", "key_rotation_period_ms", "updated_at").
 		Updates(row).Error
 }
 

@@ -454,8 +454,11 @@ func (x *JWK) GetE() string {
 }
 
 type JWKS struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Keys          []*JWK                 `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Keys  []*JWK                 `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	// How long clients may cache this set (the JWKS answer's Cache-Control max-age): a new key is published at least
+	// this long before it signs.
+	MaxAgeSeconds int32 `protobuf:"varint,2,opt,name=max_age_seconds,json=maxAgeSeconds,proto3" json:"max_age_seconds,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -497,6 +500,330 @@ func (x *JWKS) GetKeys() []*JWK {
 	return nil
 }
 
+func (x *JWKS) GetMaxAgeSeconds() int32 {
+	if x != nil {
+		return x.MaxAgeSeconds
+	}
+	return 0
+}
+
+// A signing key of a workspace, as the keys API shows it.
+type SigningKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Kid   string                 `protobuf:"bytes,1,opt,name=kid,proto3" json:"kid,omitempty"`
+	// `ES256`, `EdDSA` or `RS256`.
+	Alg string `protobuf:"bytes,2,opt,name=alg,proto3" json:"alg,omitempty"`
+	// `next` (published, not signing yet), `current` (signs), `retired` (verifies tokens it signed until they
+	// expire) or `revoked` (verifies nothing).
+	State string `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	// The public key as a JWK (RFC 7517).
+	PublicJwk *structpb.Struct       `protobuf:"bytes,4,opt,name=public_jwk,json=publicJwk,proto3" json:"public_jwk,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// When it began to sign (current and retired keys).
+	ActivatedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=activated_at,json=activatedAt,proto3" json:"activated_at,omitempty"`
+	// When it stopped signing (retired keys).
+	RetiredAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=retired_at,json=retiredAt,proto3" json:"retired_at,omitempty"`
+	// When it was revoked.
+	RevokedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SigningKey) Reset() {
+	*x = SigningKey{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SigningKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SigningKey) ProtoMessage() {}
+
+func (x *SigningKey) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SigningKey.ProtoReflect.Descriptor instead.
+func (*SigningKey) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *SigningKey) GetKid() string {
+	if x != nil {
+		return x.Kid
+	}
+	return ""
+}
+
+func (x *SigningKey) GetAlg() string {
+	if x != nil {
+		return x.Alg
+	}
+	return ""
+}
+
+func (x *SigningKey) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *SigningKey) GetPublicJwk() *structpb.Struct {
+	if x != nil {
+		return x.PublicJwk
+	}
+	return nil
+}
+
+func (x *SigningKey) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *SigningKey) GetActivatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ActivatedAt
+	}
+	return nil
+}
+
+func (x *SigningKey) GetRetiredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RetiredAt
+	}
+	return nil
+}
+
+func (x *SigningKey) GetRevokedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokedAt
+	}
+	return nil
+}
+
+type ListServerKeysRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ServerId      string                 `protobuf:"bytes,2,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListServerKeysRequest) Reset() {
+	*x = ListServerKeysRequest{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListServerKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListServerKeysRequest) ProtoMessage() {}
+
+func (x *ListServerKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListServerKeysRequest.ProtoReflect.Descriptor instead.
+func (*ListServerKeysRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ListServerKeysRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ListServerKeysRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+type ListServerKeysResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Newest first.
+	Keys          []*SigningKey `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListServerKeysResponse) Reset() {
+	*x = ListServerKeysResponse{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListServerKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListServerKeysResponse) ProtoMessage() {}
+
+func (x *ListServerKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListServerKeysResponse.ProtoReflect.Descriptor instead.
+func (*ListServerKeysResponse) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ListServerKeysResponse) GetKeys() []*SigningKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+type RotateServerKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ServerId      string                 `protobuf:"bytes,2,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateServerKeyRequest) Reset() {
+	*x = RotateServerKeyRequest{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateServerKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateServerKeyRequest) ProtoMessage() {}
+
+func (x *RotateServerKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateServerKeyRequest.ProtoReflect.Descriptor instead.
+func (*RotateServerKeyRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *RotateServerKeyRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *RotateServerKeyRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+type RevokeServerKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ServerId      string                 `protobuf:"bytes,2,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	Kid           string                 `protobuf:"bytes,3,opt,name=kid,proto3" json:"kid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeServerKeyRequest) Reset() {
+	*x = RevokeServerKeyRequest{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeServerKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeServerKeyRequest) ProtoMessage() {}
+
+func (x *RevokeServerKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeServerKeyRequest.ProtoReflect.Descriptor instead.
+func (*RevokeServerKeyRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RevokeServerKeyRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *RevokeServerKeyRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *RevokeServerKeyRequest) GetKid() string {
+	if x != nil {
+		return x.Kid
+	}
+	return ""
+}
+
 type DeleteTenantDataRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
@@ -506,7 +833,7 @@ type DeleteTenantDataRequest struct {
 
 func (x *DeleteTenantDataRequest) Reset() {
 	*x = DeleteTenantDataRequest{}
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[5]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -518,7 +845,7 @@ func (x *DeleteTenantDataRequest) String() string {
 func (*DeleteTenantDataRequest) ProtoMessage() {}
 
 func (x *DeleteTenantDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[5]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -531,7 +858,7 @@ func (x *DeleteTenantDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTenantDataRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTenantDataRequest) Descriptor() ([]byte, []int) {
-	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{5}
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DeleteTenantDataRequest) GetTenantId() string {
@@ -551,7 +878,7 @@ type DeleteServerKeysRequest struct {
 
 func (x *DeleteServerKeysRequest) Reset() {
 	*x = DeleteServerKeysRequest{}
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[6]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -563,7 +890,7 @@ func (x *DeleteServerKeysRequest) String() string {
 func (*DeleteServerKeysRequest) ProtoMessage() {}
 
 func (x *DeleteServerKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[6]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -576,7 +903,7 @@ func (x *DeleteServerKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteServerKeysRequest.ProtoReflect.Descriptor instead.
 func (*DeleteServerKeysRequest) Descriptor() ([]byte, []int) {
-	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{6}
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DeleteServerKeysRequest) GetTenantId() string {
@@ -603,7 +930,7 @@ type DeleteClientTokensRequest struct {
 
 func (x *DeleteClientTokensRequest) Reset() {
 	*x = DeleteClientTokensRequest{}
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[7]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -615,7 +942,7 @@ func (x *DeleteClientTokensRequest) String() string {
 func (*DeleteClientTokensRequest) ProtoMessage() {}
 
 func (x *DeleteClientTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[7]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -628,7 +955,7 @@ func (x *DeleteClientTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteClientTokensRequest.ProtoReflect.Descriptor instead.
 func (*DeleteClientTokensRequest) Descriptor() ([]byte, []int) {
-	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{7}
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DeleteClientTokensRequest) GetTenantId() string {
@@ -660,7 +987,7 @@ type CallerCredentials struct {
 
 func (x *CallerCredentials) Reset() {
 	*x = CallerCredentials{}
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[8]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -672,7 +999,7 @@ func (x *CallerCredentials) String() string {
 func (*CallerCredentials) ProtoMessage() {}
 
 func (x *CallerCredentials) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[8]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -685,7 +1012,7 @@ func (x *CallerCredentials) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallerCredentials.ProtoReflect.Descriptor instead.
 func (*CallerCredentials) Descriptor() ([]byte, []int) {
-	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{8}
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CallerCredentials) GetClientId() string {
@@ -731,7 +1058,7 @@ type IntrospectRequest struct {
 
 func (x *IntrospectRequest) Reset() {
 	*x = IntrospectRequest{}
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[9]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -743,7 +1070,7 @@ func (x *IntrospectRequest) String() string {
 func (*IntrospectRequest) ProtoMessage() {}
 
 func (x *IntrospectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[9]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -756,7 +1083,7 @@ func (x *IntrospectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IntrospectRequest.ProtoReflect.Descriptor instead.
 func (*IntrospectRequest) Descriptor() ([]byte, []int) {
-	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{9}
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *IntrospectRequest) GetTenantId() string {
@@ -820,7 +1147,7 @@ type IntrospectResponse struct {
 
 func (x *IntrospectResponse) Reset() {
 	*x = IntrospectResponse{}
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[10]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -832,7 +1159,7 @@ func (x *IntrospectResponse) String() string {
 func (*IntrospectResponse) ProtoMessage() {}
 
 func (x *IntrospectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[10]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -845,7 +1172,7 @@ func (x *IntrospectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IntrospectResponse.ProtoReflect.Descriptor instead.
 func (*IntrospectResponse) Descriptor() ([]byte, []int) {
-	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{10}
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *IntrospectResponse) GetActive() bool {
@@ -947,7 +1274,7 @@ type RevokeRequest struct {
 
 func (x *RevokeRequest) Reset() {
 	*x = RevokeRequest{}
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[11]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -959,7 +1286,7 @@ func (x *RevokeRequest) String() string {
 func (*RevokeRequest) ProtoMessage() {}
 
 func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[11]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -972,7 +1299,7 @@ func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeRequest.ProtoReflect.Descriptor instead.
 func (*RevokeRequest) Descriptor() ([]byte, []int) {
-	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{11}
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RevokeRequest) GetTenantId() string {
@@ -1019,7 +1346,7 @@ type ListRevokedTokensRequest struct {
 
 func (x *ListRevokedTokensRequest) Reset() {
 	*x = ListRevokedTokensRequest{}
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[12]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1031,7 +1358,7 @@ func (x *ListRevokedTokensRequest) String() string {
 func (*ListRevokedTokensRequest) ProtoMessage() {}
 
 func (x *ListRevokedTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[12]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1044,7 +1371,7 @@ func (x *ListRevokedTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRevokedTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListRevokedTokensRequest) Descriptor() ([]byte, []int) {
-	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{12}
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListRevokedTokensRequest) GetTenantId() string {
@@ -1067,7 +1394,7 @@ type RevokedToken struct {
 
 func (x *RevokedToken) Reset() {
 	*x = RevokedToken{}
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[13]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1079,7 +1406,7 @@ func (x *RevokedToken) String() string {
 func (*RevokedToken) ProtoMessage() {}
 
 func (x *RevokedToken) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[13]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1092,7 +1419,7 @@ func (x *RevokedToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokedToken.ProtoReflect.Descriptor instead.
 func (*RevokedToken) Descriptor() ([]byte, []int) {
-	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{13}
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RevokedToken) GetJti() string {
@@ -1121,7 +1448,7 @@ type ListRevokedTokensResponse struct {
 
 func (x *ListRevokedTokensResponse) Reset() {
 	*x = ListRevokedTokensResponse{}
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[14]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1133,7 +1460,7 @@ func (x *ListRevokedTokensResponse) String() string {
 func (*ListRevokedTokensResponse) ProtoMessage() {}
 
 func (x *ListRevokedTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[14]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1146,7 +1473,7 @@ func (x *ListRevokedTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRevokedTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListRevokedTokensResponse) Descriptor() ([]byte, []int) {
-	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{14}
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListRevokedTokensResponse) GetRevoked() []*RevokedToken {
@@ -1176,7 +1503,7 @@ type EndedSession struct {
 
 func (x *EndedSession) Reset() {
 	*x = EndedSession{}
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[15]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1188,7 +1515,7 @@ func (x *EndedSession) String() string {
 func (*EndedSession) ProtoMessage() {}
 
 func (x *EndedSession) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[15]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1201,7 +1528,7 @@ func (x *EndedSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndedSession.ProtoReflect.Descriptor instead.
 func (*EndedSession) Descriptor() ([]byte, []int) {
-	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{15}
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *EndedSession) GetSessionId() string {
@@ -1230,7 +1557,7 @@ type EndUserSessionsRequest struct {
 
 func (x *EndUserSessionsRequest) Reset() {
 	*x = EndUserSessionsRequest{}
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[16]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1242,7 +1569,7 @@ func (x *EndUserSessionsRequest) String() string {
 func (*EndUserSessionsRequest) ProtoMessage() {}
 
 func (x *EndUserSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[16]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1255,7 +1582,7 @@ func (x *EndUserSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndUserSessionsRequest.ProtoReflect.Descriptor instead.
 func (*EndUserSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{16}
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *EndUserSessionsRequest) GetTenantId() string {
@@ -1300,7 +1627,7 @@ type Session struct {
 
 func (x *Session) Reset() {
 	*x = Session{}
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[17]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1312,7 +1639,7 @@ func (x *Session) String() string {
 func (*Session) ProtoMessage() {}
 
 func (x *Session) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[17]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1325,7 +1652,7 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
-	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{17}
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Session) GetId() string {
@@ -1383,7 +1710,7 @@ type ListUserSessionsRequest struct {
 
 func (x *ListUserSessionsRequest) Reset() {
 	*x = ListUserSessionsRequest{}
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[18]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1395,7 +1722,7 @@ func (x *ListUserSessionsRequest) String() string {
 func (*ListUserSessionsRequest) ProtoMessage() {}
 
 func (x *ListUserSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[18]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1408,7 +1735,7 @@ func (x *ListUserSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListUserSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{18}
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListUserSessionsRequest) GetTenantId() string {
@@ -1456,7 +1783,7 @@ type ListUserSessionsResponse struct {
 
 func (x *ListUserSessionsResponse) Reset() {
 	*x = ListUserSessionsResponse{}
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[19]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1468,7 +1795,7 @@ func (x *ListUserSessionsResponse) String() string {
 func (*ListUserSessionsResponse) ProtoMessage() {}
 
 func (x *ListUserSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[19]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1481,7 +1808,7 @@ func (x *ListUserSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListUserSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{19}
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListUserSessionsResponse) GetSessions() []*Session {
@@ -1510,7 +1837,7 @@ type DeleteUserSessionRequest struct {
 
 func (x *DeleteUserSessionRequest) Reset() {
 	*x = DeleteUserSessionRequest{}
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[20]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1522,7 +1849,7 @@ func (x *DeleteUserSessionRequest) String() string {
 func (*DeleteUserSessionRequest) ProtoMessage() {}
 
 func (x *DeleteUserSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[20]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1535,7 +1862,7 @@ func (x *DeleteUserSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserSessionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteUserSessionRequest) Descriptor() ([]byte, []int) {
-	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{20}
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DeleteUserSessionRequest) GetTenantId() string {
@@ -1577,7 +1904,7 @@ type DeleteUserSessionsRequest struct {
 
 func (x *DeleteUserSessionsRequest) Reset() {
 	*x = DeleteUserSessionsRequest{}
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[21]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1589,7 +1916,7 @@ func (x *DeleteUserSessionsRequest) String() string {
 func (*DeleteUserSessionsRequest) ProtoMessage() {}
 
 func (x *DeleteUserSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[21]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1602,7 +1929,7 @@ func (x *DeleteUserSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserSessionsRequest.ProtoReflect.Descriptor instead.
 func (*DeleteUserSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{21}
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DeleteUserSessionsRequest) GetTenantId() string {
@@ -1638,7 +1965,7 @@ type GetUserInfoRequest struct {
 
 func (x *GetUserInfoRequest) Reset() {
 	*x = GetUserInfoRequest{}
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[22]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1650,7 +1977,7 @@ func (x *GetUserInfoRequest) String() string {
 func (*GetUserInfoRequest) ProtoMessage() {}
 
 func (x *GetUserInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[22]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1663,7 +1990,7 @@ func (x *GetUserInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserInfoRequest.ProtoReflect.Descriptor instead.
 func (*GetUserInfoRequest) Descriptor() ([]byte, []int) {
-	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{22}
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetUserInfoRequest) GetTenantId() string {
@@ -1699,7 +2026,7 @@ type UserInfo struct {
 
 func (x *UserInfo) Reset() {
 	*x = UserInfo{}
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[23]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1711,7 +2038,7 @@ func (x *UserInfo) String() string {
 func (*UserInfo) ProtoMessage() {}
 
 func (x *UserInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_token_v1_token_service_proto_msgTypes[23]
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1724,7 +2051,7 @@ func (x *UserInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserInfo.ProtoReflect.Descriptor instead.
 func (*UserInfo) Descriptor() ([]byte, []int) {
-	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{23}
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *UserInfo) GetClaims() *structpb.Struct {
@@ -1779,9 +2106,36 @@ const file_authplane_token_v1_token_service_proto_rawDesc = "" +
 	"\x01x\x18\x06 \x01(\tR\x01x\x12\f\n" +
 	"\x01y\x18\a \x01(\tR\x01y\x12\f\n" +
 	"\x01n\x18\b \x01(\tR\x01n\x12\f\n" +
-	"\x01e\x18\t \x01(\tR\x01e\"3\n" +
+	"\x01e\x18\t \x01(\tR\x01e\"[\n" +
 	"\x04JWKS\x12+\n" +
-	"\x04keys\x18\x01 \x03(\v2\x17.authplane.token.v1.JWKR\x04keys\"6\n" +
+	"\x04keys\x18\x01 \x03(\v2\x17.authplane.token.v1.JWKR\x04keys\x12&\n" +
+	"\x0fmax_age_seconds\x18\x02 \x01(\x05R\rmaxAgeSeconds\"\xee\x02\n" +
+	"\n" +
+	"SigningKey\x12\x10\n" +
+	"\x03kid\x18\x01 \x01(\tR\x03kid\x12\x10\n" +
+	"\x03alg\x18\x02 \x01(\tR\x03alg\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x126\n" +
+	"\n" +
+	"public_jwk\x18\x04 \x01(\v2\x17.google.protobuf.StructR\tpublicJwk\x129\n" +
+	"\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12=\n" +
+	"\factivated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vactivatedAt\x129\n" +
+	"\n" +
+	"retired_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tretiredAt\x129\n" +
+	"\n" +
+	"revoked_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\"Q\n" +
+	"\x15ListServerKeysRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tserver_id\x18\x02 \x01(\tR\bserverId\"L\n" +
+	"\x16ListServerKeysResponse\x122\n" +
+	"\x04keys\x18\x01 \x03(\v2\x1e.authplane.token.v1.SigningKeyR\x04keys\"R\n" +
+	"\x16RotateServerKeyRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tserver_id\x18\x02 \x01(\tR\bserverId\"d\n" +
+	"\x16RevokeServerKeyRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tserver_id\x18\x02 \x01(\tR\bserverId\x12\x10\n" +
+	"\x03kid\x18\x03 \x01(\tR\x03kid\"6\n" +
 	"\x17DeleteTenantDataRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\"S\n" +
 	"\x17DeleteServerKeysRequest\x12\x1b\n" +
@@ -1880,7 +2234,7 @@ const file_authplane_token_v1_token_service_proto_rawDesc = "" +
 	"\x1eCLIENT_AUTH_METHOD_UNSPECIFIED\x10\x00\x12*\n" +
 	"&CLIENT_AUTH_METHOD_CLIENT_SECRET_BASIC\x10\x01\x12)\n" +
 	"%CLIENT_AUTH_METHOD_CLIENT_SECRET_POST\x10\x02\x12\x1b\n" +
-	"\x17CLIENT_AUTH_METHOD_NONE\x10\x032\xec\v\n" +
+	"\x17CLIENT_AUTH_METHOD_NONE\x10\x032\xe7\x0f\n" +
 	"\fTokenService\x12R\n" +
 	"\x05Token\x12 .authplane.token.v1.TokenRequest\x1a!.authplane.token.v1.TokenResponse\"\x04\xc8\xf3\x18\x01\x12M\n" +
 	"\aGetJWKS\x12\".authplane.token.v1.GetJWKSRequest\x1a\x18.authplane.token.v1.JWKS\"\x04\xc8\xf3\x18\x01\x12a\n" +
@@ -1894,7 +2248,10 @@ const file_authplane_token_v1_token_service_proto_rawDesc = "" +
 	"\x10DeleteTenantData\x12+.authplane.token.v1.DeleteTenantDataRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x06\x12[\n" +
 	"\x0fEndUserSessions\x12*.authplane.token.v1.EndUserSessionsRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x06\x12\xc4\x01\n" +
 	"\x10ListUserSessions\x12+.authplane.token.v1.ListUserSessionsRequest\x1a,.authplane.token.v1.ListUserSessionsResponse\"U\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02K\x12I/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}/sessions\x12\xbd\x01\n" +
-	"\x11DeleteUserSession\x12,.authplane.token.v1.DeleteUserSessionRequest\x1a\x16.google.protobuf.Empty\"b\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02X*V/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}/sessions/{session_id}\x12\xb2\x01\n" +
+	"\x11DeleteUserSession\x12,.authplane.token.v1.DeleteUserSessionRequest\x1a\x16.google.protobuf.Empty\"b\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02X*V/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}/sessions/{session_id}\x12\xa4\x01\n" +
+	"\x0eListServerKeys\x12).authplane.token.v1.ListServerKeysRequest\x1a*.authplane.token.v1.ListServerKeysResponse\";\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x021\x12//api/admin/{tenant_id}/servers/{server_id}/keys\x12\xa4\x01\n" +
+	"\x0fRotateServerKey\x12*.authplane.token.v1.RotateServerKeyRequest\x1a\x1e.authplane.token.v1.SigningKey\"E\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x02;:\x01*\"6/api/admin/{tenant_id}/servers/{server_id}/keys/rotate\x12\xaa\x01\n" +
+	"\x0fRevokeServerKey\x12*.authplane.token.v1.RevokeServerKeyRequest\x1a\x1e.authplane.token.v1.SigningKey\"K\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x02A:\x01*\"</api/admin/{tenant_id}/servers/{server_id}/keys/{kid}/revoke\x12\xb2\x01\n" +
 	"\x12DeleteUserSessions\x12-.authplane.token.v1.DeleteUserSessionsRequest\x1a\x16.google.protobuf.Empty\"U\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02K*I/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}/sessionsBBZ@github.com/authplane/authplane/gen/go/authplane/token/v1;tokenv1b\x06proto3"
 
 var (
@@ -1910,7 +2267,7 @@ func file_authplane_token_v1_token_service_proto_rawDescGZIP() []byte {
 }
 
 var file_authplane_token_v1_token_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_authplane_token_v1_token_service_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_authplane_token_v1_token_service_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_authplane_token_v1_token_service_proto_goTypes = []any{
 	(ClientAuthMethod)(0),             // 0: authplane.token.v1.ClientAuthMethod
 	(*TokenRequest)(nil),              // 1: authplane.token.v1.TokenRequest
@@ -1918,77 +2275,94 @@ var file_authplane_token_v1_token_service_proto_goTypes = []any{
 	(*GetJWKSRequest)(nil),            // 3: authplane.token.v1.GetJWKSRequest
 	(*JWK)(nil),                       // 4: authplane.token.v1.JWK
 	(*JWKS)(nil),                      // 5: authplane.token.v1.JWKS
-	(*DeleteTenantDataRequest)(nil),   // 6: authplane.token.v1.DeleteTenantDataRequest
-	(*DeleteServerKeysRequest)(nil),   // 7: authplane.token.v1.DeleteServerKeysRequest
-	(*DeleteClientTokensRequest)(nil), // 8: authplane.token.v1.DeleteClientTokensRequest
-	(*CallerCredentials)(nil),         // 9: authplane.token.v1.CallerCredentials
-	(*IntrospectRequest)(nil),         // 10: authplane.token.v1.IntrospectRequest
-	(*IntrospectResponse)(nil),        // 11: authplane.token.v1.IntrospectResponse
-	(*RevokeRequest)(nil),             // 12: authplane.token.v1.RevokeRequest
-	(*ListRevokedTokensRequest)(nil),  // 13: authplane.token.v1.ListRevokedTokensRequest
-	(*RevokedToken)(nil),              // 14: authplane.token.v1.RevokedToken
-	(*ListRevokedTokensResponse)(nil), // 15: authplane.token.v1.ListRevokedTokensResponse
-	(*EndedSession)(nil),              // 16: authplane.token.v1.EndedSession
-	(*EndUserSessionsRequest)(nil),    // 17: authplane.token.v1.EndUserSessionsRequest
-	(*Session)(nil),                   // 18: authplane.token.v1.Session
-	(*ListUserSessionsRequest)(nil),   // 19: authplane.token.v1.ListUserSessionsRequest
-	(*ListUserSessionsResponse)(nil),  // 20: authplane.token.v1.ListUserSessionsResponse
-	(*DeleteUserSessionRequest)(nil),  // 21: authplane.token.v1.DeleteUserSessionRequest
-	(*DeleteUserSessionsRequest)(nil), // 22: authplane.token.v1.DeleteUserSessionsRequest
-	(*GetUserInfoRequest)(nil),        // 23: authplane.token.v1.GetUserInfoRequest
-	(*UserInfo)(nil),                  // 24: authplane.token.v1.UserInfo
-	nil,                               // 25: authplane.token.v1.TokenRequest.ParametersEntry
-	(*timestamppb.Timestamp)(nil),     // 26: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),           // 27: google.protobuf.Struct
-	(*emptypb.Empty)(nil),             // 28: google.protobuf.Empty
+	(*SigningKey)(nil),                // 6: authplane.token.v1.SigningKey
+	(*ListServerKeysRequest)(nil),     // 7: authplane.token.v1.ListServerKeysRequest
+	(*ListServerKeysResponse)(nil),    // 8: authplane.token.v1.ListServerKeysResponse
+	(*RotateServerKeyRequest)(nil),    // 9: authplane.token.v1.RotateServerKeyRequest
+	(*RevokeServerKeyRequest)(nil),    // 10: authplane.token.v1.RevokeServerKeyRequest
+	(*DeleteTenantDataRequest)(nil),   // 11: authplane.token.v1.DeleteTenantDataRequest
+	(*DeleteServerKeysRequest)(nil),   // 12: authplane.token.v1.DeleteServerKeysRequest
+	(*DeleteClientTokensRequest)(nil), // 13: authplane.token.v1.DeleteClientTokensRequest
+	(*CallerCredentials)(nil),         // 14: authplane.token.v1.CallerCredentials
+	(*IntrospectRequest)(nil),         // 15: authplane.token.v1.IntrospectRequest
+	(*IntrospectResponse)(nil),        // 16: authplane.token.v1.IntrospectResponse
+	(*RevokeRequest)(nil),             // 17: authplane.token.v1.RevokeRequest
+	(*ListRevokedTokensRequest)(nil),  // 18: authplane.token.v1.ListRevokedTokensRequest
+	(*RevokedToken)(nil),              // 19: authplane.token.v1.RevokedToken
+	(*ListRevokedTokensResponse)(nil), // 20: authplane.token.v1.ListRevokedTokensResponse
+	(*EndedSession)(nil),              // 21: authplane.token.v1.EndedSession
+	(*EndUserSessionsRequest)(nil),    // 22: authplane.token.v1.EndUserSessionsRequest
+	(*Session)(nil),                   // 23: authplane.token.v1.Session
+	(*ListUserSessionsRequest)(nil),   // 24: authplane.token.v1.ListUserSessionsRequest
+	(*ListUserSessionsResponse)(nil),  // 25: authplane.token.v1.ListUserSessionsResponse
+	(*DeleteUserSessionRequest)(nil),  // 26: authplane.token.v1.DeleteUserSessionRequest
+	(*DeleteUserSessionsRequest)(nil), // 27: authplane.token.v1.DeleteUserSessionsRequest
+	(*GetUserInfoRequest)(nil),        // 28: authplane.token.v1.GetUserInfoRequest
+	(*UserInfo)(nil),                  // 29: authplane.token.v1.UserInfo
+	nil,                               // 30: authplane.token.v1.TokenRequest.ParametersEntry
+	(*structpb.Struct)(nil),           // 31: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),     // 32: google.protobuf.Timestamp
+	(*emptypb.Empty)(nil),             // 33: google.protobuf.Empty
 }
 var file_authplane_token_v1_token_service_proto_depIdxs = []int32{
 	0,  // 0: authplane.token.v1.TokenRequest.client_auth_method:type_name -> authplane.token.v1.ClientAuthMethod
-	25, // 1: authplane.token.v1.TokenRequest.parameters:type_name -> authplane.token.v1.TokenRequest.ParametersEntry
+	30, // 1: authplane.token.v1.TokenRequest.parameters:type_name -> authplane.token.v1.TokenRequest.ParametersEntry
 	4,  // 2: authplane.token.v1.JWKS.keys:type_name -> authplane.token.v1.JWK
-	0,  // 3: authplane.token.v1.CallerCredentials.client_auth_method:type_name -> authplane.token.v1.ClientAuthMethod
-	9,  // 4: authplane.token.v1.IntrospectRequest.caller:type_name -> authplane.token.v1.CallerCredentials
-	9,  // 5: authplane.token.v1.RevokeRequest.caller:type_name -> authplane.token.v1.CallerCredentials
-	26, // 6: authplane.token.v1.RevokedToken.expires_at:type_name -> google.protobuf.Timestamp
-	14, // 7: authplane.token.v1.ListRevokedTokensResponse.revoked:type_name -> authplane.token.v1.RevokedToken
-	16, // 8: authplane.token.v1.ListRevokedTokensResponse.ended_sessions:type_name -> authplane.token.v1.EndedSession
-	26, // 9: authplane.token.v1.EndedSession.expires_at:type_name -> google.protobuf.Timestamp
-	26, // 10: authplane.token.v1.Session.created_at:type_name -> google.protobuf.Timestamp
-	26, // 11: authplane.token.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
-	26, // 12: authplane.token.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
-	18, // 13: authplane.token.v1.ListUserSessionsResponse.sessions:type_name -> authplane.token.v1.Session
-	27, // 14: authplane.token.v1.UserInfo.claims:type_name -> google.protobuf.Struct
-	1,  // 15: authplane.token.v1.TokenService.Token:input_type -> authplane.token.v1.TokenRequest
-	3,  // 16: authplane.token.v1.TokenService.GetJWKS:input_type -> authplane.token.v1.GetJWKSRequest
-	10, // 17: authplane.token.v1.TokenService.Introspect:input_type -> authplane.token.v1.IntrospectRequest
-	12, // 18: authplane.token.v1.TokenService.Revoke:input_type -> authplane.token.v1.RevokeRequest
-	23, // 19: authplane.token.v1.TokenService.GetUserInfo:input_type -> authplane.token.v1.GetUserInfoRequest
-	13, // 20: authplane.token.v1.TokenService.ListRevokedTokens:input_type -> authplane.token.v1.ListRevokedTokensRequest
-	7,  // 21: authplane.token.v1.TokenService.DeleteServerKeys:input_type -> authplane.token.v1.DeleteServerKeysRequest
-	8,  // 22: authplane.token.v1.TokenService.DeleteClientTokens:input_type -> authplane.token.v1.DeleteClientTokensRequest
-	6,  // 23: authplane.token.v1.TokenService.DeleteTenantData:input_type -> authplane.token.v1.DeleteTenantDataRequest
-	17, // 24: authplane.token.v1.TokenService.EndUserSessions:input_type -> authplane.token.v1.EndUserSessionsRequest
-	19, // 25: authplane.token.v1.TokenService.ListUserSessions:input_type -> authplane.token.v1.ListUserSessionsRequest
-	21, // 26: authplane.token.v1.TokenService.DeleteUserSession:input_type -> authplane.token.v1.DeleteUserSessionRequest
-	22, // 27: authplane.token.v1.TokenService.DeleteUserSessions:input_type -> authplane.token.v1.DeleteUserSessionsRequest
-	2,  // 28: authplane.token.v1.TokenService.Token:output_type -> authplane.token.v1.TokenResponse
-	5,  // 29: authplane.token.v1.TokenService.GetJWKS:output_type -> authplane.token.v1.JWKS
-	11, // 30: authplane.token.v1.TokenService.Introspect:output_type -> authplane.token.v1.IntrospectResponse
-	28, // 31: authplane.token.v1.TokenService.Revoke:output_type -> google.protobuf.Empty
-	24, // 32: authplane.token.v1.TokenService.GetUserInfo:output_type -> authplane.token.v1.UserInfo
-	15, // 33: authplane.token.v1.TokenService.ListRevokedTokens:output_type -> authplane.token.v1.ListRevokedTokensResponse
-	28, // 34: authplane.token.v1.TokenService.DeleteServerKeys:output_type -> google.protobuf.Empty
-	28, // 35: authplane.token.v1.TokenService.DeleteClientTokens:output_type -> google.protobuf.Empty
-	28, // 36: authplane.token.v1.TokenService.DeleteTenantData:output_type -> google.protobuf.Empty
-	28, // 37: authplane.token.v1.TokenService.EndUserSessions:output_type -> google.protobuf.Empty
-	20, // 38: authplane.token.v1.TokenService.ListUserSessions:output_type -> authplane.token.v1.ListUserSessionsResponse
-	28, // 39: authplane.token.v1.TokenService.DeleteUserSession:output_type -> google.protobuf.Empty
-	28, // 40: authplane.token.v1.TokenService.DeleteUserSessions:output_type -> google.protobuf.Empty
-	28, // [28:41] is the sub-list for method output_type
-	15, // [15:28] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	31, // 3: authplane.token.v1.SigningKey.public_jwk:type_name -> google.protobuf.Struct
+	32, // 4: authplane.token.v1.SigningKey.created_at:type_name -> google.protobuf.Timestamp
+	32, // 5: authplane.token.v1.SigningKey.activated_at:type_name -> google.protobuf.Timestamp
+	32, // 6: authplane.token.v1.SigningKey.retired_at:type_name -> google.protobuf.Timestamp
+	32, // 7: authplane.token.v1.SigningKey.revoked_at:type_name -> google.protobuf.Timestamp
+	6,  // 8: authplane.token.v1.ListServerKeysResponse.keys:type_name -> authplane.token.v1.SigningKey
+	0,  // 9: authplane.token.v1.CallerCredentials.client_auth_method:type_name -> authplane.token.v1.ClientAuthMethod
+	14, // 10: authplane.token.v1.IntrospectRequest.caller:type_name -> authplane.token.v1.CallerCredentials
+	14, // 11: authplane.token.v1.RevokeRequest.caller:type_name -> authplane.token.v1.CallerCredentials
+	32, // 12: authplane.token.v1.RevokedToken.expires_at:type_name -> google.protobuf.Timestamp
+	19, // 13: authplane.token.v1.ListRevokedTokensResponse.revoked:type_name -> authplane.token.v1.RevokedToken
+	21, // 14: authplane.token.v1.ListRevokedTokensResponse.ended_sessions:type_name -> authplane.token.v1.EndedSession
+	32, // 15: authplane.token.v1.EndedSession.expires_at:type_name -> google.protobuf.Timestamp
+	32, // 16: authplane.token.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	32, // 17: authplane.token.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
+	32, // 18: authplane.token.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
+	23, // 19: authplane.token.v1.ListUserSessionsResponse.sessions:type_name -> authplane.token.v1.Session
+	31, // 20: authplane.token.v1.UserInfo.claims:type_name -> google.protobuf.Struct
+	1,  // 21: authplane.token.v1.TokenService.Token:input_type -> authplane.token.v1.TokenRequest
+	3,  // 22: authplane.token.v1.TokenService.GetJWKS:input_type -> authplane.token.v1.GetJWKSRequest
+	15, // 23: authplane.token.v1.TokenService.Introspect:input_type -> authplane.token.v1.IntrospectRequest
+	17, // 24: authplane.token.v1.TokenService.Revoke:input_type -> authplane.token.v1.RevokeRequest
+	28, // 25: authplane.token.v1.TokenService.GetUserInfo:input_type -> authplane.token.v1.GetUserInfoRequest
+	18, // 26: authplane.token.v1.TokenService.ListRevokedTokens:input_type -> authplane.token.v1.ListRevokedTokensRequest
+	12, // 27: authplane.token.v1.TokenService.DeleteServerKeys:input_type -> authplane.token.v1.DeleteServerKeysRequest
+	13, // 28: authplane.token.v1.TokenService.DeleteClientTokens:input_type -> authplane.token.v1.DeleteClientTokensRequest
+	11, // 29: authplane.token.v1.TokenService.DeleteTenantData:input_type -> authplane.token.v1.DeleteTenantDataRequest
+	22, // 30: authplane.token.v1.TokenService.EndUserSessions:input_type -> authplane.token.v1.EndUserSessionsRequest
+	24, // 31: authplane.token.v1.TokenService.ListUserSessions:input_type -> authplane.token.v1.ListUserSessionsRequest
+	26, // 32: authplane.token.v1.TokenService.DeleteUserSession:input_type -> authplane.token.v1.DeleteUserSessionRequest
+	7,  // 33: authplane.token.v1.TokenService.ListServerKeys:input_type -> authplane.token.v1.ListServerKeysRequest
+	9,  // 34: authplane.token.v1.TokenService.RotateServerKey:input_type -> authplane.token.v1.RotateServerKeyRequest
+	10, // 35: authplane.token.v1.TokenService.RevokeServerKey:input_type -> authplane.token.v1.RevokeServerKeyRequest
+	27, // 36: authplane.token.v1.TokenService.DeleteUserSessions:input_type -> authplane.token.v1.DeleteUserSessionsRequest
+	2,  // 37: authplane.token.v1.TokenService.Token:output_type -> authplane.token.v1.TokenResponse
+	5,  // 38: authplane.token.v1.TokenService.GetJWKS:output_type -> authplane.token.v1.JWKS
+	16, // 39: authplane.token.v1.TokenService.Introspect:output_type -> authplane.token.v1.IntrospectResponse
+	33, // 40: authplane.token.v1.TokenService.Revoke:output_type -> google.protobuf.Empty
+	29, // 41: authplane.token.v1.TokenService.GetUserInfo:output_type -> authplane.token.v1.UserInfo
+	20, // 42: authplane.token.v1.TokenService.ListRevokedTokens:output_type -> authplane.token.v1.ListRevokedTokensResponse
+	33, // 43: authplane.token.v1.TokenService.DeleteServerKeys:output_type -> google.protobuf.Empty
+	33, // 44: authplane.token.v1.TokenService.DeleteClientTokens:output_type -> google.protobuf.Empty
+	33, // 45: authplane.token.v1.TokenService.DeleteTenantData:output_type -> google.protobuf.Empty
+	33, // 46: authplane.token.v1.TokenService.EndUserSessions:output_type -> google.protobuf.Empty
+	25, // 47: authplane.token.v1.TokenService.ListUserSessions:output_type -> authplane.token.v1.ListUserSessionsResponse
+	33, // 48: authplane.token.v1.TokenService.DeleteUserSession:output_type -> google.protobuf.Empty
+	8,  // 49: authplane.token.v1.TokenService.ListServerKeys:output_type -> authplane.token.v1.ListServerKeysResponse
+	6,  // 50: authplane.token.v1.TokenService.RotateServerKey:output_type -> authplane.token.v1.SigningKey
+	6,  // 51: authplane.token.v1.TokenService.RevokeServerKey:output_type -> authplane.token.v1.SigningKey
+	33, // 52: authplane.token.v1.TokenService.DeleteUserSessions:output_type -> google.protobuf.Empty
+	37, // [37:53] is the sub-list for method output_type
+	21, // [21:37] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_authplane_token_v1_token_service_proto_init() }
@@ -2002,7 +2376,7 @@ func file_authplane_token_v1_token_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_authplane_token_v1_token_service_proto_rawDesc), len(file_authplane_token_v1_token_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   25,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

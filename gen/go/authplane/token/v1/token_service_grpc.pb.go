@@ -32,6 +32,9 @@ const (
 	TokenService_EndUserSessions_FullMethodName    = "/authplane.token.v1.TokenService/EndUserSessions"
 	TokenService_ListUserSessions_FullMethodName   = "/authplane.token.v1.TokenService/ListUserSessions"
 	TokenService_DeleteUserSession_FullMethodName  = "/authplane.token.v1.TokenService/DeleteUserSession"
+	TokenService_ListServerKeys_FullMethodName     = "/authplane.token.v1.TokenService/ListServerKeys"
+	TokenService_RotateServerKey_FullMethodName    = "/authplane.token.v1.TokenService/RotateServerKey"
+	TokenService_RevokeServerKey_FullMethodName    = "/authplane.token.v1.TokenService/RevokeServerKey"
 	TokenService_DeleteUserSessions_FullMethodName = "/authplane.token.v1.TokenService/DeleteUserSessions"
 )
 
@@ -77,6 +80,15 @@ type TokenServiceClient interface {
 	ListUserSessions(ctx context.Context, in *ListUserSessionsRequest, opts ...grpc.CallOption) (*ListUserSessionsResponse, error)
 	// Ends one session of a pool user.
 	DeleteUserSession(ctx context.Context, in *DeleteUserSessionRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
+	// Lists a workspace's signing keys: the next one (published, not signing yet), the current one, the retired ones
+	// that may still verify a live token, and revoked ones. Never private material.
+	ListServerKeys(ctx context.Context, in *ListServerKeysRequest, opts ...grpc.CallOption) (*ListServerKeysResponse, error)
+	// Rotates now: the next key becomes current (a new next key is made) and the current one retires. Returns the new
+	// current key.
+	RotateServerKey(ctx context.Context, in *RotateServerKeyRequest, opts ...grpc.CallOption) (*SigningKey, error)
+	// Revokes a key at once: it leaves the JWKS, every token it signed is refused everywhere, and when it was the
+	// current key the next one takes over without a failed request.
+	RevokeServerKey(ctx context.Context, in *RevokeServerKeyRequest, opts ...grpc.CallOption) (*SigningKey, error)
 	// Ends every session of a pool user.
 	DeleteUserSessions(ctx context.Context, in *DeleteUserSessionsRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
 }
@@ -209,6 +221,36 @@ func (c *tokenServiceClient) DeleteUserSession(ctx context.Context, in *DeleteUs
 	return out, nil
 }
 
+func (c *tokenServiceClient) ListServerKeys(ctx context.Context, in *ListServerKeysRequest, opts ...grpc.CallOption) (*ListServerKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListServerKeysResponse)
+	err := c.cc.Invoke(ctx, TokenService_ListServerKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) RotateServerKey(ctx context.Context, in *RotateServerKeyRequest, opts ...grpc.CallOption) (*SigningKey, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SigningKey)
+	err := c.cc.Invoke(ctx, TokenService_RotateServerKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) RevokeServerKey(ctx context.Context, in *RevokeServerKeyRequest, opts ...grpc.CallOption) (*SigningKey, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SigningKey)
+	err := c.cc.Invoke(ctx, TokenService_RevokeServerKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *tokenServiceClient) DeleteUserSessions(ctx context.Context, in *DeleteUserSessionsRequest, opts ...grpc.CallOption) (*emptypb.Empty, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(emptypb.Empty)
@@ -261,6 +303,15 @@ type TokenServiceServer interface {
 	ListUserSessions(context.Context, *ListUserSessionsRequest) (*ListUserSessionsResponse, error)
 	// Ends one session of a pool user.
 	DeleteUserSession(context.Context, *DeleteUserSessionRequest) (*emptypb.Empty, error)
+	// Lists a workspace's signing keys: the next one (published, not signing yet), the current one, the retired ones
+	// that may still verify a live token, and revoked ones. Never private material.
+	ListServerKeys(context.Context, *ListServerKeysRequest) (*ListServerKeysResponse, error)
+	// Rotates now: the next key becomes current (a new next key is made) and the current one retires. Returns the new
+	// current key.
+	RotateServerKey(context.Context, *RotateServerKeyRequest) (*SigningKey, error)
+	// Revokes a key at once: it leaves the JWKS, every token it signed is refused everywhere, and when it was the
+	// current key the next one takes over without a failed request.
+	RevokeServerKey(context.Context, *RevokeServerKeyRequest) (*SigningKey, error)
 	// Ends every session of a pool user.
 	DeleteUserSessions(context.Context, *DeleteUserSessionsRequest) (*emptypb.Empty, error)
 	mustEmbedUnimplementedTokenServiceServer()
@@ -308,6 +359,15 @@ func (UnimplementedTokenServiceServer) ListUserSessions(context.Context, *ListUs
 }
 func (UnimplementedTokenServiceServer) DeleteUserSession(context.Context, *DeleteUserSessionRequest) (*emptypb.Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteUserSession not implemented")
+}
+func (UnimplementedTokenServiceServer) ListServerKeys(context.Context, *ListServerKeysRequest) (*ListServerKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListServerKeys not implemented")
+}
+func (UnimplementedTokenServiceServer) RotateServerKey(context.Context, *RotateServerKeyRequest) (*SigningKey, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateServerKey not implemented")
+}
+func (UnimplementedTokenServiceServer) RevokeServerKey(context.Context, *RevokeServerKeyRequest) (*SigningKey, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeServerKey not implemented")
 }
 func (UnimplementedTokenServiceServer) DeleteUserSessions(context.Context, *DeleteUserSessionsRequest) (*emptypb.Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteUserSessions not implemented")
@@ -549,6 +609,60 @@ func _TokenService_DeleteUserSession_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TokenService_ListServerKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListServerKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).ListServerKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_ListServerKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).ListServerKeys(ctx, req.(*ListServerKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_RotateServerKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateServerKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).RotateServerKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_RotateServerKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).RotateServerKey(ctx, req.(*RotateServerKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_RevokeServerKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeServerKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).RevokeServerKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_RevokeServerKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).RevokeServerKey(ctx, req.(*RevokeServerKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _TokenService_DeleteUserSessions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(DeleteUserSessionsRequest)
 	if err := dec(in); err != nil {
@@ -621,6 +735,18 @@ var TokenService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteUserSession",
 			Handler:    _TokenService_DeleteUserSession_Handler,
+		},
+		{
+			MethodName: "ListServerKeys",
+			Handler:    _TokenService_ListServerKeys_Handler,
+		},
+		{
+			MethodName: "RotateServerKey",
+			Handler:    _TokenService_RotateServerKey_Handler,
+		},
+		{
+			MethodName: "RevokeServerKey",
+			Handler:    _TokenService_RevokeServerKey_Handler,
 		},
 		{
 			MethodName: "DeleteUserSessions",

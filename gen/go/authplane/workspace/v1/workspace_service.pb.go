@@ -59,9 +59,15 @@ type Server struct {
 	Uid string `protobuf:"bytes,13,opt,name=uid,proto3" json:"uid,omitempty"`
 	// The absolute lifetime of a login session: no refresh or access token of a session outlives it. Default
 	// 7776000s (90 days).
-	SessionTtl    *durationpb.Duration `protobuf:"bytes,14,opt,name=session_ttl,json=sessionTtl,proto3" json:"session_ttl,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	SessionTtl *durationpb.Duration `protobuf:"bytes,14,opt,name=session_ttl,json=sessionTtl,proto3" json:"session_ttl,omitempty"`
+	// The algorithm of the workspace's signing keys: `ES256` (default), `EdDSA` (Ed25519) or `RS256` (RSA 2048).
+	// Changing it is a rotation: a key of the new algorithm is published at once and signs once clients may have
+	// fetched it (one JWKS cache period).
+	SigningAlg string `protobuf:"bytes,15,opt,name=signing_alg,json=signingAlg,proto3" json:"signing_alg,omitempty"`
+	// How long a signing key signs before the next one takes over. Default 2592000s (30 days).
+	KeyRotationPeriod *durationpb.Duration `protobuf:"bytes,16,opt,name=key_rotation_period,json=keyRotationPeriod,proto3" json:"key_rotation_period,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Server) Reset() {
@@ -188,6 +194,20 @@ func (x *Server) GetUid() string {
 func (x *Server) GetSessionTtl() *durationpb.Duration {
 	if x != nil {
 		return x.SessionTtl
+	}
+	return nil
+}
+
+func (x *Server) GetSigningAlg() string {
+	if x != nil {
+		return x.SigningAlg
+	}
+	return ""
+}
+
+func (x *Server) GetKeyRotationPeriod() *durationpb.Duration {
+	if x != nil {
+		return x.KeyRotationPeriod
 	}
 	return nil
 }
@@ -970,10 +990,12 @@ type ServerMetadata struct {
 	// The workspace's incarnation (Server.uid).
 	Uid string `protobuf:"bytes,9,opt,name=uid,proto3" json:"uid,omitempty"`
 	// Identity sources for the password grant, in the order they are tried (display_order, then creation).
-	IdentitySources []*IdentitySource    `protobuf:"bytes,10,rep,name=identity_sources,json=identitySources,proto3" json:"identity_sources,omitempty"`
-	SessionTtl      *durationpb.Duration `protobuf:"bytes,11,opt,name=session_ttl,json=sessionTtl,proto3" json:"session_ttl,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	IdentitySources   []*IdentitySource    `protobuf:"bytes,10,rep,name=identity_sources,json=identitySources,proto3" json:"identity_sources,omitempty"`
+	SessionTtl        *durationpb.Duration `protobuf:"bytes,11,opt,name=session_ttl,json=sessionTtl,proto3" json:"session_ttl,omitempty"`
+	SigningAlg        string               `protobuf:"bytes,12,opt,name=signing_alg,json=signingAlg,proto3" json:"signing_alg,omitempty"`
+	KeyRotationPeriod *durationpb.Duration `protobuf:"bytes,13,opt,name=key_rotation_period,json=keyRotationPeriod,proto3" json:"key_rotation_period,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ServerMetadata) Reset() {
@@ -1079,6 +1101,20 @@ func (x *ServerMetadata) GetIdentitySources() []*IdentitySource {
 func (x *ServerMetadata) GetSessionTtl() *durationpb.Duration {
 	if x != nil {
 		return x.SessionTtl
+	}
+	return nil
+}
+
+func (x *ServerMetadata) GetSigningAlg() string {
+	if x != nil {
+		return x.SigningAlg
+	}
+	return ""
+}
+
+func (x *ServerMetadata) GetKeyRotationPeriod() *durationpb.Duration {
+	if x != nil {
+		return x.KeyRotationPeriod
 	}
 	return nil
 }
@@ -1748,7 +1784,7 @@ var File_authplane_workspace_v1_workspace_service_proto protoreflect.FileDescrip
 
 const file_authplane_workspace_v1_workspace_service_proto_rawDesc = "" +
 	"\n" +
-	".authplane/workspace/v1/workspace_service.proto\x12\x16authplane.workspace.v1\x1a authplane/access/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcc\x04\n" +
+	".authplane/workspace/v1/workspace_service.proto\x12\x16authplane.workspace.v1\x1a authplane/access/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb8\x05\n" +
 	"\x06Server\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x12\n" +
@@ -1770,7 +1806,10 @@ const file_authplane_workspace_v1_workspace_service_proto_rawDesc = "" +
 	"updated_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x10\n" +
 	"\x03uid\x18\r \x01(\tR\x03uid\x12:\n" +
 	"\vsession_ttl\x18\x0e \x01(\v2\x19.google.protobuf.DurationR\n" +
-	"sessionTtl\"j\n" +
+	"sessionTtl\x12\x1f\n" +
+	"\vsigning_alg\x18\x0f \x01(\tR\n" +
+	"signingAlg\x12I\n" +
+	"\x13key_rotation_period\x18\x10 \x01(\v2\x19.google.protobuf.DurationR\x11keyRotationPeriod\"j\n" +
 	"\x13CreateServerRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x126\n" +
 	"\x06server\x18\x02 \x01(\v2\x1e.authplane.workspace.v1.ServerR\x06server\"m\n" +
@@ -1823,7 +1862,7 @@ const file_authplane_workspace_v1_workspace_service_proto_rawDesc = "" +
 	"\bscope_id\x18\x02 \x01(\tR\ascopeId\"T\n" +
 	"\x18GetServerMetadataRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
-	"\tserver_id\x18\x02 \x01(\tR\bserverId\"\x81\x04\n" +
+	"\tserver_id\x18\x02 \x01(\tR\bserverId\"\xed\x04\n" +
 	"\x0eServerMetadata\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
 	"\tserver_id\x18\x02 \x01(\tR\bserverId\x12\x12\n" +
@@ -1839,7 +1878,10 @@ const file_authplane_workspace_v1_workspace_service_proto_rawDesc = "" +
 	"\x10identity_sources\x18\n" +
 	" \x03(\v2&.authplane.workspace.v1.IdentitySourceR\x0fidentitySources\x12:\n" +
 	"\vsession_ttl\x18\v \x01(\v2\x19.google.protobuf.DurationR\n" +
-	"sessionTtl\"\xa9\x01\n" +
+	"sessionTtl\x12\x1f\n" +
+	"\vsigning_alg\x18\f \x01(\tR\n" +
+	"signingAlg\x12I\n" +
+	"\x13key_rotation_period\x18\r \x01(\v2\x19.google.protobuf.DurationR\x11keyRotationPeriod\"\xa9\x01\n" +
 	"\x0eIdentitySource\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06method\x18\x02 \x01(\tR\x06method\x12(\n" +
@@ -1961,63 +2003,65 @@ var file_authplane_workspace_v1_workspace_service_proto_depIdxs = []int32{
 	26, // 3: authplane.workspace.v1.Server.created_at:type_name -> google.protobuf.Timestamp
 	26, // 4: authplane.workspace.v1.Server.updated_at:type_name -> google.protobuf.Timestamp
 	25, // 5: authplane.workspace.v1.Server.session_ttl:type_name -> google.protobuf.Duration
-	0,  // 6: authplane.workspace.v1.CreateServerRequest.server:type_name -> authplane.workspace.v1.Server
-	0,  // 7: authplane.workspace.v1.ListServersResponse.servers:type_name -> authplane.workspace.v1.Server
-	0,  // 8: authplane.workspace.v1.UpdateServerRequest.server:type_name -> authplane.workspace.v1.Server
-	27, // 9: authplane.workspace.v1.UpdateServerRequest.update_mask:type_name -> google.protobuf.FieldMask
-	26, // 10: authplane.workspace.v1.Scope.created_at:type_name -> google.protobuf.Timestamp
-	7,  // 11: authplane.workspace.v1.CreateScopeRequest.scope:type_name -> authplane.workspace.v1.Scope
-	7,  // 12: authplane.workspace.v1.ListScopesResponse.scopes:type_name -> authplane.workspace.v1.Scope
-	25, // 13: authplane.workspace.v1.ServerMetadata.access_token_ttl:type_name -> google.protobuf.Duration
-	25, // 14: authplane.workspace.v1.ServerMetadata.refresh_token_ttl:type_name -> google.protobuf.Duration
-	25, // 15: authplane.workspace.v1.ServerMetadata.id_token_ttl:type_name -> google.protobuf.Duration
-	15, // 16: authplane.workspace.v1.ServerMetadata.identity_sources:type_name -> authplane.workspace.v1.IdentitySource
-	25, // 17: authplane.workspace.v1.ServerMetadata.session_ttl:type_name -> google.protobuf.Duration
-	25, // 18: authplane.workspace.v1.IdentitySource.timeout:type_name -> google.protobuf.Duration
-	25, // 19: authplane.workspace.v1.Idp.timeout:type_name -> google.protobuf.Duration
-	26, // 20: authplane.workspace.v1.Idp.created_at:type_name -> google.protobuf.Timestamp
-	16, // 21: authplane.workspace.v1.CreateIdentityPoolIdpRequest.idp:type_name -> authplane.workspace.v1.Idp
-	16, // 22: authplane.workspace.v1.CreateExternalIdpRequest.idp:type_name -> authplane.workspace.v1.Idp
-	16, // 23: authplane.workspace.v1.ListIdpsResponse.idps:type_name -> authplane.workspace.v1.Idp
-	1,  // 24: authplane.workspace.v1.WorkspaceService.CreateServer:input_type -> authplane.workspace.v1.CreateServerRequest
-	2,  // 25: authplane.workspace.v1.WorkspaceService.ListServers:input_type -> authplane.workspace.v1.ListServersRequest
-	4,  // 26: authplane.workspace.v1.WorkspaceService.GetServer:input_type -> authplane.workspace.v1.GetServerRequest
-	5,  // 27: authplane.workspace.v1.WorkspaceService.UpdateServer:input_type -> authplane.workspace.v1.UpdateServerRequest
-	6,  // 28: authplane.workspace.v1.WorkspaceService.DeleteServer:input_type -> authplane.workspace.v1.DeleteServerRequest
-	8,  // 29: authplane.workspace.v1.WorkspaceService.CreateScope:input_type -> authplane.workspace.v1.CreateScopeRequest
-	9,  // 30: authplane.workspace.v1.WorkspaceService.ListScopes:input_type -> authplane.workspace.v1.ListScopesRequest
-	11, // 31: authplane.workspace.v1.WorkspaceService.GetScope:input_type -> authplane.workspace.v1.GetScopeRequest
-	12, // 32: authplane.workspace.v1.WorkspaceService.DeleteScope:input_type -> authplane.workspace.v1.DeleteScopeRequest
-	17, // 33: authplane.workspace.v1.WorkspaceService.CreateIdentityPoolIdp:input_type -> authplane.workspace.v1.CreateIdentityPoolIdpRequest
-	18, // 34: authplane.workspace.v1.WorkspaceService.CreateExternalIdp:input_type -> authplane.workspace.v1.CreateExternalIdpRequest
-	19, // 35: authplane.workspace.v1.WorkspaceService.ListIdps:input_type -> authplane.workspace.v1.ListIdpsRequest
-	21, // 36: authplane.workspace.v1.WorkspaceService.GetIdp:input_type -> authplane.workspace.v1.GetIdpRequest
-	22, // 37: authplane.workspace.v1.WorkspaceService.DeleteIdp:input_type -> authplane.workspace.v1.DeleteIdpRequest
-	13, // 38: authplane.workspace.v1.WorkspaceService.GetServerMetadata:input_type -> authplane.workspace.v1.GetServerMetadataRequest
-	23, // 39: authplane.workspace.v1.WorkspaceService.ProvisionTenant:input_type -> authplane.workspace.v1.ProvisionTenantRequest
-	24, // 40: authplane.workspace.v1.WorkspaceService.DeleteTenantData:input_type -> authplane.workspace.v1.DeleteTenantDataRequest
-	0,  // 41: authplane.workspace.v1.WorkspaceService.CreateServer:output_type -> authplane.workspace.v1.Server
-	3,  // 42: authplane.workspace.v1.WorkspaceService.ListServers:output_type -> authplane.workspace.v1.ListServersResponse
-	0,  // 43: authplane.workspace.v1.WorkspaceService.GetServer:output_type -> authplane.workspace.v1.Server
-	0,  // 44: authplane.workspace.v1.WorkspaceService.UpdateServer:output_type -> authplane.workspace.v1.Server
-	28, // 45: authplane.workspace.v1.WorkspaceService.DeleteServer:output_type -> google.protobuf.Empty
-	7,  // 46: authplane.workspace.v1.WorkspaceService.CreateScope:output_type -> authplane.workspace.v1.Scope
-	10, // 47: authplane.workspace.v1.WorkspaceService.ListScopes:output_type -> authplane.workspace.v1.ListScopesResponse
-	7,  // 48: authplane.workspace.v1.WorkspaceService.GetScope:output_type -> authplane.workspace.v1.Scope
-	28, // 49: authplane.workspace.v1.WorkspaceService.DeleteScope:output_type -> google.protobuf.Empty
-	16, // 50: authplane.workspace.v1.WorkspaceService.CreateIdentityPoolIdp:output_type -> authplane.workspace.v1.Idp
-	16, // 51: authplane.workspace.v1.WorkspaceService.CreateExternalIdp:output_type -> authplane.workspace.v1.Idp
-	20, // 52: authplane.workspace.v1.WorkspaceService.ListIdps:output_type -> authplane.workspace.v1.ListIdpsResponse
-	16, // 53: authplane.workspace.v1.WorkspaceService.GetIdp:output_type -> authplane.workspace.v1.Idp
-	28, // 54: authplane.workspace.v1.WorkspaceService.DeleteIdp:output_type -> google.protobuf.Empty
-	14, // 55: authplane.workspace.v1.WorkspaceService.GetServerMetadata:output_type -> authplane.workspace.v1.ServerMetadata
-	28, // 56: authplane.workspace.v1.WorkspaceService.ProvisionTenant:output_type -> google.protobuf.Empty
-	28, // 57: authplane.workspace.v1.WorkspaceService.DeleteTenantData:output_type -> google.protobuf.Empty
-	41, // [41:58] is the sub-list for method output_type
-	24, // [24:41] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	25, // 6: authplane.workspace.v1.Server.key_rotation_period:type_name -> google.protobuf.Duration
+	0,  // 7: authplane.workspace.v1.CreateServerRequest.server:type_name -> authplane.workspace.v1.Server
+	0,  // 8: authplane.workspace.v1.ListServersResponse.servers:type_name -> authplane.workspace.v1.Server
+	0,  // 9: authplane.workspace.v1.UpdateServerRequest.server:type_name -> authplane.workspace.v1.Server
+	27, // 10: authplane.workspace.v1.UpdateServerRequest.update_mask:type_name -> google.protobuf.FieldMask
+	26, // 11: authplane.workspace.v1.Scope.created_at:type_name -> google.protobuf.Timestamp
+	7,  // 12: authplane.workspace.v1.CreateScopeRequest.scope:type_name -> authplane.workspace.v1.Scope
+	7,  // 13: authplane.workspace.v1.ListScopesResponse.scopes:type_name -> authplane.workspace.v1.Scope
+	25, // 14: authplane.workspace.v1.ServerMetadata.access_token_ttl:type_name -> google.protobuf.Duration
+	25, // 15: authplane.workspace.v1.ServerMetadata.refresh_token_ttl:type_name -> google.protobuf.Duration
+	25, // 16: authplane.workspace.v1.ServerMetadata.id_token_ttl:type_name -> google.protobuf.Duration
+	15, // 17: authplane.workspace.v1.ServerMetadata.identity_sources:type_name -> authplane.workspace.v1.IdentitySource
+	25, // 18: authplane.workspace.v1.ServerMetadata.session_ttl:type_name -> google.protobuf.Duration
+	25, // 19: authplane.workspace.v1.ServerMetadata.key_rotation_period:type_name -> google.protobuf.Duration
+	25, // 20: authplane.workspace.v1.IdentitySource.timeout:type_name -> google.protobuf.Duration
+	25, // 21: authplane.workspace.v1.Idp.timeout:type_name -> google.protobuf.Duration
+	26, // 22: authplane.workspace.v1.Idp.created_at:type_name -> google.protobuf.Timestamp
+	16, // 23: authplane.workspace.v1.CreateIdentityPoolIdpRequest.idp:type_name -> authplane.workspace.v1.Idp
+	16, // 24: authplane.workspace.v1.CreateExternalIdpRequest.idp:type_name -> authplane.workspace.v1.Idp
+	16, // 25: authplane.workspace.v1.ListIdpsResponse.idps:type_name -> authplane.workspace.v1.Idp
+	1,  // 26: authplane.workspace.v1.WorkspaceService.CreateServer:input_type -> authplane.workspace.v1.CreateServerRequest
+	2,  // 27: authplane.workspace.v1.WorkspaceService.ListServers:input_type -> authplane.workspace.v1.ListServersRequest
+	4,  // 28: authplane.workspace.v1.WorkspaceService.GetServer:input_type -> authplane.workspace.v1.GetServerRequest
+	5,  // 29: authplane.workspace.v1.WorkspaceService.UpdateServer:input_type -> authplane.workspace.v1.UpdateServerRequest
+	6,  // 30: authplane.workspace.v1.WorkspaceService.DeleteServer:input_type -> authplane.workspace.v1.DeleteServerRequest
+	8,  // 31: authplane.workspace.v1.WorkspaceService.CreateScope:input_type -> authplane.workspace.v1.CreateScopeRequest
+	9,  // 32: authplane.workspace.v1.WorkspaceService.ListScopes:input_type -> authplane.workspace.v1.ListScopesRequest
+	11, // 33: authplane.workspace.v1.WorkspaceService.GetScope:input_type -> authplane.workspace.v1.GetScopeRequest
+	12, // 34: authplane.workspace.v1.WorkspaceService.DeleteScope:input_type -> authplane.workspace.v1.DeleteScopeRequest
+	17, // 35: authplane.workspace.v1.WorkspaceService.CreateIdentityPoolIdp:input_type -> authplane.workspace.v1.CreateIdentityPoolIdpRequest
+	18, // 36: authplane.workspace.v1.WorkspaceService.CreateExternalIdp:input_type -> authplane.workspace.v1.CreateExternalIdpRequest
+	19, // 37: authplane.workspace.v1.WorkspaceService.ListIdps:input_type -> authplane.workspace.v1.ListIdpsRequest
+	21, // 38: authplane.workspace.v1.WorkspaceService.GetIdp:input_type -> authplane.workspace.v1.GetIdpRequest
+	22, // 39: authplane.workspace.v1.WorkspaceService.DeleteIdp:input_type -> authplane.workspace.v1.DeleteIdpRequest
+	13, // 40: authplane.workspace.v1.WorkspaceService.GetServerMetadata:input_type -> authplane.workspace.v1.GetServerMetadataRequest
+	23, // 41: authplane.workspace.v1.WorkspaceService.ProvisionTenant:input_type -> authplane.workspace.v1.ProvisionTenantRequest
+	24, // 42: authplane.workspace.v1.WorkspaceService.DeleteTenantData:input_type -> authplane.workspace.v1.DeleteTenantDataRequest
+	0,  // 43: authplane.workspace.v1.WorkspaceService.CreateServer:output_type -> authplane.workspace.v1.Server
+	3,  // 44: authplane.workspace.v1.WorkspaceService.ListServers:output_type -> authplane.workspace.v1.ListServersResponse
+	0,  // 45: authplane.workspace.v1.WorkspaceService.GetServer:output_type -> authplane.workspace.v1.Server
+	0,  // 46: authplane.workspace.v1.WorkspaceService.UpdateServer:output_type -> authplane.workspace.v1.Server
+	28, // 47: authplane.workspace.v1.WorkspaceService.DeleteServer:output_type -> google.protobuf.Empty
+	7,  // 48: authplane.workspace.v1.WorkspaceService.CreateScope:output_type -> authplane.workspace.v1.Scope
+	10, // 49: authplane.workspace.v1.WorkspaceService.ListScopes:output_type -> authplane.workspace.v1.ListScopesResponse
+	7,  // 50: authplane.workspace.v1.WorkspaceService.GetScope:output_type -> authplane.workspace.v1.Scope
+	28, // 51: authplane.workspace.v1.WorkspaceService.DeleteScope:output_type -> google.protobuf.Empty
+	16, // 52: authplane.workspace.v1.WorkspaceService.CreateIdentityPoolIdp:output_type -> authplane.workspace.v1.Idp
+	16, // 53: authplane.workspace.v1.WorkspaceService.CreateExternalIdp:output_type -> authplane.workspace.v1.Idp
+	20, // 54: authplane.workspace.v1.WorkspaceService.ListIdps:output_type -> authplane.workspace.v1.ListIdpsResponse
+	16, // 55: authplane.workspace.v1.WorkspaceService.GetIdp:output_type -> authplane.workspace.v1.Idp
+	28, // 56: authplane.workspace.v1.WorkspaceService.DeleteIdp:output_type -> google.protobuf.Empty
+	14, // 57: authplane.workspace.v1.WorkspaceService.GetServerMetadata:output_type -> authplane.workspace.v1.ServerMetadata
+	28, // 58: authplane.workspace.v1.WorkspaceService.ProvisionTenant:output_type -> google.protobuf.Empty
+	28, // 59: authplane.workspace.v1.WorkspaceService.DeleteTenantData:output_type -> google.protobuf.Empty
+	43, // [43:60] is the sub-list for method output_type
+	26, // [26:43] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_authplane_workspace_v1_workspace_service_proto_init() }
