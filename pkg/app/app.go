@@ -267,7 +267,7 @@ func clientSource(clients clientv1.ClientServiceClient, internal *internalcall.A
 			return nil, err
 		}
 		return &authz.ClientAccess{
-			Registered: ac.GetClient().GetCreatedAt().AsTime().Unix(),
+			Registered: ac.GetClient().GetCreatedAt().AsTime().UnixMicro(),
 			Scopes:     scopes.NewRule(ac.GetClient().GetScopes(), ac.GetTokenPolicy().GetAllowedScopes()),
 		}, nil
 	}

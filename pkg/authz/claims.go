@@ -30,6 +30,10 @@ type Claims struct {
 	IdentitySource string `json:"idp,omitempty"`
 	// ExtraInfo is what an external verifier added (its extraInfo).
 	ExtraInfo map[string]any `json:"extra_info,omitempty"`
+	// ClientIncarnation names the registration of client_id the token was issued to: its registration time, Unix
+	// microseconds. A client id registered again after a deletion is another client, and iat, in whole seconds,
+	// cannot tell its tokens from the deleted one's when both fall in one second.
+	ClientIncarnation int64 `json:"client_incarnation,omitempty"`
 
 	// Scopes is Scope split, set by the verifier.
 	Scopes []string `json:"-"`

@@ -41,7 +41,7 @@ func (d *clientDirectory) set(key string, a *ClientAccess) {
 
 func TestTokensStandOnlyWhileTheirClientDoes(t *testing.T) {
 	f := newFixture(t)
-	registered := f.clock.Now().Add(-time.Hour).Unix()
+	registered := f.clock.Now().Add(-time.Hour).UnixMicro()
 	d := &clientDirectory{clients: map[string]*ClientAccess{
 		"acme/client-1": {Registered: registered, Scopes: scopes.NewRule([]string{"read", "write"}, []string{"orders.*"})},
 	}}
@@ -74,7 +74,7 @@ func TestTokensStandOnlyWhileTheirClientDoes(t *testing.T) {
 			announce(changes.Clients, changes.Key("acme", "client-1"))
 		}, false, false, false},
 		{"registered again with every scope: the old tokens stay refused", func() {
-			d.set("acme/client-1", &ClientAccess{Registered: f.clock.Now().Add(time.Second).Unix(), Scopes: scopes.NewRule([]string{"read", "write"}, []string{"orders.*"})})
+			d.set("acme/client-1", &ClientAccess{Registered: f.clock.Now().Add(time.Second).UnixMicro(), Scopes: scopes.NewRule([]string{"read", "write"}, []string{"orders.*"})})
 			announce(changes.Clients, changes.Key("acme", "client-1"))
 		}, false, false, false},
 	}
@@ -92,6 +92,38 @@ func TestTokensStandOnlyWhileTheirClientDoes(t *testing.T) {
 	// A token issued by the new client, after its registration, stands.
 	f.clock.Advance(2 * time.Second)
 	f.mustVerify(f.token("acme", "ws1", "read write"))
+}
+
+func TestAClientRegisteredAgainWithinTheSecondDoesNotReviveTheOldTokens(t *testing.T) {
+	f := newFixture(t)
+	first := f.clock.Now().UnixMicro() // the clock stands at a whole second
+	rule := scopes.NewRule([]string{"read"}, nil)
+	d := &clientDirectory{clients: map[string]*ClientAccess{"acme/client-1": {Registered: first, Scopes: rule}}}
+	f.v = NewVerifier(testBase, f.keys.source, f.bus, WithClients(d.source))
+	f.v.now = f.clock.Now
+	tokenOf := func(incarnation int64) string {
+		c := f.claims("acme", "ws1", "read")
+		c["client_incarnation"] = incarnation
+		return sign(t, f.key, "at+jwt", c)
+	}
+	old := tokenOf(first)
+	legacy := f.token("acme", "ws1", "read") // names no incarnation
+	f.mustVerify(old)
+	f.mustVerify(legacy)
+
+	// Deleted and registered again half a second later: every token shares one iat second.
+	f.clock.Advance(500 * time.Millisecond)
+	again := f.clock.Now().UnixMicro()
+	d.set("acme/client-1", &ClientAccess{Registered: again, Scopes: rule})
+	f.bus.Publish(context.Background(), changes.Clients, changes.Key("acme", "client-1"))
+	f.mustRefuse(old)
+	f.mustVerify(tokenOf(again))
+	// Without an incarnation, iat tells only registrations of a later second.
+	f.mustVerify(legacy)
+	f.clock.Advance(time.Second)
+	d.set("acme/client-1", &ClientAccess{Registered: f.clock.Now().UnixMicro(), Scopes: rule})
+	f.bus.Publish(context.Background(), changes.Clients, changes.Key("acme", "client-1"))
+	f.mustRefuse(legacy)
 }
 
 func TestClientChangeOfAnotherTenantKeepsTheCache(t *testing.T) {

@@ -62,8 +62,8 @@ type RevocationSource func(ctx context.Context, tenantID string) (*Denylist, err
 
 // ClientAccess is what a client may hold now.
 type ClientAccess struct {
-	// Registered is when the client was registered (Unix seconds): a token issued before belongs to an earlier
-	// client of the same id, deleted since.
+	// Registered is when the client was registered (Unix microseconds), its incarnation: a token of another
+	// incarnation belongs to an earlier client of the same id, deleted since.
 	Registered int64
 	// Scopes decides which scopes the client may still be granted.
 	Scopes *scopes.Rule
@@ -343,11 +343,21 @@ func (v *Verifier) checkClient(ctx context.Context, c *Claims) error {
 	case err != nil:
 		return ErrRevocationUnknown
 	case access == nil, // deleted
-		c.IssuedAt < access.Registered,    // issued to an earlier client of the same id
+		issuedToEarlierClient(c, access.Registered),
 		!access.Scopes.AllowsAll(c.Scope): // carries a scope the client has lost
 		return ErrInvalidToken
 	}
 	return nil
+}
+
+// issuedToEarlierClient reports a token of another registration of its client id than the one registered now
+// (Unix microseconds). A token that names no incarnation (issued before tokens carried one) is told by its iat,
+// which cannot tell a registration in the second of its issuance.
+func issuedToEarlierClient(c *Claims, registered int64) bool {
+	if c.ClientIncarnation != 0 {
+		return c.ClientIncarnation != registered
+	}
+	return c.IssuedAt < registered/int64(time.Second/time.Microsecond)
 }
 
 // keySet returns the workspace's keys, reloading once (at most every few seconds) when kid is not among them,

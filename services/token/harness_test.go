@@ -238,7 +238,7 @@ func harnessVerifier(h *harness) *authz.Verifier {
 			return nil, nil //nolint:nilerr // NotFound: the client is gone
 		}
 		return &authz.ClientAccess{
-			Registered: ac.GetClient().GetCreatedAt().AsTime().Unix(),
+			Registered: ac.GetClient().GetCreatedAt().AsTime().UnixMicro(),
 			Scopes:     scopes.NewRule(ac.GetClient().GetScopes(), ac.GetTokenPolicy().GetAllowedScopes()),
 		}, nil
 	}

@@ -193,7 +193,7 @@ func (s *Service) issueAccessToken(ctx context.Context, g *grant, c *authz.Claim
 		return "", err
 	}
 	c.Issuer, c.Audience, c.Expiry, c.IssuedAt, c.JTI = g.ws.issuer, g.client.audience, exp.Unix(), s.now().Unix(), secrets.Random(16)
-	c.ClientID, c.TenantID, c.ServerID = g.client.id, g.ws.tenantID, g.ws.serverID
+	c.ClientID, c.TenantID, c.ServerID, c.ClientIncarnation = g.client.id, g.ws.tenantID, g.ws.serverID, g.client.created
 	if err := s.coverExpiry(ctx, g.ws, keys, c.Expiry); err != nil {
 		return "", err
 	}
