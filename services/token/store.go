@@ -300,7 +300,9 @@ func (s *store) revokeKey(ctx context.Context, tenantID, serverID, uid, kid stri
 
 // dueKey is a current key due to rotate.
 type dueKey struct {
-	TenantID, ServerID, ServerUID, KID string
+	TenantID, ServerID string
+	ServerUID          string `gorm:"column:server_uid"`
+	KID                string `gorm:"column:kid"`
 }
 
 // dueRotations lists current keys of any tenant whose rotation is due by now.

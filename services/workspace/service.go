@@ -43,9 +43,9 @@ var (
 	defaultIDTokenTTL = time.Hour
 	defaultSessionTTL = 90 * 24 * time.Hour
 	defaultRotation   = 30 * 24 * time.Hour
-	// minRotation keeps a key signing for longer than clients cache a key set, so that keys are published before
-	// they sign and retired keys are not replaced again before clients saw the last one.
-	minRotation      = time.Hour
+	// minRotation: a shorter period is no use. Whatever the period, a next key signs only once it has been
+	// published for one JWKS cache period (the token service waits for that).
+	minRotation      = 10 * time.Second
 	signingAlgs      = []string{"ES256", "EdDSA", "RS256"}
 	maxTTL           = 3650 * 24 * time.Hour
 	scopeNamePattern = regexp.MustCompile(`^[A-Za-z0-9._:/-]{1,128}$`)
