@@ -224,7 +224,9 @@ func opensFor(made *secrets.MasterKey) keystore.LegacyCheck {
 	}
 }
 
-func nothingToCheck(context.Context, *db.DB, *secrets.Keyring) (bool, bool, error) { return false, false, nil }
+func nothingToCheck(context.Context, *db.DB, *secrets.Keyring) (bool, bool, error) {
+	return false, false, nil
+}
 
 func TestADatabaseMadeBeforeTheKeystoreKeepsTheKeysDerivedFromItsMasterKey(t *testing.T) {
 	testenv.ForEachBackend(t, func(t *testing.T, b testenv.Backend) {
