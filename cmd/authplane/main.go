@@ -25,25 +25,32 @@ import (
 const usage = `authplane: a multi-tenant OAuth2/OpenID Connect authorization server
 
 Usage:
-  authplane serve [flags]   run the services (all by default; see --services)
-  authplane services        list the service names --services accepts
-  authplane help            show this text
+  authplane serve [flags]               run the services (all by default; see --services)
+  authplane master-key check [flags]    check that the master key opens the keys the database stores
+  authplane master-key rotate [flags]   re-wrap every stored key under AUTHPLANE_MASTER_KEY, after starting
+                                        with the previous key in AUTHPLANE_PREVIOUS_MASTER_KEYS
+  authplane services                    list the service names --services accepts
+  authplane help                        show this text
 
-Run "authplane serve -h" for the flags; each has an AUTHPLANE_ environment variable.
+Run "authplane serve -h" for the flags; each has an AUTHPLANE_ environment variable. The master-key commands
+take the same configuration as serve.
 `
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+// run runs the command in args with the environment getenv and returns the exit code.
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
 	switch args[0] {
 	case "serve":
-		return serve(args[1:], stderr)
+		return serve(args[1:], getenv, stderr)
+	case "master-key":
+		return masterKey(args[1:], getenv, stdout, stderr)
 	case "services":
 		cfg, _ := config.Parse(nil, func(string) string { return "" })
 		fmt.Fprintln(stdout, strings.Join(cfg.Services, "\n"))
@@ -57,8 +64,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-func serve(args []string, stderr io.Writer) int {
-	cfg, err := config.Parse(args, os.Getenv)
+func serve(args []string, getenv func(string) string, stderr io.Writer) int {
+	cfg, err := config.Parse(args, getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -72,7 +79,7 @@ func serve(args []string, stderr io.Writer) int {
 		return 2
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
-	tuneGC(cfg, log)
+	tuneGC(cfg, getenv, log)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
@@ -111,11 +118,11 @@ func serve(args []string, stderr io.Writer) int {
 // short-lived garbage at a high rate, and GOGC=400 gives about 40% more tokens per second than the default
 // (docs/benchmarks.md) for a heap of tens of MB. The soft memory limit keeps a password-hashing flood, whose
 // buffers the budget already bounds, from growing the heap past the budget plus headroom.
-func tuneGC(cfg *config.Config, log *slog.Logger) {
-	if os.Getenv("GOGC") == "" {
+func tuneGC(cfg *config.Config, getenv func(string) string, log *slog.Logger) {
+	if getenv("GOGC") == "" {
 		debug.SetGCPercent(200)
 	}
-	if os.Getenv("GOMEMLIMIT") == "" {
+	if getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(cfg.PasswordHashing.MemoryBudget + 64<<20)
 	}
 	log.Debug("garbage collector", "memory_limit_bytes", debug.SetMemoryLimit(-1)) // -1 reads without changing

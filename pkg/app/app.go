@@ -33,6 +33,7 @@ import (
 	"github.com/authplane/authplane/pkg/egress"
 	"github.com/authplane/authplane/pkg/inproc"
 	"github.com/authplane/authplane/pkg/internalcall"
+	"github.com/authplane/authplane/pkg/keystore"
 	"github.com/authplane/authplane/pkg/metrics"
 	"github.com/authplane/authplane/pkg/scopes"
 	"github.com/authplane/authplane/pkg/secrets"
@@ -121,22 +122,24 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	if deps.Bus == nil {
 		deps.Bus = changes.NewMemory()
 	}
-	// Every process holds the master key's keyring: it mints the internal credential of its calls to the other
-	// services and checks theirs. The workspace service derives external verifiers' signing secrets (returned
-	// once at creation), which the token service derives again to sign its calls; client and token hash secrets
-	// and seal keys.
-	path := ""
-	if a.db != nil {
-		path = a.db.Path
-	}
-	master, err := cfg.MasterKey(path)
+	// Every process holds the master key: it mints the internal credential of its calls to the other services
+	// under a key derived from it, and checks theirs. A process with a database proves at start that the master
+	// key opens the data keys stored there, and refuses to start otherwise; their keyring hashes client secrets
+	// and refresh tokens, seals signing keys, and derives external verifiers' signing secrets.
+	masters, err := MasterKeys(ctx, cfg, a.db, true)
 	if err != nil {
 		return nil, err
 	}
-	if deps.Keyring, err = secrets.NewKeyring(master); err != nil {
-		return nil, err
+	if a.db != nil {
+		if deps.Keyring, err = keystore.Open(ctx, a.db, masters, token.OpensNewestSigningKey); err != nil {
+			return nil, err
+		}
 	}
-	deps.Internal = internalcall.New(deps.Keyring, strings.Join(cfg.Services, ","))
+	previous := make([]*secrets.Keyring, len(masters.Previous))
+	for i, m := range masters.Previous {
+		previous[i] = m.DerivedKeyring()
+	}
+	deps.Internal = internalcall.New(masters.Current.DerivedKeyring(), strings.Join(cfg.Services, ","), previous...)
 
 	// Calls to a service run here stay in the process; the others go over gRPC. The same interceptors apply
 	// either way, so authorization cannot differ between them.

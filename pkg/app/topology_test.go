@@ -83,8 +83,8 @@ func TestMicroservicesTopology(t *testing.T) {
 }
 
 // TestComposeFileRunsKnownServices reads docker-compose.yml (no Docker engine runs here) and checks that each
-// authplane container runs services the binary knows, that all of them are deployed, and that every address a
-// container is given points at the container that runs that service.
+// authplane container runs services the binary knows, that all of them are deployed, that every address a
+// container is given points at the container that runs that service, and that the master key comes from a file.
 func TestComposeFileRunsKnownServices(t *testing.T) {
 	raw, err := os.ReadFile("../../docker-compose.yml")
 	if err != nil {
@@ -94,7 +94,12 @@ func TestComposeFileRunsKnownServices(t *testing.T) {
 		Services map[string]struct {
 			Command     []string          `yaml:"command"`
 			Environment map[string]string `yaml:"environment"`
+			Secrets     []string          `yaml:"secrets"`
 		} `yaml:"services"`
+		Secrets map[string]struct {
+			File        string `yaml:"file"`
+			Environment string `yaml:"environment"`
+		} `yaml:"secrets"`
 	}
 	if err := yaml.Unmarshal(raw, &compose); err != nil {
 		t.Fatalf("docker-compose.yml: %v", err)
@@ -119,6 +124,17 @@ func TestComposeFileRunsKnownServices(t *testing.T) {
 		}
 		if !strings.HasPrefix(c.Environment["AUTHPLANE_DATABASE_URL"], "postgres://") {
 			t.Errorf("container %s does not use PostgreSQL", container)
+		}
+		// The master key must be the same at every `up`: read from a file the operator made once, never a value
+		// given (or generated) on the command line.
+		if _, given := c.Environment["AUTHPLANE_MASTER_KEY"]; given {
+			t.Errorf("container %s takes AUTHPLANE_MASTER_KEY from the environment of `up`", container)
+		}
+		secret, ok := strings.CutPrefix(cfg.MasterKeyFile, "/run/secrets/")
+		if !ok || !slices.Contains(c.Secrets, secret) {
+			t.Errorf("container %s reads its master key from %q, not from a secret it is given (%v)", container, cfg.MasterKeyFile, c.Secrets)
+		} else if s := compose.Secrets[secret]; s.File == "" || s.Environment != "" {
+			t.Errorf("secret %s is not a file (%+v): the master key must persist between runs", secret, s)
 		}
 	}
 	for _, s := range svc.All {

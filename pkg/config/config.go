@@ -29,8 +29,12 @@ type Config struct {
 	IssuerURL        string
 	RootClientID     string
 	RootClientSecret string
-	// MasterKeyB64 is AUTHPLANE_MASTER_KEY as given (base64 of 32 bytes); see MasterKey.
-	MasterKeyB64 string
+	// MasterKeyB64 is AUTHPLANE_MASTER_KEY as given (base64 of 32 bytes), MasterKeyFile the file
+	// AUTHPLANE_MASTER_KEY_FILE names instead; see MasterKey.
+	MasterKeyB64, MasterKeyFile string
+	// PreviousMasterKeysB64 is AUTHPLANE_PREVIOUS_MASTER_KEYS as given (a comma list), PreviousMasterKeysFile the
+	// file AUTHPLANE_PREVIOUS_MASTER_KEYS_FILE names instead; see PreviousMasterKeys.
+	PreviousMasterKeysB64, PreviousMasterKeysFile string
 	// Services this process runs.
 	Services []string
 	// Addrs maps a service name to the gRPC address where another process runs it.
@@ -71,6 +75,8 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 	fs.IntVar(&hashMB, "password-hashing-memory-mb", envInt(getenv, "AUTHPLANE_PASSWORD_HASHING_MEMORY_MB", 256), "memory budget of password hashes running at once, MiB (AUTHPLANE_PASSWORD_HASHING_MEMORY_MB)")
 	fs.IntVar(&hashConcurrency, "password-hashing-concurrency", envInt(getenv, "AUTHPLANE_PASSWORD_HASHING_CONCURRENCY", runtime.GOMAXPROCS(0)), "password hashes running at once (AUTHPLANE_PASSWORD_HASHING_CONCURRENCY)")
 	fs.DurationVar(&c.PasswordHashing.MaxWait, "password-hashing-max-wait", envDuration(getenv, "AUTHPLANE_PASSWORD_HASHING_MAX_WAIT", 2*time.Second), "longest wait for the hashing pool before 503 (AUTHPLANE_PASSWORD_HASHING_MAX_WAIT)")
+	fs.StringVar(&c.MasterKeyFile, "master-key-file", env("AUTHPLANE_MASTER_KEY_FILE", ""), "file holding the master key, instead of AUTHPLANE_MASTER_KEY (AUTHPLANE_MASTER_KEY_FILE)")
+	fs.StringVar(&c.PreviousMasterKeysFile, "previous-master-keys-file", env("AUTHPLANE_PREVIOUS_MASTER_KEYS_FILE", ""), "file holding earlier master keys still accepted, instead of AUTHPLANE_PREVIOUS_MASTER_KEYS (AUTHPLANE_PREVIOUS_MASTER_KEYS_FILE)")
 	var egressDeny string
 	fs.StringVar(&egressDeny, "egress-deny-networks", env("AUTHPLANE_EGRESS_DENY_NETWORKS", ""), "comma list of CIDRs external verifiers may not be at, besides link-local, unspecified and cloud-metadata addresses (AUTHPLANE_EGRESS_DENY_NETWORKS)")
 	fs.DurationVar(&c.JWKSMaxAge, "jwks-max-age", envDuration(getenv, "AUTHPLANE_JWKS_MAX_AGE", 5*time.Minute), "how long clients may cache a key set; new keys are published that long before they sign (AUTHPLANE_JWKS_MAX_AGE)")
@@ -91,6 +97,13 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 	c.RootClientID = getenv("AUTHPLANE_ROOT_CLIENT_ID")
 	c.RootClientSecret = getenv("AUTHPLANE_ROOT_CLIENT_SECRET")
 	c.MasterKeyB64 = getenv("AUTHPLANE_MASTER_KEY")
+	c.PreviousMasterKeysB64 = getenv("AUTHPLANE_PREVIOUS_MASTER_KEYS")
+	if c.MasterKeyB64 != "" && c.MasterKeyFile != "" {
+		return nil, errors.New("set AUTHPLANE_MASTER_KEY or AUTHPLANE_MASTER_KEY_FILE (--master-key-file), not both")
+	}
+	if c.PreviousMasterKeysB64 != "" && c.PreviousMasterKeysFile != "" {
+		return nil, errors.New("set AUTHPLANE_PREVIOUS_MASTER_KEYS or AUTHPLANE_PREVIOUS_MASTER_KEYS_FILE (--previous-master-keys-file), not both")
+	}
 	var err error
 	if c.EgressDenyNetworks, err = egress.ParseNetworks(egressDeny); err != nil {
 		return nil, fmt.Errorf("--egress-deny-networks (AUTHPLANE_EGRESS_DENY_NETWORKS): %w", err)
@@ -156,28 +169,45 @@ func (c *Config) IsPostgres() bool {
 	return strings.HasPrefix(c.DatabaseURL, "postgres://") || strings.HasPrefix(c.DatabaseURL, "postgresql://")
 }
 
-// MasterKey returns the 32-byte master key: AUTHPLANE_MASTER_KEY, or with SQLite a key kept beside the database
-// file (created on first start, mode 0600). PostgreSQL deployments must configure it: their processes share keys.
-func (c *Config) MasterKey(sqlitePath string) ([]byte, error) {
-	if c.MasterKeyB64 != "" {
-		k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(c.MasterKeyB64))
-		if err != nil || len(k) != 32 {
+// MasterKey returns the 32-byte master key: AUTHPLANE_MASTER_KEY, the file AUTHPLANE_MASTER_KEY_FILE names, or
+// with SQLite a key kept beside the database file. That file is created (mode 0600) only for a new database: for
+// one that holds data already, a missing key file is an error, since a new key would open nothing it holds.
+// PostgreSQL deployments must configure the key: their processes share it.
+func (c *Config) MasterKey(sqlitePath string, newDatabase bool) ([]byte, error) {
+	const how = "(base64 of 32 bytes, e.g. `head -c 32 /dev/urandom | base64 > master.key`)"
+	switch {
+	case c.MasterKeyB64 != "":
+		k, ok := decodeKey(c.MasterKeyB64)
+		if !ok {
 			return nil, errors.New("AUTHPLANE_MASTER_KEY must be the base64 encoding of 32 bytes (e.g. `head -c 32 /dev/urandom | base64`)")
 		}
 		return k, nil
-	}
-	if sqlitePath == "" {
-		return nil, errors.New("AUTHPLANE_MASTER_KEY is required with PostgreSQL (base64 of 32 bytes, e.g. `head -c 32 /dev/urandom | base64`); refusing to start")
+	case c.MasterKeyFile != "":
+		b, err := os.ReadFile(c.MasterKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("read the master key file (AUTHPLANE_MASTER_KEY_FILE): %w", err)
+		}
+		k, ok := decodeKey(string(b))
+		if !ok {
+			return nil, fmt.Errorf("the master key file %s (AUTHPLANE_MASTER_KEY_FILE) must hold a master key %s", c.MasterKeyFile, how)
+		}
+		return k, nil
+	case sqlitePath == "":
+		return nil, errors.New("AUTHPLANE_MASTER_KEY or AUTHPLANE_MASTER_KEY_FILE is required with PostgreSQL and by processes without a database " + how + "; refusing to start")
 	}
 	path := sqlitePath + ".key"
 	if b, err := os.ReadFile(path); err == nil {
-		k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
-		if err != nil || len(k) != 32 {
+		k, ok := decodeKey(string(b))
+		if !ok {
 			return nil, fmt.Errorf("master key file %s is not base64 of 32 bytes", path)
 		}
 		return k, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
+	}
+	if !newDatabase {
+		return nil, fmt.Errorf("the master key file %s is missing, and %s already holds data sealed under a master key: "+
+			"restore the file, or give the key it was set up with in AUTHPLANE_MASTER_KEY or AUTHPLANE_MASTER_KEY_FILE", path, sqlitePath)
 	}
 	k := make([]byte, 32)
 	if _, err := rand.Read(k); err != nil {
@@ -186,7 +216,7 @@ func (c *Config) MasterKey(sqlitePath string) ([]byte, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		if errors.Is(err, os.ErrExist) { // another process made it first
-			return c.MasterKey(sqlitePath)
+			return c.MasterKey(sqlitePath, newDatabase)
 		}
 		return nil, err
 	}
@@ -195,4 +225,36 @@ func (c *Config) MasterKey(sqlitePath string) ([]byte, error) {
 		return nil, err
 	}
 	return k, nil
+}
+
+// PreviousMasterKeys returns the earlier master keys still accepted while stored keys are re-wrapped under the
+// current one: AUTHPLANE_PREVIOUS_MASTER_KEYS, or the file AUTHPLANE_PREVIOUS_MASTER_KEYS_FILE names, each a
+// list of keys separated by commas or line ends.
+func (c *Config) PreviousMasterKeys() ([][]byte, error) {
+	list, from := c.PreviousMasterKeysB64, "AUTHPLANE_PREVIOUS_MASTER_KEYS"
+	if c.PreviousMasterKeysFile != "" {
+		b, err := os.ReadFile(c.PreviousMasterKeysFile)
+		if err != nil {
+			return nil, fmt.Errorf("read the previous master keys file (AUTHPLANE_PREVIOUS_MASTER_KEYS_FILE): %w", err)
+		}
+		list, from = string(b), "AUTHPLANE_PREVIOUS_MASTER_KEYS_FILE ("+c.PreviousMasterKeysFile+")"
+	}
+	var keys [][]byte
+	entries := strings.FieldsFunc(list, func(r rune) bool { return r == ',' || r == '\n' || r == '\r' })
+	for i, e := range entries {
+		if strings.TrimSpace(e) == "" {
+			continue
+		}
+		k, ok := decodeKey(e)
+		if !ok {
+			return nil, fmt.Errorf("%s: entry %d of %d is not the base64 encoding of 32 bytes", from, i+1, len(entries))
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+func decodeKey(s string) ([]byte, bool) {
+	k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+	return k, err == nil && len(k) == 32
 }

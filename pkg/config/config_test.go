@@ -1,11 +1,14 @@
 package config
 
 import (
+	"bytes"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -106,29 +109,53 @@ func TestMasterKey(t *testing.T) {
 	key := make([]byte, 32)
 	key[0] = 7
 	good := base64.StdEncoding.EncodeToString(key)
+	write := func(t *testing.T, content string, mode os.FileMode) string {
+		path := filepath.Join(t.TempDir(), "master.key")
+		if err := os.WriteFile(path, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
 
 	t.Run("configured key is used", func(t *testing.T) {
 		c := &Config{MasterKeyB64: good}
-		k, err := c.MasterKey("")
+		k, err := c.MasterKey("", false)
 		if err != nil || k[0] != 7 {
+			t.Fatalf("%v %v", k, err)
+		}
+	})
+	t.Run("a key file is read, its line end ignored", func(t *testing.T) {
+		k, err := (&Config{MasterKeyFile: write(t, good+"\n", 0o400)}).MasterKey("", false)
+		if err != nil || len(k) != 32 || k[0] != 7 {
 			t.Fatalf("%v %v", k, err)
 		}
 	})
 	t.Run("a key that is not 32 bytes is refused", func(t *testing.T) {
 		for _, bad := range []string{"short", base64.StdEncoding.EncodeToString(make([]byte, 16)), "!!!"} {
-			if _, err := (&Config{MasterKeyB64: bad}).MasterKey(""); err == nil {
+			if _, err := (&Config{MasterKeyB64: bad}).MasterKey("", true); err == nil {
 				t.Errorf("accepted %q", bad)
+			}
+			path := write(t, bad, 0o600)
+			_, err := (&Config{MasterKeyFile: path}).MasterKey("", true)
+			if want := "the master key file " + path + " (AUTHPLANE_MASTER_KEY_FILE) must hold a master key (base64 of 32 bytes, e.g. `head -c 32 /dev/urandom | base64 > master.key`)"; err == nil || err.Error() != want {
+				t.Errorf("key file holding %q: %v", bad, err)
 			}
 		}
 	})
+	t.Run("a missing key file is an error naming the setting", func(t *testing.T) {
+		_, err := (&Config{MasterKeyFile: filepath.Join(t.TempDir(), "absent")}).MasterKey(filepath.Join(t.TempDir(), "a.db"), true)
+		if err == nil || !strings.Contains(err.Error(), "AUTHPLANE_MASTER_KEY_FILE") || !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("err = %v", err)
+		}
+	})
 	t.Run("PostgreSQL without a key refuses to start", func(t *testing.T) {
-		if _, err := (&Config{}).MasterKey(""); err == nil {
+		if _, err := (&Config{}).MasterKey("", true); err == nil {
 			t.Fatal("no error")
 		}
 	})
-	t.Run("SQLite keeps a generated key beside the file", func(t *testing.T) {
+	t.Run("SQLite keeps a generated key beside a new database", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "a.db")
-		k1, err := (&Config{}).MasterKey(path)
+		k1, err := (&Config{}).MasterKey(path, true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -136,9 +163,78 @@ func TestMasterKey(t *testing.T) {
 		if err != nil || st.Mode().Perm() != 0o600 {
 			t.Fatalf("key file: %v %v", st, err)
 		}
-		k2, err := (&Config{}).MasterKey(path)
+		k2, err := (&Config{}).MasterKey(path, false)
 		if err != nil || string(k1) != string(k2) || len(k1) != 32 {
 			t.Fatal("the kept key is not reused")
 		}
 	})
+	t.Run("SQLite makes no key for a database that holds data", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "a.db")
+		_, err := (&Config{}).MasterKey(path, false)
+		want := "the master key file " + path + ".key is missing, and " + path + " already holds data sealed under a master key: " +
+			"restore the file, or give the key it was set up with in AUTHPLANE_MASTER_KEY or AUTHPLANE_MASTER_KEY_FILE"
+		if err == nil || err.Error() != want {
+			t.Fatalf("err = %v\nwant %s", err, want)
+		}
+		if _, err := os.Stat(path + ".key"); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("a key file was made: %v", err)
+		}
+	})
+}
+
+func TestPreviousMasterKeys(t *testing.T) {
+	k := func(b byte) string { return base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{b}, 32)) }
+	file := filepath.Join(t.TempDir(), "previous.keys")
+	if err := os.WriteFile(file, []byte(k(3)+"\n"+k(4)+",\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name  string
+		c     Config
+		first []byte // of each key, in order
+		err   string
+	}{
+		{"none", Config{}, nil, ""},
+		{"one", Config{PreviousMasterKeysB64: k(1)}, []byte{1}, ""},
+		{"a comma list with spaces and an empty entry", Config{PreviousMasterKeysB64: k(1) + " , " + k(2) + ","}, []byte{1, 2}, ""},
+		{"a file of keys by line and comma", Config{PreviousMasterKeysFile: file}, []byte{3, 4}, ""},
+		{"a short key", Config{PreviousMasterKeysB64: k(1) + "," + base64.StdEncoding.EncodeToString(make([]byte, 16))}, nil,
+			"AUTHPLANE_PREVIOUS_MASTER_KEYS: entry 2 of 2 is not the base64 encoding of 32 bytes"},
+		{"not base64", Config{PreviousMasterKeysB64: "!!!"}, nil, "AUTHPLANE_PREVIOUS_MASTER_KEYS: entry 1 of 1 is not the base64 encoding of 32 bytes"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.c.PreviousMasterKeys()
+			if tc.err != "" {
+				if err == nil || err.Error() != tc.err {
+					t.Fatalf("err = %v, want %s", err, tc.err)
+				}
+				return
+			}
+			if err != nil || len(got) != len(tc.first) {
+				t.Fatalf("%d keys, %v; want %d", len(got), err, len(tc.first))
+			}
+			for i, key := range got {
+				if len(key) != 32 || key[0] != tc.first[i] {
+					t.Errorf("key %d = %x", i, key)
+				}
+			}
+		})
+	}
+}
+
+func TestAKeyAndItsFileTogetherAreRefused(t *testing.T) {
+	for _, pair := range [][2]string{
+		{"AUTHPLANE_MASTER_KEY", "AUTHPLANE_MASTER_KEY_FILE"},
+		{"AUTHPLANE_PREVIOUS_MASTER_KEYS", "AUTHPLANE_PREVIOUS_MASTER_KEYS_FILE"},
+	} {
+		_, err := Parse(nil, func(k string) string { return map[string]string{pair[0]: "x", pair[1]: "/f"}[k] })
+		if err == nil || !strings.Contains(err.Error(), "set "+pair[0]+" or "+pair[1]) {
+			t.Errorf("%s with %s: %v", pair[0], pair[1], err)
+		}
+	}
+	c, err := Parse([]string{"--master-key-file=/run/secrets/k", "--previous-master-keys-file=/run/secrets/p"}, func(string) string { return "" })
+	if err != nil || c.MasterKeyFile != "/run/secrets/k" || c.PreviousMasterKeysFile != "/run/secrets/p" {
+		t.Fatalf("flags: %+v %v", c, err)
+	}
 }

@@ -88,6 +88,9 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	}
 }
 
+// Name is the database's URL without its credentials, for messages.
+func (d *DB) Name() string { return redact(d.URL) }
+
 func redact(url string) string {
 	if i := strings.Index(url, "@"); i > 0 {
 		if j := strings.Index(url, "://"); j > 0 && j < i {

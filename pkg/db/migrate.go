@@ -21,12 +21,7 @@ type Migration struct {
 // transaction with its bookkeeping row. It is safe to run twice and, on PostgreSQL, from several processes at
 // once (an advisory lock serialises them).
 func (d *DB) Migrate(ctx context.Context, component string, migrations []Migration) error {
-	return d.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if d.Dialect == Postgres {
-			if err := tx.Exec("SELECT pg_advisory_xact_lock(7264010532)").Error; err != nil {
-				return fmt.Errorf("migration lock: %w", err)
-			}
-		}
+	return d.SchemaTx(ctx, func(tx *gorm.DB) error {
 		if err := tx.Exec(`CREATE TABLE IF NOT EXISTS authplane_migrations (
 			component TEXT NOT NULL, version INTEGER NOT NULL, name TEXT NOT NULL, applied_at BIGINT NOT NULL,
 			PRIMARY KEY (component, version))`).Error; err != nil {
@@ -61,6 +56,30 @@ func (d *DB) Migrate(ctx context.Context, component string, migrations []Migrati
 		}
 		return nil
 	})
+}
+
+// SchemaTx runs fn in a transaction that no migration and no other SchemaTx of any process runs beside: on
+// PostgreSQL it holds an advisory lock; SQLite begins every transaction immediately, so writers take turns anyway.
+// It is for the few changes that must see the database as a whole, such as writing the keys of a new database.
+func (d *DB) SchemaTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	return d.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if d.Dialect == Postgres {
+			if err := tx.Exec("SELECT pg_advisory_xact_lock(7264010532)").Error; err != nil {
+				return fmt.Errorf("schema lock: %w", err)
+			}
+		}
+		return fn(tx)
+	})
+}
+
+// Components lists the components with migrations applied here (none in an empty database).
+func (d *DB) Components(ctx context.Context) ([]string, error) {
+	if !d.WithContext(ctx).Migrator().HasTable("authplane_migrations") {
+		return nil, nil
+	}
+	var names []string
+	err := d.WithContext(ctx).Raw("SELECT DISTINCT component FROM authplane_migrations ORDER BY component").Scan(&names).Error
+	return names, err
 }
 
 func (d *DB) render(sql string) string {

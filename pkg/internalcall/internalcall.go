@@ -2,6 +2,10 @@
 // provisioning and deletion fan-out, client authentication, server metadata, denylists. It is a short-lived token
 // MACed under a key derived from the master key, so only the platform's own processes can mint one: no tenant,
 // operator or outside caller can hold it, whatever tokens they have.
+//
+// The key comes straight from the master key, never from a database's stored data keys: processes that run only
+// the gateway have no database and mint credentials too. It is never stored nor handed out, so a new master key
+// simply gives a new one; while processes move to a new master key, the previous ones' credentials are accepted.
 package internalcall
 
 import (
@@ -35,18 +39,27 @@ const purpose = "internal-calls"
 
 // Authority mints this process's credential and verifies those of the platform's other processes.
 type Authority struct {
-	key    []byte
-	caller string // who mints: the services this process runs, for logs
-	now    func() time.Time
+	key []byte
+	// accepted are the keys a credential may be MACed under: key, then those of the previous master keys.
+	accepted [][]byte
+	caller   string // who mints: the services this process runs, for logs
+	now      func() time.Time
 
 	mu      sync.Mutex
 	token   string
 	renewAt time.Time
 }
 
-// New derives the credential key from the keyring. caller names the minting process (for example its services).
-func New(k *secrets.Keyring, caller string) *Authority {
-	return &Authority{key: []byte(k.DeriveSecret(purpose)), caller: caller, now: time.Now}
+// New derives the credential key from k, the keyring derived from the master key (secrets.NewKeyring or
+// MasterKey.DerivedKeyring), and accepts credentials minted under previous keyrings too (those of
+// AUTHPLANE_PREVIOUS_MASTER_KEYS). caller names the minting process (for example its services).
+func New(k *secrets.Keyring, caller string, previous ...*secrets.Keyring) *Authority {
+	a := &Authority{key: []byte(k.DeriveSecret(purpose)), caller: caller, now: time.Now}
+	a.accepted = [][]byte{a.key}
+	for _, p := range previous {
+		a.accepted = append(a.accepted, []byte(p.DeriveSecret(purpose)))
+	}
+	return a
 }
 
 // Token returns a valid credential, minting a new one when the cached one nears its end.
@@ -63,11 +76,11 @@ func (a *Authority) Token() string {
 
 func (a *Authority) mint(caller string, exp int64) string {
 	body := base64.RawURLEncoding.EncodeToString([]byte(caller)) + "." + strconv.FormatInt(exp, 10)
-	return prefix + body + "." + a.mac(body)
+	return prefix + body + "." + mac(a.key, body)
 }
 
-func (a *Authority) mac(body string) string {
-	m := hmac.New(sha256.New, a.key)
+func mac(key []byte, body string) string {
+	m := hmac.New(sha256.New, key)
 	m.Write([]byte(prefix))
 	m.Write([]byte(body))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
@@ -78,8 +91,8 @@ func (a *Authority) Verify(raw string) (caller string, ok bool) {
 	if a == nil || !strings.HasPrefix(raw, prefix) {
 		return "", false
 	}
-	body, mac, found := cutLast(raw[len(prefix):], '.')
-	if !found || !hmac.Equal([]byte(mac), []byte(a.mac(body))) {
+	body, sum, found := cutLast(raw[len(prefix):], '.')
+	if !found || !a.macMatches(body, sum) {
 		return "", false
 	}
 	who, expText, found := strings.Cut(body, ".")
@@ -96,6 +109,16 @@ func (a *Authority) Verify(raw string) (caller string, ok bool) {
 		return "", false
 	}
 	return string(name), true
+}
+
+// macMatches reports whether sum is body's MAC under one of the accepted keys.
+func (a *Authority) macMatches(body, sum string) bool {
+	for _, key := range a.accepted {
+		if hmac.Equal([]byte(sum), []byte(mac(key, body))) {
+			return true
+		}
+	}
+	return false
 }
 
 func cutLast(s string, sep byte) (before, after string, found bool) {

@@ -103,3 +103,32 @@ func TestOutgoingReplacesTheCallersToken(t *testing.T) {
 		t.Fatalf("the caller's context was changed: %q", got)
 	}
 }
+
+// TestPreviousMasterKeysAreAcceptedDuringARotation: a process started with a new master key and the previous one
+// mints under the new key and accepts both, so processes not yet restarted keep calling it; one holding only the
+// previous key does not accept the new key's credentials, and a key that was never configured is refused.
+func TestPreviousMasterKeysAreAcceptedDuringARotation(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	at := func(a *Authority) *Authority { a.now = func() time.Time { return now }; return a }
+	rotating := at(New(keyring(t, 2), "token", keyring(t, 1)))
+	oldOnly := at(New(keyring(t, 1), "client"))
+	newOnly := at(New(keyring(t, 2), "client"))
+	stranger := at(New(keyring(t, 3), "client"))
+	cases := []struct {
+		name     string
+		minter   *Authority
+		verifier *Authority
+		ok       bool
+	}{
+		{"the previous key's credential, at the rotating process", oldOnly, rotating, true},
+		{"the rotating process's credential, at a process on the new key", rotating, newOnly, true},
+		{"the rotating process's own credential", rotating, rotating, true},
+		{"the rotating process mints under the new key, not the previous one", rotating, oldOnly, false},
+		{"a key never configured, at the rotating process", stranger, rotating, false},
+	}
+	for _, tc := range cases {
+		if _, ok := tc.verifier.Verify(tc.minter.Token()); ok != tc.ok {
+			t.Errorf("%s: Verify = %v, want %v", tc.name, ok, tc.ok)
+		}
+	}
+}

@@ -1,7 +1,12 @@
 // Package secrets makes and protects secrets. Client secrets are high-entropy, so a keyed hash (HMAC-SHA256)
 // stores them safely at the cost of a microsecond, where a password KDF would cost milliseconds per token request.
 // Signing keys are sealed with AES-256-GCM. Secrets that two services must agree on without storing or sending
-// them (DeriveSecret) are HMACs of what they belong to. Every key is derived from the master key with HKDF.
+// them (DeriveSecret) are HMACs of what they belong to.
+//
+// A Keyring works with data keys, which a database stores wrapped under the master key (pkg/keystore), so that a
+// new master key only re-wraps them: every hash, sealed key and derived secret made before stays valid. Databases
+// made before data keys were stored used keys derived from the master key with HKDF (DerivedDataKeys); they keep
+// those, stored like any other.
 package secrets
 
 import (
@@ -18,39 +23,83 @@ import (
 	"fmt"
 )
 
-// Keyring holds the keys derived from the master key.
+// DataKeys are the 32-byte keys a Keyring works with.
+type DataKeys struct {
+	// SecretHash keys the hashes of client secrets and refresh tokens (HashSecret).
+	SecretHash []byte
+	// DerivedSecrets keys DeriveSecret (external verifiers' signing secrets, handed to their owners once).
+	DerivedSecrets []byte
+	// SigningKeySeal is the AES-256-GCM key of Seal and Open (signing keys at rest).
+	SigningKeySeal []byte
+}
+
+// NewDataKeys returns fresh random data keys, for a new database.
+func NewDataKeys() DataKeys {
+	k := func() []byte { b := make([]byte, 32); _, _ = rand.Read(b); return b }
+	return DataKeys{SecretHash: k(), DerivedSecrets: k(), SigningKeySeal: k()}
+}
+
+// DerivedDataKeys returns the data keys derived from a 32-byte master key with HKDF: those of every database made
+// before data keys were stored, and those internal calls are MACed under (pkg/internalcall), which processes
+// without a database must agree on.
+func DerivedDataKeys(master []byte) (DataKeys, error) {
+	if len(master) != 32 {
+		return DataKeys{}, fmt.Errorf("master key must be 32 bytes, got %d", len(master))
+	}
+	var keys DataKeys
+	for _, k := range []struct {
+		into *[]byte
+		info string
+	}{
+		{&keys.SecretHash, "authplane client-secret hash v1"},
+		{&keys.SigningKeySeal, "authplane signing-key seal v1"},
+		{&keys.DerivedSecrets, "authplane derived secrets v1"},
+	} {
+		b, err := hkdf.Key(sha256.New, master, nil, k.info, 32)
+		if err != nil {
+			return DataKeys{}, err
+		}
+		*k.into = b
+	}
+	return keys, nil
+}
+
+// Keyring hashes, seals and derives with one set of data keys.
 type Keyring struct {
 	hashKey   []byte
 	deriveKey []byte
 	aead      cipher.AEAD
 }
 
-// NewKeyring derives the keys from a 32-byte master key.
+// NewKeyring returns the keyring of the data keys derived from a 32-byte master key (DerivedDataKeys).
 func NewKeyring(master []byte) (*Keyring, error) {
-	if len(master) != 32 {
-		return nil, fmt.Errorf("master key must be 32 bytes, got %d", len(master))
-	}
-	hashKey, err := hkdf.Key(sha256.New, master, nil, "authplane client-secret hash v1", 32)
+	keys, err := DerivedDataKeys(master)
 	if err != nil {
 		return nil, err
 	}
-	encKey, err := hkdf.Key(sha256.New, master, nil, "authplane signing-key seal v1", 32)
+	return NewKeyringOf(keys)
+}
+
+// NewKeyringOf returns the keyring of the given data keys (each 32 bytes).
+func NewKeyringOf(keys DataKeys) (*Keyring, error) {
+	for _, k := range [][]byte{keys.SecretHash, keys.DerivedSecrets, keys.SigningKeySeal} {
+		if len(k) != 32 {
+			return nil, fmt.Errorf("data keys must be 32 bytes, got %d", len(k))
+		}
+	}
+	aead, err := newGCM(keys.SigningKeySeal)
 	if err != nil {
 		return nil, err
 	}
-	deriveKey, err := hkdf.Key(sha256.New, master, nil, "authplane derived secrets v1", 32)
+	return &Keyring{hashKey: keys.SecretHash, deriveKey: keys.DerivedSecrets, aead: aead}, nil
+}
+
+func newGCM(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
 	if err != nil {
 		return nil, err
 	}
-	block, err := aes.NewCipher(encKey)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	return &Keyring{hashKey: hashKey, deriveKey: deriveKey, aead: aead}, nil
+	return cipher.NewGCM(block)
 }
 
 // HashSecret returns the keyed hash stored for a client secret.
@@ -84,23 +133,30 @@ func (k *Keyring) DeriveSecret(purpose string, parts ...string) string {
 }
 
 // Seal encrypts plaintext bound to aad (which must be given again to Open).
-func (k *Keyring) Seal(plaintext, aad []byte) []byte {
-	nonce := make([]byte, k.aead.NonceSize())
-	_, _ = rand.Read(nonce)
-	return k.aead.Seal(nonce, nonce, plaintext, aad)
-}
+func (k *Keyring) Seal(plaintext, aad []byte) []byte { return seal(k.aead, plaintext, aad) }
 
 // Open decrypts what Seal produced.
 func (k *Keyring) Open(sealed, aad []byte) ([]byte, error) {
-	n := k.aead.NonceSize()
+	out, err := open(k.aead, sealed, aad)
+	if err != nil {
+		return nil, errors.New("cannot decrypt: wrong key or corrupted data")
+	}
+	return out, nil
+}
+
+// seal encrypts under a random nonce, which it prepends.
+func seal(aead cipher.AEAD, plaintext, aad []byte) []byte {
+	nonce := make([]byte, aead.NonceSize())
+	_, _ = rand.Read(nonce)
+	return aead.Seal(nonce, nonce, plaintext, aad)
+}
+
+func open(aead cipher.AEAD, sealed, aad []byte) ([]byte, error) {
+	n := aead.NonceSize()
 	if len(sealed) < n {
 		return nil, errors.New("sealed data too short")
 	}
-	out, err := k.aead.Open(nil, sealed[:n], sealed[n:], aad)
-	if err != nil {
-		return nil, errors.New("cannot decrypt: wrong master key or corrupted data")
-	}
-	return out, nil
+	return aead.Open(nil, sealed[:n], sealed[n:], aad)
 }
 
 // NewSecret returns 256 random bits in base64url without padding: 43 characters from [A-Za-z0-9_-],

@@ -2,6 +2,7 @@ package secrets_test
 
 import (
 	"bytes"
+	"encoding/hex"
 	"regexp"
 	"strings"
 	"testing"
@@ -207,5 +208,115 @@ func TestDeriveSecret(t *testing.T) {
 	}
 	if x, y := a.DeriveSecret("p", "ab", ""), a.DeriveSecret("p", "a", "b"); x == y {
 		t.Error(`("ab","") and ("a","b") derive the same secret`)
+	}
+}
+
+// TestDerivedDataKeysAreThoseOfDatabasesMadeBefore pins the derivation every database made before data keys were
+// stored depends on: values computed by that code, with master key 0x01…01. If this fails, such databases lose
+// their client secrets, refresh tokens, signing keys and external verifiers' secrets.
+func TestDerivedDataKeysAreThoseOfDatabasesMadeBefore(t *testing.T) {
+	master := bytes.Repeat([]byte{1}, 32)
+	keys, err := secrets.DerivedDataKeys(master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	of, err := secrets.NewKeyringOf(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk, err := secrets.NewMasterKey(master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, _ := hex.DecodeString("b2774d93dadff127ff33f4f9119437d26549acada3979f4571ac2fb9c146ff4232")
+	for name, k := range map[string]*secrets.Keyring{"NewKeyring": keyring(t, 1), "NewKeyringOf(DerivedDataKeys)": of, "MasterKey.DerivedKeyring": mk.DerivedKeyring()} {
+		if got := k.HashSecret("s3cr3t-value"); got != "hmac-sha256:ecb78c76ec485d4a33a70c3d48c0e8057b8cd3baf8638fd049621971435290e2" {
+			t.Errorf("%s: HashSecret = %s", name, got)
+		}
+		if got := k.DeriveSecret("external-idp", "acme", "ws1", "idp1"); got != "YhTvFqLG1z0ldDoLfNry11XwlxHl-7-KBWJaNLfW_SI" {
+			t.Errorf("%s: DeriveSecret = %s", name, got)
+		}
+		if got, err := k.Open(sealed, []byte("aad")); err != nil || string(got) != "plain" {
+			t.Errorf("%s: Open of a value sealed before = %q, %v", name, got, err)
+		}
+	}
+	if !bytes.Equal(mk.DerivedDataKeys().SecretHash, keys.SecretHash) {
+		t.Error("MasterKey.DerivedDataKeys differs from DerivedDataKeys")
+	}
+}
+
+func TestKeyringOfStoredDataKeys(t *testing.T) {
+	keys := secrets.NewDataKeys()
+	a, err := secrets.NewKeyringOf(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := secrets.NewKeyringOf(secrets.DataKeys{SecretHash: bytes.Clone(keys.SecretHash),
+		DerivedSecrets: bytes.Clone(keys.DerivedSecrets), SigningKeySeal: bytes.Clone(keys.SigningKeySeal)})
+	other, _ := secrets.NewKeyringOf(secrets.NewDataKeys())
+	if a.HashSecret("x") != again.HashSecret("x") || a.DeriveSecret("p", "a") != again.DeriveSecret("p", "a") {
+		t.Error("the same data keys hash or derive differently")
+	}
+	if got, err := again.Open(a.Seal([]byte("k"), nil), nil); err != nil || string(got) != "k" {
+		t.Errorf("the same data keys do not open what they sealed: %q %v", got, err)
+	}
+	if a.HashSecret("x") == other.HashSecret("x") || a.DeriveSecret("p", "a") == other.DeriveSecret("p", "a") {
+		t.Error("fresh data keys hash or derive like other ones")
+	}
+	if _, err := other.Open(a.Seal([]byte("k"), nil), nil); err == nil {
+		t.Error("other data keys open a sealed value")
+	}
+	if a.HashSecret("x") == keyring(t, 1).HashSecret("x") {
+		t.Error("fresh data keys hash like derived ones")
+	}
+	for _, bad := range []secrets.DataKeys{
+		{},
+		{SecretHash: make([]byte, 32), DerivedSecrets: make([]byte, 32), SigningKeySeal: make([]byte, 16)},
+		{SecretHash: make([]byte, 31), DerivedSecrets: make([]byte, 32), SigningKeySeal: make([]byte, 32)},
+		{SecretHash: make([]byte, 32), SigningKeySeal: make([]byte, 32)},
+	} {
+		if k, err := secrets.NewKeyringOf(bad); err == nil || k != nil {
+			t.Errorf("NewKeyringOf accepted keys of %d, %d and %d bytes", len(bad.SecretHash), len(bad.DerivedSecrets), len(bad.SigningKeySeal))
+		}
+	}
+}
+
+func TestMasterKeyWrapsDataKeys(t *testing.T) {
+	a, _ := secrets.NewMasterKey(bytes.Repeat([]byte{1}, 32))
+	a2, _ := secrets.NewMasterKey(bytes.Repeat([]byte{1}, 32))
+	b, _ := secrets.NewMasterKey(bytes.Repeat([]byte{2}, 32))
+	if !regexp.MustCompile(`^[0-9a-f]{16}$`).MatchString(a.ID()) || a.ID() != a2.ID() || a.ID() == b.ID() {
+		t.Fatalf("IDs %s, %s, %s: want 16 hex characters, equal for equal keys only", a.ID(), a2.ID(), b.ID())
+	}
+	if strings.Contains(hex.EncodeToString(bytes.Repeat([]byte{1}, 32)), a.ID()) {
+		t.Fatal("the ID shows the key")
+	}
+	key := bytes.Repeat([]byte{9}, 32)
+	wrapped := a.Wrap(key, []byte("purpose v1"))
+	if bytes.Contains(wrapped, key) {
+		t.Fatal("the wrapped key contains the key")
+	}
+	cases := []struct {
+		name string
+		m    *secrets.MasterKey
+		aad  string
+		ok   bool
+	}{
+		{"same master key", a2, "purpose v1", true},
+		{"other master key", b, "purpose v1", false},
+		{"other purpose", a, "purpose v2", false},
+	}
+	for _, tc := range cases {
+		got, err := tc.m.Unwrap(wrapped, []byte(tc.aad))
+		if tc.ok != (err == nil) || tc.ok != bytes.Equal(got, key) {
+			t.Errorf("%s: Unwrap = %x, %v; want ok=%v", tc.name, got, err, tc.ok)
+		}
+	}
+	// A master key's wrapping key is none of its derived data keys: a wrapped key never opens as sealed data.
+	if _, err := a.DerivedKeyring().Open(wrapped, []byte("purpose v1")); err == nil {
+		t.Error("the derived seal key opens a wrapped data key")
+	}
+	if _, err := secrets.NewMasterKey(make([]byte, 31)); err == nil {
+		t.Error("NewMasterKey accepted 31 bytes")
 	}
 }

@@ -24,7 +24,9 @@ import (
 
 	"github.com/authplane/authplane/pkg/app"
 	"github.com/authplane/authplane/pkg/config"
+	"github.com/authplane/authplane/pkg/db"
 	"github.com/authplane/authplane/pkg/internalcall"
+	"github.com/authplane/authplane/pkg/keystore"
 	"github.com/authplane/authplane/pkg/secrets"
 	"github.com/authplane/authplane/pkg/testdb"
 )
@@ -260,4 +262,28 @@ func (e *Env) Internal(t testing.TB, ctx context.Context) context.Context {
 		t.Fatal(err)
 	}
 	return internalcall.New(k, "test").Outgoing(ctx)
+}
+
+// Keyring returns the keyring of the data keys stored in the process's database, opened with its master key as
+// the process did: what its client secrets are hashed and its external verifiers' secrets derived with.
+func (e *Env) Keyring(t testing.TB) *secrets.Keyring {
+	t.Helper()
+	raw, err := base64.StdEncoding.DecodeString(e.MasterKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := secrets.NewMasterKey(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := db.Open(context.Background(), e.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	k, err := keystore.Open(context.Background(), d, keystore.MasterKeys{Current: m}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

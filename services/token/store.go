@@ -181,6 +181,15 @@ func (s *store) listKeys(ctx context.Context, tenantID, serverID string) ([]keyR
 	return rows, err
 }
 
+// newestKey returns the signing key stored last in any workspace, nil when there is none.
+func (s *store) newestKey(ctx context.Context) (*keyRow, error) {
+	var rows []keyRow
+	if err := s.db.WithContext(ctx).Order("created_at DESC, tenant_id, kid").Limit(1).Find(&rows).Error; err != nil || len(rows) == 0 {
+		return nil, err
+	}
+	return &rows[0], nil
+}
+
 // insertKey adds a key unless the incarnation already has one of its generation or state (next, current): when two
 // processes make a workspace's key at once, one insert wins and both re-read the winner.
 func (s *store) insertKey(ctx context.Context, row *keyRow) error {

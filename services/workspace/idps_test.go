@@ -253,14 +253,7 @@ func TestIdpsAreOrderedByDisplayOrderThenCreation(t *testing.T) {
 func TestExternalIdpSigningSecretIsDerivedAndShownOnlyAtCreation(t *testing.T) {
 	testenv.ForEachBackend(t, func(t *testing.T, b testenv.Backend) {
 		e := startIdps(t, b)
-		master, err := base64.StdEncoding.DecodeString(e.MasterKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keyring, err := secrets.NewKeyring(master)
-		if err != nil {
-			t.Fatal(err)
-		}
+		keyring := e.Keyring(t) // the data key stored in the database, not one derived from the master key
 		a := e.external(t, "ws", "A", "https://a.example.com/verify", 0)
 		b2 := e.external(t, "ws", "B", "https://a.example.com/verify", 0)
 		for _, d := range []idp{a, b2} {
@@ -268,7 +261,7 @@ func TestExternalIdpSigningSecretIsDerivedAndShownOnlyAtCreation(t *testing.T) {
 				t.Fatalf("created external source %s has signing_secret %v, want ≥ 256 bits", d.Name, d.SigningSecret)
 			}
 			if want := keyring.DeriveSecret(secrets.PurposeExternalIdp, "acme", "ws", d.ID); *d.SigningSecret != want {
-				t.Fatalf("signing_secret of %s is not keyring.DeriveSecret(external-idp, acme, ws, %s)", d.Name, d.ID)
+				t.Fatalf("signing_secret of %s is not DeriveSecret(external-idp, acme, ws, %s) under the stored data key", d.Name, d.ID)
 			}
 		}
 		if *a.SigningSecret == *b2.SigningSecret {
