@@ -76,6 +76,9 @@ type Env struct {
 	RootSecret   string
 	HTTP         *http.Client
 	Stop         func()
+
+	// MetricsURL is the base URL of the metrics listener when AUTHPLANE_METRICS_ADDR is set (WithEnv), else "".
+	MetricsURL string
 }
 
 type options struct {
@@ -190,6 +193,9 @@ func Start(t testing.TB, opts ...Option) *Env {
 	if err != nil {
 		cancel()
 		t.Fatalf("start authplane: %v", err)
+	}
+	if addr := a.MetricsAddr(); addr != "" {
+		env.MetricsURL = "http://" + addr
 	}
 	done := make(chan error, 1)
 	go func() { done <- a.Serve(ctx, httpLn, grpcLn) }()

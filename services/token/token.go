@@ -45,10 +45,10 @@ func (s *Service) Token(ctx context.Context, req *tokenv1.TokenRequest) (*tokenv
 		if errors.As(err, &e) && e.OAuthCode != "" {
 			code = e.OAuthCode
 		}
-		s.metrics.TokenErrors.WithLabelValues(ws.tenantID, ws.serverID, code).Inc()
+		s.metrics.TokenRefused(ws.tenantID, ws.serverID, code)
 		return nil, err
 	}
-	s.metrics.TokensIssued.WithLabelValues(ws.tenantID, ws.serverID, req.GrantType).Inc()
+	s.metrics.TokenIssued(ws.tenantID, ws.serverID, req.GrantType)
 	return resp, nil
 }
 
