@@ -27,6 +27,7 @@ const usage = `authplane: a multi-tenant OAuth2/OpenID Connect authorization ser
 Usage:
   authplane serve [flags]   run the services (all by default; see --services)
   authplane services        list the service names --services accepts
+  authplane healthcheck     exit 0 when the server's /readyz answers 200, else 1 (for container health checks)
   authplane help            show this text
 
 Run "authplane serve -h" for the flags; each has an AUTHPLANE_ environment variable.
@@ -48,6 +49,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		cfg, _ := config.Parse(nil, func(string) string { return "" })
 		fmt.Fprintln(stdout, strings.Join(cfg.Services, "\n"))
 		return 0
+	case "healthcheck":
+		return healthcheck(args[1:], os.Getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
