@@ -28,6 +28,7 @@ Usage:
   authplane serve [flags]   run the services (all by default; see --services)
   authplane services        list the service names --services accepts
   authplane healthcheck     exit 0 when the server's /readyz answers 200, else 1 (for container health checks)
+  authplane backup --to F   copy the database to F while the server runs (SQLite: VACUUM INTO; PostgreSQL: pg_dump)
   authplane help            show this text
 
 Run "authplane serve -h" for the flags; each has an AUTHPLANE_ environment variable.
@@ -51,6 +52,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "healthcheck":
 		return healthcheck(args[1:], os.Getenv, stdout, stderr)
+	case "backup":
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		return backup(ctx, args[1:], os.Getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
