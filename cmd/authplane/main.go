@@ -29,6 +29,8 @@ Usage:
   authplane master-key check [flags]    check that the master key opens the keys the database stores
   authplane master-key rotate [flags]   re-wrap every stored key under AUTHPLANE_MASTER_KEY, after starting
                                         with the previous key in AUTHPLANE_PREVIOUS_MASTER_KEYS
+  authplane healthcheck                 exit 0 when the server's /readyz answers 200, else 1 (for container health checks)
+  authplane backup --to F               copy the database to F while the server runs (SQLite: VACUUM INTO; PostgreSQL: pg_dump)
   authplane services                    list the service names --services accepts
   authplane help                        show this text
 
@@ -55,6 +57,12 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		cfg, _ := config.Parse(nil, func(string) string { return "" })
 		fmt.Fprintln(stdout, strings.Join(cfg.Services, "\n"))
 		return 0
+	case "healthcheck":
+		return healthcheck(args[1:], getenv, stdout, stderr)
+	case "backup":
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		return backup(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

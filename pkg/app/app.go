@@ -59,6 +59,10 @@ type App struct {
 	remotes  []*grpc.ClientConn
 	cancel   context.CancelFunc
 	services []string
+
+	// metricsHTTP serves /metrics on metricsLn when AUTHPLANE_METRICS_ADDR is set (nil otherwise).
+	metricsHTTP *http.Server
+	metricsLn   net.Listener
 }
 
 // constructors build each gRPC service by name.
@@ -88,7 +92,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	for _, opt := range opts {
 		opt(&o)
 	}
-	a := &App{cfg: cfg, log: log, metrics: metrics.New(), services: cfg.Services}
+	var metricsOpts []metrics.Option
+	if !cfg.MetricsTenantLabels {
+		metricsOpts = append(metricsOpts, metrics.WithoutTenantLabels())
+	}
+	a := &App{cfg: cfg, log: log, metrics: metrics.New(metricsOpts...), services: cfg.Services}
 	bgCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.cancel = cancel
 	ok := false
@@ -198,7 +206,21 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeStatus(w, http.StatusOK, "ok") })
 	mux.HandleFunc("GET /readyz", a.ready)
-	mux.Handle("GET /metrics", a.metrics.Handler())
+	if cfg.MetricsAddr == "" {
+		mux.Handle("GET /metrics", a.metrics.Handler())
+	} else {
+		// A listener of its own keeps the scrape endpoint off the public address (and reachable when the
+		// public listener is saturated).
+		ln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return nil, fmt.Errorf("listen for metrics on %s: %w", cfg.MetricsAddr, err)
+		}
+		a.metricsLn = ln
+		metricsMux := http.NewServeMux()
+		metricsMux.Handle("GET /metrics", a.metrics.Handler())
+		a.metricsHTTP = &http.Server{Handler: metricsMux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	}
 	if cfg.Runs(svc.Gateway) {
 		g, err := gateway.New(ctx, deps)
 		if err != nil {
@@ -295,25 +317,40 @@ func writeStatus(w http.ResponseWriter, code int, msg string) {
 	_ = json.NewEncoder(w).Encode(map[string]string{"status": msg})
 }
 
-// Serve serves HTTP and gRPC on the given listeners until ctx ends, then shuts down gracefully: it stops
+// MetricsAddr is the address of the metrics listener, or "" when /metrics is on the HTTP listener.
+func (a *App) MetricsAddr() string {
+	if a.metricsLn == nil {
+		return ""
+	}
+	return a.metricsLn.Addr().String()
+}
+
+// Serve serves HTTP and gRPC on the given listeners (and metrics on their own, when configured) until ctx ends, then shuts down gracefully: it stops
 // accepting, lets in-flight requests finish (up to 20 s), and closes the database.
 func (a *App) Serve(ctx context.Context, httpLn, grpcLn net.Listener) error {
 	for _, name := range a.services {
 		a.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 	a.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() {
 		if err := a.http.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http: %w", err)
 		}
 	}()
+	if a.metricsHTTP != nil {
+		go func() {
+			if err := a.metricsHTTP.Serve(a.metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("metrics: %w", err)
+			}
+		}()
+	}
 	go func() {
 		if err := a.grpc.Serve(grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			errc <- fmt.Errorf("grpc: %w", err)
 		}
 	}()
-	a.log.Info("serving", "http", httpLn.Addr().String(), "grpc", grpcLn.Addr().String(),
+	a.log.Info("serving", "http", httpLn.Addr().String(), "grpc", grpcLn.Addr().String(), "metrics", a.MetricsAddr(),
 		"services", strings.Join(a.services, ","), "issuer_url", a.cfg.IssuerURL)
 	var err error
 	select {
@@ -332,6 +369,9 @@ func (a *App) shutdown() {
 	done := make(chan struct{})
 	go func() { a.grpc.GracefulStop(); close(done) }()
 	_ = a.http.Shutdown(ctx)
+	if a.metricsHTTP != nil {
+		_ = a.metricsHTTP.Shutdown(ctx)
+	}
 	select {
 	case <-done:
 	case <-ctx.Done():
@@ -343,6 +383,9 @@ func (a *App) shutdown() {
 
 func (a *App) close() {
 	a.cancel()
+	if a.metricsLn != nil {
+		_ = a.metricsLn.Close() // already closed after Shutdown; not yet when New fails
+	}
 	for _, cc := range a.remotes {
 		_ = cc.Close()
 	}

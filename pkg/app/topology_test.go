@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -84,7 +85,8 @@ func TestMicroservicesTopology(t *testing.T) {
 
 // TestComposeFileRunsKnownServices reads docker-compose.yml (no Docker engine runs here) and checks that each
 // authplane container runs services the binary knows, that all of them are deployed, that every address a
-// container is given points at the container that runs that service, and that the master key comes from a file.
+// container is given points at the container that runs that service, that the master key comes from a file, and
+// that every container has a health check the distroless image can run, which the containers that wait on it use.
 func TestComposeFileRunsKnownServices(t *testing.T) {
 	raw, err := os.ReadFile("../../docker-compose.yml")
 	if err != nil {
@@ -95,6 +97,13 @@ func TestComposeFileRunsKnownServices(t *testing.T) {
 			Command     []string          `yaml:"command"`
 			Environment map[string]string `yaml:"environment"`
 			Secrets     []string          `yaml:"secrets"`
+			Healthcheck *struct {
+				Test    []string `yaml:"test"`
+				Timeout string   `yaml:"timeout"`
+			} `yaml:"healthcheck"`
+			DependsOn map[string]struct {
+				Condition string `yaml:"condition"`
+			} `yaml:"depends_on"`
 		} `yaml:"services"`
 		Secrets map[string]struct {
 			File        string `yaml:"file"`
@@ -153,4 +162,88 @@ func TestComposeFileRunsKnownServices(t *testing.T) {
 			}
 		}
 	}
+
+	// Health checks: the image has no shell, so the test is the binary's own subcommand, run directly, given more
+	// time by Docker than the subcommand's own timeout (3s) so that a slow answer reads as unhealthy, not killed.
+	binary := dockerfileBinary(t)
+	for container, c := range compose.Services {
+		if len(c.Command) == 0 || c.Command[0] != "serve" {
+			continue
+		}
+		hc := c.Healthcheck
+		if hc == nil {
+			t.Errorf("container %s has no health check", container)
+			continue
+		}
+		if want := []string{"CMD", binary, "healthcheck"}; !slices.Equal(hc.Test, want) {
+			t.Errorf("container %s checks its health with %q, want %q", container, hc.Test, want)
+		}
+		if d, err := time.ParseDuration(hc.Timeout); err != nil || d <= 3*time.Second {
+			t.Errorf("container %s: health check timeout %q, want more than the subcommand's 3s", container, hc.Timeout)
+		}
+		cfg, _ := config.Parse(c.Command[1:], func(k string) string { return c.Environment[k] })
+		opensDatabase := slices.ContainsFunc(cfg.Services, func(s string) bool { return s != svc.Gateway })
+		if dep, ok := c.DependsOn["postgres"]; opensDatabase && (!ok || dep.Condition != "service_healthy") {
+			t.Errorf("container %s opens the database but does not wait for postgres to be healthy", container)
+		}
+		if cfg.Runs(svc.Gateway) {
+			for s, other := range runs {
+				if s == svc.Gateway {
+					continue
+				}
+				if dep, ok := c.DependsOn[other]; !ok || dep.Condition != "service_healthy" {
+					t.Errorf("the gateway in %s opens before %s (service %s) is healthy", container, other, s)
+				}
+			}
+		}
+	}
+	for container, c := range compose.Services {
+		for dep, d := range c.DependsOn {
+			target, ok := compose.Services[dep]
+			if !ok {
+				t.Errorf("container %s depends on %s, which the file does not define", container, dep)
+			} else if d.Condition == "service_healthy" && target.Healthcheck == nil {
+				t.Errorf("container %s waits for %s to be healthy, but %s has no health check", container, dep, dep)
+			}
+		}
+	}
+	// Compose refuses a cycle of dependencies.
+	state := map[string]int{} // 1 visiting, 2 done
+	var visit func(string, []string)
+	visit = func(name string, path []string) {
+		switch state[name] {
+		case 1:
+			t.Errorf("dependency cycle: %s", strings.Join(append(path, name), " -> "))
+			return
+		case 2:
+			return
+		}
+		state[name] = 1
+		for dep := range compose.Services[name].DependsOn {
+			visit(dep, append(path, name))
+		}
+		state[name] = 2
+	}
+	for name := range compose.Services {
+		visit(name, nil)
+	}
+}
+
+// dockerfileBinary is where the Dockerfile puts the binary in the image (the last argument of its final COPY).
+func dockerfileBinary(t *testing.T) string {
+	t.Helper()
+	raw, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	binary := ""
+	for _, line := range strings.Split(string(raw), "\n") {
+		if f := strings.Fields(line); len(f) > 2 && f[0] == "COPY" && strings.HasPrefix(f[1], "--from=") {
+			binary = f[len(f)-1]
+		}
+	}
+	if binary == "" {
+		t.Fatal("the Dockerfile copies no binary from its build stage")
+	}
+	return binary
 }

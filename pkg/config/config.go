@@ -51,6 +51,11 @@ type Config struct {
 	// EgressDenyNetworks are networks outbound connections (external verifiers) may not reach, besides the
 	// built-in link-local, unspecified and cloud-metadata ones.
 	EgressDenyNetworks []netip.Prefix
+	// MetricsAddr, when set, serves /metrics on a listener of its own instead of the HTTP address.
+	MetricsAddr string
+	// MetricsTenantLabels keeps the tenant and workspace labels on the token counters; off, their series stay
+	// bounded by grant types and error codes whatever the number of tenants.
+	MetricsTenantLabels bool
 }
 
 // Parse reads flags from args and the environment through getenv.
@@ -80,6 +85,12 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 	var egressDeny string
 	fs.StringVar(&egressDeny, "egress-deny-networks", env("AUTHPLANE_EGRESS_DENY_NETWORKS", ""), "comma list of CIDRs external verifiers may not be at, besides link-local, unspecified and cloud-metadata addresses (AUTHPLANE_EGRESS_DENY_NETWORKS)")
 	fs.DurationVar(&c.JWKSMaxAge, "jwks-max-age", envDuration(getenv, "AUTHPLANE_JWKS_MAX_AGE", 5*time.Minute), "how long clients may cache a key set; new keys are published that long before they sign (AUTHPLANE_JWKS_MAX_AGE)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("AUTHPLANE_METRICS_ADDR", ""), "serve /metrics on this address instead of the HTTP address, e.g. 127.0.0.1:9100 (AUTHPLANE_METRICS_ADDR)")
+	tenantLabels, err := envBool(getenv, "AUTHPLANE_METRICS_TENANT_LABELS", true)
+	if err != nil {
+		return nil, err
+	}
+	fs.BoolVar(&c.MetricsTenantLabels, "metrics-tenant-labels", tenantLabels, "label the token counters by tenant and workspace; false bounds their series for large fleets (AUTHPLANE_METRICS_TENANT_LABELS)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -104,7 +115,6 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 	if c.PreviousMasterKeysB64 != "" && c.PreviousMasterKeysFile != "" {
 		return nil, errors.New("set AUTHPLANE_PREVIOUS_MASTER_KEYS or AUTHPLANE_PREVIOUS_MASTER_KEYS_FILE (--previous-master-keys-file), not both")
 	}
-	var err error
 	if c.EgressDenyNetworks, err = egress.ParseNetworks(egressDeny); err != nil {
 		return nil, fmt.Errorf("--egress-deny-networks (AUTHPLANE_EGRESS_DENY_NETWORKS): %w", err)
 	}
@@ -142,6 +152,20 @@ func envDuration(getenv func(string) string, name string, def time.Duration) tim
 		return -1
 	}
 	return def
+}
+
+// envBool reads a boolean default from the environment; unlike a number, a malformed one cannot be handed to the
+// flag for reporting, so it is an error here.
+func envBool(getenv func(string) string, name string, def bool) (bool, error) {
+	v := getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%s must be true or false, not %q", name, v)
+	}
+	return b, nil
 }
 
 func parseServices(list string) ([]string, error) {

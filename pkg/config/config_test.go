@@ -81,6 +81,26 @@ func TestParse(t *testing.T) {
 		}},
 		{name: "invalid egress deny network", env: map[string]string{"AUTHPLANE_EGRESS_DENY_NETWORKS": "10.20.0.0/16,10.300.0.0/16"},
 			wantErr: true},
+		{name: "metrics on the HTTP address with tenant labels by default", check: func(t *testing.T, c *Config) {
+			if c.MetricsAddr != "" || !c.MetricsTenantLabels {
+				t.Errorf("metrics addr %q, tenant labels %v", c.MetricsAddr, c.MetricsTenantLabels)
+			}
+		}},
+		{name: "metrics settings from the environment", env: map[string]string{
+			"AUTHPLANE_METRICS_ADDR": "127.0.0.1:9100", "AUTHPLANE_METRICS_TENANT_LABELS": "false",
+		}, check: func(t *testing.T, c *Config) {
+			if c.MetricsAddr != "127.0.0.1:9100" || c.MetricsTenantLabels {
+				t.Errorf("metrics addr %q, tenant labels %v", c.MetricsAddr, c.MetricsTenantLabels)
+			}
+		}},
+		{name: "metrics flags win over the environment", args: []string{"--metrics-addr=:9200", "--metrics-tenant-labels=false"},
+			env: map[string]string{"AUTHPLANE_METRICS_ADDR": ":9100", "AUTHPLANE_METRICS_TENANT_LABELS": "true"},
+			check: func(t *testing.T, c *Config) {
+				if c.MetricsAddr != ":9200" || c.MetricsTenantLabels {
+					t.Errorf("metrics addr %q, tenant labels %v", c.MetricsAddr, c.MetricsTenantLabels)
+				}
+			}},
+		{name: "malformed metrics tenant labels", env: map[string]string{"AUTHPLANE_METRICS_TENANT_LABELS": "sometimes"}, wantErr: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

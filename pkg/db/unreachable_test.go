@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ncruces/go-sqlite3/gormlite"
 	"github.com/jackc/pgx/v5"
+	"github.com/ncruces/go-sqlite3/gormlite"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 

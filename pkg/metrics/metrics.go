@@ -3,6 +3,7 @@ package metrics
 
 import (
 	"net/http"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -16,17 +17,35 @@ type Metrics struct {
 	HTTPLatency  *prometheus.HistogramVec // route, method, status
 	GRPCRequests *prometheus.CounterVec   // method, code
 	GRPCLatency  *prometheus.HistogramVec // method
-	TokensIssued *prometheus.CounterVec   // tenant, workspace, grant
-	TokenErrors  *prometheus.CounterVec   // tenant, workspace, error
+	TokensIssued *prometheus.CounterVec   // tenant, workspace, grant (grant alone WithoutTenantLabels); see TokenIssued
+	TokenErrors  *prometheus.CounterVec   // tenant, workspace, error (error alone WithoutTenantLabels); see TokenRefused
+	tenantLabels bool
 }
 
+// Option adjusts New.
+type Option func(*options)
+
+type options struct{ withoutTenantLabels bool }
+
+// WithoutTenantLabels drops the tenant and workspace labels from the token counters, so that their series are
+// bounded by grant types and error codes however many tenants and workspaces the platform holds.
+func WithoutTenantLabels() Option { return func(o *options) { o.withoutTenantLabels = true } }
+
 // New registers the collectors on a fresh registry (plus Go runtime and process collectors).
-func New() *Metrics {
+func New(opts ...Option) *Metrics {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	scope, by := []string{"tenant", "workspace"}, "tenant, workspace and "
+	if o.withoutTenantLabels {
+		scope, by = nil, ""
+	}
 	r := prometheus.NewRegistry()
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	buckets := []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}
 	m := &Metrics{
-		Registry: r,
+		Registry: r, tenantLabels: !o.withoutTenantLabels,
 		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authplane_http_requests_total", Help: "HTTP requests by route pattern, method and status.",
 		}, []string{"route", "method", "status"}),
@@ -40,14 +59,31 @@ func New() *Metrics {
 			Name: "authplane_grpc_request_duration_seconds", Help: "gRPC call latency by method.", Buckets: buckets,
 		}, []string{"method"}),
 		TokensIssued: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "authplane_tokens_issued_total", Help: "Access tokens issued, by tenant, workspace and grant type.",
-		}, []string{"tenant", "workspace", "grant"}),
+			Name: "authplane_tokens_issued_total", Help: "Access tokens issued, by " + by + "grant type.",
+		}, append(slices.Clone(scope), "grant")),
 		TokenErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "authplane_token_errors_total", Help: "Token requests refused, by tenant, workspace and OAuth error.",
-		}, []string{"tenant", "workspace", "error"}),
+			Name: "authplane_token_errors_total", Help: "Token requests refused, by " + by + "OAuth error.",
+		}, append(slices.Clone(scope), "error")),
 	}
 	r.MustRegister(m.HTTPRequests, m.HTTPLatency, m.GRPCRequests, m.GRPCLatency, m.TokensIssued, m.TokenErrors)
 	return m
+}
+
+// TokenIssued counts an access token a workspace of a tenant issued with a grant type.
+func (m *Metrics) TokenIssued(tenant, workspace, grant string) {
+	m.TokensIssued.WithLabelValues(m.labels(tenant, workspace, grant)...).Inc()
+}
+
+// TokenRefused counts a token request a workspace of a tenant refused with an OAuth error code.
+func (m *Metrics) TokenRefused(tenant, workspace, code string) {
+	m.TokenErrors.WithLabelValues(m.labels(tenant, workspace, code)...).Inc()
+}
+
+func (m *Metrics) labels(tenant, workspace, value string) []string {
+	if m.tenantLabels {
+		return []string{tenant, workspace, value}
+	}
+	return []string{value}
 }
 
 // Handler serves /metrics.

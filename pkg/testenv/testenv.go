@@ -78,6 +78,9 @@ type Env struct {
 	RootSecret   string
 	HTTP         *http.Client
 	Stop         func()
+
+	// MetricsURL is the base URL of the metrics listener when AUTHPLANE_METRICS_ADDR is set (WithEnv), else "".
+	MetricsURL string
 }
 
 type options struct {
@@ -93,6 +96,7 @@ type options struct {
 	rootSecret  string
 	extraEnv    map[string]string
 	resolver    *net.Resolver
+	keyBeside   bool
 }
 
 // Option configures Start.
@@ -105,6 +109,10 @@ func WithBackend(b Backend) Option { return func(o *options) { o.backend = b } }
 func WithDatabase(url, masterKey string) Option {
 	return func(o *options) { o.databaseURL, o.masterKey = url, masterKey }
 }
+
+// WithKeyBesideDatabase leaves AUTHPLANE_MASTER_KEY unset, so that a SQLite process keeps its master key in a
+// file beside the database (PATH.key), as a deployment without the variable does; Env.MasterKey is then "".
+func WithKeyBesideDatabase() Option { return func(o *options) { o.keyBeside = true } }
 
 // WithServices runs only the named services; addrs says where the others run (service name → gRPC address).
 func WithServices(services []string, addrs map[string]string) Option {
@@ -145,7 +153,7 @@ func Start(t testing.TB, opts ...Option) *Env {
 	if o.databaseURL == "" {
 		o.databaseURL = DatabaseURL(t, o.backend)
 	}
-	if o.masterKey == "" {
+	if o.masterKey == "" && !o.keyBeside {
 		k := make([]byte, 32)
 		_, _ = rand.Read(k)
 		o.masterKey = base64.StdEncoding.EncodeToString(k)
@@ -171,7 +179,9 @@ func Start(t testing.TB, opts ...Option) *Env {
 		"AUTHPLANE_ISSUER_URL":         o.issuer,
 		"AUTHPLANE_ROOT_CLIENT_ID":     env.RootClientID,
 		"AUTHPLANE_ROOT_CLIENT_SECRET": env.RootSecret,
-		"AUTHPLANE_MASTER_KEY":         o.masterKey,
+	}
+	if o.masterKey != "" {
+		vars["AUTHPLANE_MASTER_KEY"] = o.masterKey
 	}
 	if len(o.services) > 0 {
 		vars["AUTHPLANE_SERVICES"] = strings.Join(o.services, ",")
@@ -192,6 +202,9 @@ func Start(t testing.TB, opts ...Option) *Env {
 	if err != nil {
 		cancel()
 		t.Fatalf("start authplane: %v", err)
+	}
+	if addr := a.MetricsAddr(); addr != "" {
+		env.MetricsURL = "http://" + addr
 	}
 	done := make(chan error, 1)
 	go func() { done <- a.Serve(ctx, httpLn, grpcLn) }()

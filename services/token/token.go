@@ -48,10 +48,10 @@ func (s *Service) Token(ctx context.Context, req *tokenv1.TokenRequest) (*tokenv
 		case status.Code(apierr.Classify(err)) == codes.Unavailable: // the database is unreachable
 			code = "temporarily_unavailable"
 		}
-		s.metrics.TokenErrors.WithLabelValues(ws.tenantID, ws.serverID, code).Inc()
+		s.metrics.TokenRefused(ws.tenantID, ws.serverID, code)
 		return nil, err
 	}
-	s.metrics.TokensIssued.WithLabelValues(ws.tenantID, ws.serverID, req.GrantType).Inc()
+	s.metrics.TokenIssued(ws.tenantID, ws.serverID, req.GrantType)
 	return resp, nil
 }
 
