@@ -26,6 +26,7 @@ import (
 
 	clientv1 "github.com/authplane/authplane/gen/go/authplane/client/v1"
 	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
+	"github.com/authplane/authplane/pkg/audit"
 	"github.com/authplane/authplane/pkg/authz"
 	"github.com/authplane/authplane/pkg/changes"
 	"github.com/authplane/authplane/pkg/config"
@@ -148,6 +149,14 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		previous[i] = m.DerivedKeyring()
 	}
 	deps.Internal = internalcall.New(masters.Current.DerivedKeyring(), strings.Join(cfg.Services, ","), previous...)
+	// The platform's calls on behalf of a request carry its actor and source, for the callee's audit events.
+	deps.Internal.OnOutgoing(audit.Forward)
+	if a.db != nil { // after the keystore, which tells a new database from one holding data by its tables
+		if deps.Audit, err = audit.Open(ctx, a.db, cfg.AuditNATSURL != ""); err != nil {
+			return nil, err
+		}
+		deps.AuditRetention = cfg.AuditRetention
+	}
 
 	// Calls to a service run here stay in the process; the others go over gRPC. The same interceptors apply
 	// either way, so authorization cannot differ between them.
@@ -157,6 +166,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	}
 	interceptors := []grpc.UnaryServerInterceptor{recoverPanics(log), observeRPCs(log, a.metrics), classifyErrors,
 		rejectMalformedText, authorize}
+	if deps.Audit != nil {
+		// After authorization, which established the caller the events name.
+		interceptors = append(interceptors, deps.Audit.Interceptor(log))
+	}
 	local := inproc.New(chain(interceptors...))
 	conns := map[string]grpc.ClientConnInterface{}
 	for _, name := range svc.All {

@@ -51,8 +51,8 @@ func WithClaims(ctx context.Context, c *Claims) context.Context {
 
 // FromContext returns the verified caller, if the RPC's plane required one.
 func FromContext(ctx context.Context) (*Claims, bool) {
-	c, ok := ctx.Value(claimsKey{}).(*Claims)
-	return c, ok
+	c, _ := ctx.Value(claimsKey{}).(*Claims)
+	return c, c != nil
 }
 
 type internalKey struct{}
@@ -64,8 +64,8 @@ func withInternalCaller(ctx context.Context, caller string) context.Context {
 // InternalCaller reports a call made by one of the platform's own processes with its internal credential, and
 // which services that process runs.
 func InternalCaller(ctx context.Context) (string, bool) {
-	c, ok := ctx.Value(internalKey{}).(string)
-	return c, ok
+	c, _ := ctx.Value(internalKey{}).(string)
+	return c, c != ""
 }
 
 // BearerToken reads `authorization: Bearer …` from incoming gRPC metadata.

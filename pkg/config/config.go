@@ -43,6 +43,10 @@ type Config struct {
 	LogLevel string
 	// PprofAddr, when set, serves net/http/pprof there (keep it on a private interface).
 	PprofAddr string
+	// AuditRetention is how long audit events are kept.
+	AuditRetention time.Duration
+	// AuditNATSURL, when set, streams every audit event to NATS JetStream.
+	AuditNATSURL string
 	// JWKSMaxAge is how long clients may cache a workspace's key set; a new key is published that long before it
 	// signs.
 	JWKSMaxAge time.Duration
@@ -84,6 +88,8 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 	fs.StringVar(&c.PreviousMasterKeysFile, "previous-master-keys-file", env("AUTHPLANE_PREVIOUS_MASTER_KEYS_FILE", ""), "file holding earlier master keys still accepted, instead of AUTHPLANE_PREVIOUS_MASTER_KEYS (AUTHPLANE_PREVIOUS_MASTER_KEYS_FILE)")
 	var egressDeny string
 	fs.StringVar(&egressDeny, "egress-deny-networks", env("AUTHPLANE_EGRESS_DENY_NETWORKS", ""), "comma list of CIDRs external verifiers may not be at, besides link-local, unspecified and cloud-metadata addresses (AUTHPLANE_EGRESS_DENY_NETWORKS)")
+	fs.DurationVar(&c.AuditRetention, "audit-retention", envDuration(getenv, "AUTHPLANE_AUDIT_RETENTION", 2160*time.Hour), "how long audit events are kept (AUTHPLANE_AUDIT_RETENTION)")
+	fs.StringVar(&c.AuditNATSURL, "audit-nats-url", env("AUTHPLANE_AUDIT_NATS_URL", ""), "stream every audit event to NATS JetStream at this URL, subject authplane.audit.<tenant> (AUTHPLANE_AUDIT_NATS_URL; off by default)")
 	fs.DurationVar(&c.JWKSMaxAge, "jwks-max-age", envDuration(getenv, "AUTHPLANE_JWKS_MAX_AGE", 5*time.Minute), "how long clients may cache a key set; new keys are published that long before they sign (AUTHPLANE_JWKS_MAX_AGE)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("AUTHPLANE_METRICS_ADDR", ""), "serve /metrics on this address instead of the HTTP address, e.g. 127.0.0.1:9100 (AUTHPLANE_METRICS_ADDR)")
 	tenantLabels, err := envBool(getenv, "AUTHPLANE_METRICS_TENANT_LABELS", true)
@@ -96,6 +102,9 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if c.AuditRetention < time.Hour {
+		return nil, errors.New("--audit-retention (AUTHPLANE_AUDIT_RETENTION) must be at least 1h")
 	}
 	if c.JWKSMaxAge < time.Second || c.JWKSMaxAge > 24*time.Hour {
 		return nil, errors.New("--jwks-max-age (AUTHPLANE_JWKS_MAX_AGE) must be between 1s and 24h")

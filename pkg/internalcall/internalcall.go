@@ -48,6 +48,8 @@ type Authority struct {
 	mu      sync.Mutex
 	token   string
 	renewAt time.Time
+
+	decorators []func(context.Context, metadata.MD)
 }
 
 // New derives the credential key from k, the keyring derived from the master key (secrets.NewKeyring or
@@ -131,10 +133,19 @@ func cutLast(s string, sep byte) (before, after string, found bool) {
 
 // Outgoing returns ctx for a call to another service as the platform: the credential replaces any caller's
 // `authorization` metadata (a caller's token is never forwarded on an internal call), other metadata such as
-// the request id is kept.
+// the request id is kept, and what the decorators add (OnOutgoing) is added.
 func (a *Authority) Outgoing(ctx context.Context) context.Context {
 	md, _ := metadata.FromOutgoingContext(ctx)
 	md = md.Copy()
 	md.Set("authorization", "Bearer "+a.Token())
+	for _, d := range a.decorators {
+		d(ctx, md)
+	}
 	return metadata.NewOutgoingContext(ctx, md)
+}
+
+// OnOutgoing adds a decorator of internal calls' metadata (the audit trail's actor, for one). Set them up before
+// the process serves.
+func (a *Authority) OnOutgoing(d func(ctx context.Context, md metadata.MD)) {
+	a.decorators = append(a.decorators, d)
 }

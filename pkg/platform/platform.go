@@ -80,6 +80,7 @@ var (
 var reservedTenantIDs = map[string]bool{
 	RootTenant: true, "api": true, "tenants": true, ".well-known": true, "healthz": true, "readyz": true,
 	"metrics": true, "openapi": true, "admin": true, "system": true, "static": true, "oauth2": true,
+	"audit-events": true, "docs": true,
 }
 
 // ValidTenantID reports whether id may name a new tenant.

@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/authplane/authplane/pkg/audit"
 	"github.com/authplane/authplane/pkg/authz"
 	"github.com/authplane/authplane/pkg/changes"
 	"github.com/authplane/authplane/pkg/db"
@@ -46,6 +47,10 @@ type Deps struct {
 	Keyring *secrets.Keyring
 	// Internal is the credential of this process's calls to the other services (internal plane).
 	Internal *internalcall.Authority
+	// Audit writes the audit trail (nil in processes without a database).
+	Audit *audit.Log
+	// AuditRetention is how long audit events are kept.
+	AuditRetention time.Duration
 	// Verifier is the access-token check every plane, introspection and userinfo share.
 	Verifier *authz.Verifier
 	Conns    Conns

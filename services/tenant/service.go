@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
+	"gorm.io/gorm"
 
 	clientv1 "github.com/authplane/authplane/gen/go/authplane/client/v1"
 	poolv1 "github.com/authplane/authplane/gen/go/authplane/pool/v1"
@@ -20,6 +21,7 @@ import (
 	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
 	workspacev1 "github.com/authplane/authplane/gen/go/authplane/workspace/v1"
 	"github.com/authplane/authplane/pkg/apierr"
+	"github.com/authplane/authplane/pkg/audit"
 	"github.com/authplane/authplane/pkg/changes"
 	"github.com/authplane/authplane/pkg/db"
 	"github.com/authplane/authplane/pkg/internalcall"
@@ -40,6 +42,7 @@ type Service struct {
 	pools      poolv1.PoolServiceClient
 	schemas    schemav1.SchemaServiceClient
 	internal   *internalcall.Authority
+	audit      *audit.Log
 }
 
 // New migrates the tenant table and records the reserved root tenant.
@@ -55,6 +58,10 @@ func New(ctx context.Context, d svc.Deps) (*Service, error) {
 		pools:      poolv1.NewPoolServiceClient(d.Conns.Pool),
 		schemas:    schemav1.NewSchemaServiceClient(d.Conns.Schema),
 		internal:   d.Internal,
+		audit:      d.Audit,
+	}
+	if d.AuditRetention > 0 {
+		go s.keepRetention(ctx, d.AuditRetention)
 	}
 	now := db.Now()
 	root := &tenantRow{ID: platform.RootTenant, Name: "Platform operator", State: stateActive, CreatedAt: now, UpdatedAt: now}
@@ -97,7 +104,7 @@ func (s *Service) CreateTenant(ctx context.Context, req *tenantv1.CreateTenantRe
 		return nil, err
 	}
 	row.State, row.UpdatedAt = stateActive, db.Now()
-	if err := s.store.update(ctx, row); err != nil {
+	if err := s.store.update(ctx, row, s.operatorChange(ctx, row.ID, "id", "name")); err != nil {
 		s.undo(ctx, row.ID)
 		return nil, apierr.Wrap(err, "activate tenant")
 	}
@@ -123,7 +130,7 @@ func (s *Service) undo(ctx context.Context, tenantID string) {
 	if err := s.deleteEverywhere(ctx, tenantID); err != nil {
 		s.log.Error("cleaning up a failed tenant creation", "tenant", tenantID, "error", err)
 	}
-	if err := s.store.delete(ctx, tenantID); err != nil {
+	if err := s.store.delete(ctx, tenantID, nil); err != nil {
 		s.log.Error("cleaning up a failed tenant creation", "tenant", tenantID, "error", err)
 	}
 }
@@ -197,7 +204,7 @@ func (s *Service) UpdateTenant(ctx context.Context, req *tenantv1.UpdateTenantRe
 		row.Name = name
 	}
 	row.UpdatedAt = db.Now()
-	if err := s.store.update(ctx, row); err != nil {
+	if err := s.store.update(ctx, row, s.operatorChange(ctx, row.ID, mask...)); err != nil {
 		return nil, apierr.Wrap(err, "update tenant")
 	}
 	return toProto(row), nil
@@ -216,11 +223,24 @@ func (s *Service) DeleteTenant(ctx context.Context, req *tenantv1.DeleteTenantRe
 	if err := s.deleteEverywhere(ctx, req.TenantId); err != nil {
 		return nil, err
 	}
-	if err := s.store.delete(ctx, req.TenantId); err != nil {
+	if err := s.store.delete(ctx, req.TenantId, func(tx *gorm.DB) error {
+		// The tenant's trail goes with it: a tenant created again under the same id starts a trail of its own.
+		if err := s.audit.DeleteTenant(tx, req.TenantId); err != nil {
+			return err
+		}
+		return s.operatorChange(ctx, req.TenantId)(tx)
+	}); err != nil {
 		return nil, apierr.Wrap(err, "delete tenant")
 	}
 	s.bus.Publish(ctx, changes.Tenants, changes.TenantKey(req.TenantId))
 	return &emptypb.Empty{}, nil
+}
+
+// operatorChange records a change of tenant id on the operator's own trail (tenant root).
+func (s *Service) operatorChange(ctx context.Context, id string, changed ...string) func(*gorm.DB) error {
+	return func(tx *gorm.DB) error {
+		return s.audit.Change(ctx, tx, platform.RootTenant, audit.Resource{Type: "tenant", ID: id}, changed...)
+	}
 }
 
 func toProto(r *tenantRow) *tenantv1.Tenant {

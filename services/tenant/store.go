@@ -3,6 +3,7 @@ package tenant
 import (
 	"context"
 
+	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
 	"github.com/authplane/authplane/pkg/db"
@@ -65,11 +66,30 @@ func (s *store) list(ctx context.Context, after string, limit int) ([]tenantRow,
 	return rows, err
 }
 
-func (s *store) update(ctx context.Context, row *tenantRow) error {
-	return s.db.WithContext(ctx).Model(&tenantRow{}).Where("id = ?", row.ID).
-		Updates(map[string]any{"name": row.Name, "state": row.State, "updated_at": row.UpdatedAt}).Error
+// update writes a tenant's name and state; audit, when given, records the change in the same transaction.
+func (s *store) update(ctx context.Context, row *tenantRow, audit func(tx *gorm.DB) error) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Model(&tenantRow{}).Where("id = ?", row.ID).
+			Updates(map[string]any{"name": row.Name, "state": row.State, "updated_at": row.UpdatedAt}).Error; err != nil {
+			return err
+		}
+		return record(tx, audit)
+	})
 }
 
-func (s *store) delete(ctx context.Context, id string) error {
-	return s.db.WithContext(ctx).Where("id = ?", id).Delete(&tenantRow{}).Error
+// delete removes a tenant's row; audit, when given, records the change in the same transaction.
+func (s *store) delete(ctx context.Context, id string, audit func(tx *gorm.DB) error) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Where("id = ?", id).Delete(&tenantRow{}).Error; err != nil {
+			return err
+		}
+		return record(tx, audit)
+	})
+}
+
+func record(tx *gorm.DB, audit func(tx *gorm.DB) error) error {
+	if audit == nil {
+		return nil
+	}
+	return audit(tx)
 }

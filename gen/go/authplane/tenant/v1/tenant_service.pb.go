@@ -26,6 +26,505 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// One entry of an audit trail. It never holds a secret, a password, a hash or a token.
+type AuditEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Sorts by time.
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Time     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	TenantId string                 `protobuf:"bytes,3,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	Actor    *AuditActor            `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
+	// The service and RPC, e.g. `WorkspaceService.CreateServer`, or a data-plane event, e.g.
+	// `TokenService.PasswordLogin`.
+	Action   string         `protobuf:"bytes,5,opt,name=action,proto3" json:"action,omitempty"`
+	Resource *AuditResource `protobuf:"bytes,6,opt,name=resource,proto3" json:"resource,omitempty"`
+	// `ok`, or the error code the call answered with.
+	Outcome       string `protobuf:"bytes,7,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	RequestId     string `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	SourceAddress string `protobuf:"bytes,9,opt,name=source_address,json=sourceAddress,proto3" json:"source_address,omitempty"`
+	// The names of the fields the change set, never their values.
+	ChangedFields []string `protobuf:"bytes,10,rep,name=changed_fields,json=changedFields,proto3" json:"changed_fields,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditEvent) Reset() {
+	*x = AuditEvent{}
+	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditEvent) ProtoMessage() {}
+
+func (x *AuditEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
+func (*AuditEvent) Descriptor() ([]byte, []int) {
+	return file_authplane_tenant_v1_tenant_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *AuditEvent) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *AuditEvent) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetActor() *AuditActor {
+	if x != nil {
+		return x.Actor
+	}
+	return nil
+}
+
+func (x *AuditEvent) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetResource() *AuditResource {
+	if x != nil {
+		return x.Resource
+	}
+	return nil
+}
+
+func (x *AuditEvent) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetSourceAddress() string {
+	if x != nil {
+		return x.SourceAddress
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetChangedFields() []string {
+	if x != nil {
+		return x.ChangedFields
+	}
+	return nil
+}
+
+// Who made the call: the workspace and client of its access token, and the token's subject.
+type AuditActor struct {
+	state                 protoimpl.MessageState `protogen:"open.v1"`
+	AuthorizationServerId string                 `protobuf:"bytes,1,opt,name=authorization_server_id,json=authorizationServerId,proto3" json:"authorization_server_id,omitempty"`
+	ClientId              string                 `protobuf:"bytes,2,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	Sub                   string                 `protobuf:"bytes,3,opt,name=sub,proto3" json:"sub,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *AuditActor) Reset() {
+	*x = AuditActor{}
+	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditActor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditActor) ProtoMessage() {}
+
+func (x *AuditActor) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditActor.ProtoReflect.Descriptor instead.
+func (*AuditActor) Descriptor() ([]byte, []int) {
+	return file_authplane_tenant_v1_tenant_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AuditActor) GetAuthorizationServerId() string {
+	if x != nil {
+		return x.AuthorizationServerId
+	}
+	return ""
+}
+
+func (x *AuditActor) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *AuditActor) GetSub() string {
+	if x != nil {
+		return x.Sub
+	}
+	return ""
+}
+
+// What the event is about.
+type AuditResource struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Type          string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditResource) Reset() {
+	*x = AuditResource{}
+	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditResource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditResource) ProtoMessage() {}
+
+func (x *AuditResource) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditResource.ProtoReflect.Descriptor instead.
+func (*AuditResource) Descriptor() ([]byte, []int) {
+	return file_authplane_tenant_v1_tenant_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *AuditResource) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *AuditResource) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type ListAuditEventsRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	TenantId  string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	PageSize  int32                  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string                 `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// An action, or a prefix ending in `.` (`WorkspaceService.`).
+	Action string `protobuf:"bytes,4,opt,name=action,proto3" json:"action,omitempty"`
+	// A client_id or a sub.
+	Actor        string `protobuf:"bytes,5,opt,name=actor,proto3" json:"actor,omitempty"`
+	ResourceType string `protobuf:"bytes,6,opt,name=resource_type,json=resourceType,proto3" json:"resource_type,omitempty"`
+	ResourceId   string `protobuf:"bytes,7,opt,name=resource_id,json=resourceId,proto3" json:"resource_id,omitempty"`
+	// Events at or after since, and before until.
+	Since         *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=since,proto3" json:"since,omitempty"`
+	Until         *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=until,proto3" json:"until,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditEventsRequest) Reset() {
+	*x = ListAuditEventsRequest{}
+	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditEventsRequest) ProtoMessage() {}
+
+func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
+func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_tenant_v1_tenant_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ListAuditEventsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListAuditEventsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetResourceType() string {
+	if x != nil {
+		return x.ResourceType
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetResourceId() string {
+	if x != nil {
+		return x.ResourceId
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *ListAuditEventsRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+type ListOperatorAuditEventsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PageSize      int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	Action        string                 `protobuf:"bytes,3,opt,name=action,proto3" json:"action,omitempty"`
+	Actor         string                 `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
+	ResourceType  string                 `protobuf:"bytes,5,opt,name=resource_type,json=resourceType,proto3" json:"resource_type,omitempty"`
+	ResourceId    string                 `protobuf:"bytes,6,opt,name=resource_id,json=resourceId,proto3" json:"resource_id,omitempty"`
+	Since         *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=since,proto3" json:"since,omitempty"`
+	Until         *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=until,proto3" json:"until,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOperatorAuditEventsRequest) Reset() {
+	*x = ListOperatorAuditEventsRequest{}
+	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOperatorAuditEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOperatorAuditEventsRequest) ProtoMessage() {}
+
+func (x *ListOperatorAuditEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOperatorAuditEventsRequest.ProtoReflect.Descriptor instead.
+func (*ListOperatorAuditEventsRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_tenant_v1_tenant_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ListOperatorAuditEventsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListOperatorAuditEventsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListOperatorAuditEventsRequest) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *ListOperatorAuditEventsRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *ListOperatorAuditEventsRequest) GetResourceType() string {
+	if x != nil {
+		return x.ResourceType
+	}
+	return ""
+}
+
+func (x *ListOperatorAuditEventsRequest) GetResourceId() string {
+	if x != nil {
+		return x.ResourceId
+	}
+	return ""
+}
+
+func (x *ListOperatorAuditEventsRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *ListOperatorAuditEventsRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+type ListAuditEventsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AuditEvents   []*AuditEvent          `protobuf:"bytes,1,rep,name=audit_events,json=auditEvents,proto3" json:"audit_events,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditEventsResponse) Reset() {
+	*x = ListAuditEventsResponse{}
+	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditEventsResponse) ProtoMessage() {}
+
+func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
+func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
+	return file_authplane_tenant_v1_tenant_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ListAuditEventsResponse) GetAuditEvents() []*AuditEvent {
+	if x != nil {
+		return x.AuditEvents
+	}
+	return nil
+}
+
+func (x *ListAuditEventsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 // A tenant: an isolated set of workspaces, clients, pools and users.
 type Tenant struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -40,7 +539,7 @@ type Tenant struct {
 
 func (x *Tenant) Reset() {
 	*x = Tenant{}
-	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[0]
+	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -52,7 +551,7 @@ func (x *Tenant) String() string {
 func (*Tenant) ProtoMessage() {}
 
 func (x *Tenant) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[0]
+	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -65,7 +564,7 @@ func (x *Tenant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tenant.ProtoReflect.Descriptor instead.
 func (*Tenant) Descriptor() ([]byte, []int) {
-	return file_authplane_tenant_v1_tenant_service_proto_rawDescGZIP(), []int{0}
+	return file_authplane_tenant_v1_tenant_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Tenant) GetId() string {
@@ -108,7 +607,7 @@ type TenantAdminClient struct {
 
 func (x *TenantAdminClient) Reset() {
 	*x = TenantAdminClient{}
-	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[1]
+	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -120,7 +619,7 @@ func (x *TenantAdminClient) String() string {
 func (*TenantAdminClient) ProtoMessage() {}
 
 func (x *TenantAdminClient) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[1]
+	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -133,7 +632,7 @@ func (x *TenantAdminClient) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TenantAdminClient.ProtoReflect.Descriptor instead.
 func (*TenantAdminClient) Descriptor() ([]byte, []int) {
-	return file_authplane_tenant_v1_tenant_service_proto_rawDescGZIP(), []int{1}
+	return file_authplane_tenant_v1_tenant_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *TenantAdminClient) GetClientId() string {
@@ -159,7 +658,7 @@ type CreateTenantRequest struct {
 
 func (x *CreateTenantRequest) Reset() {
 	*x = CreateTenantRequest{}
-	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[2]
+	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -171,7 +670,7 @@ func (x *CreateTenantRequest) String() string {
 func (*CreateTenantRequest) ProtoMessage() {}
 
 func (x *CreateTenantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[2]
+	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -184,7 +683,7 @@ func (x *CreateTenantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTenantRequest.ProtoReflect.Descriptor instead.
 func (*CreateTenantRequest) Descriptor() ([]byte, []int) {
-	return file_authplane_tenant_v1_tenant_service_proto_rawDescGZIP(), []int{2}
+	return file_authplane_tenant_v1_tenant_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateTenantRequest) GetTenant() *Tenant {
@@ -204,7 +703,7 @@ type CreateTenantResponse struct {
 
 func (x *CreateTenantResponse) Reset() {
 	*x = CreateTenantResponse{}
-	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[3]
+	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -216,7 +715,7 @@ func (x *CreateTenantResponse) String() string {
 func (*CreateTenantResponse) ProtoMessage() {}
 
 func (x *CreateTenantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[3]
+	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -229,7 +728,7 @@ func (x *CreateTenantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTenantResponse.ProtoReflect.Descriptor instead.
 func (*CreateTenantResponse) Descriptor() ([]byte, []int) {
-	return file_authplane_tenant_v1_tenant_service_proto_rawDescGZIP(), []int{3}
+	return file_authplane_tenant_v1_tenant_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CreateTenantResponse) GetTenant() *Tenant {
@@ -256,7 +755,7 @@ type ListTenantsRequest struct {
 
 func (x *ListTenantsRequest) Reset() {
 	*x = ListTenantsRequest{}
-	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[4]
+	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -268,7 +767,7 @@ func (x *ListTenantsRequest) String() string {
 func (*ListTenantsRequest) ProtoMessage() {}
 
 func (x *ListTenantsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[4]
+	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -281,7 +780,7 @@ func (x *ListTenantsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTenantsRequest.ProtoReflect.Descriptor instead.
 func (*ListTenantsRequest) Descriptor() ([]byte, []int) {
-	return file_authplane_tenant_v1_tenant_service_proto_rawDescGZIP(), []int{4}
+	return file_authplane_tenant_v1_tenant_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListTenantsRequest) GetPageSize() int32 {
@@ -308,7 +807,7 @@ type ListTenantsResponse struct {
 
 func (x *ListTenantsResponse) Reset() {
 	*x = ListTenantsResponse{}
-	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[5]
+	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -320,7 +819,7 @@ func (x *ListTenantsResponse) String() string {
 func (*ListTenantsResponse) ProtoMessage() {}
 
 func (x *ListTenantsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[5]
+	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -333,7 +832,7 @@ func (x *ListTenantsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTenantsResponse.ProtoReflect.Descriptor instead.
 func (*ListTenantsResponse) Descriptor() ([]byte, []int) {
-	return file_authplane_tenant_v1_tenant_service_proto_rawDescGZIP(), []int{5}
+	return file_authplane_tenant_v1_tenant_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListTenantsResponse) GetTenants() []*Tenant {
@@ -359,7 +858,7 @@ type GetTenantRequest struct {
 
 func (x *GetTenantRequest) Reset() {
 	*x = GetTenantRequest{}
-	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[6]
+	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -371,7 +870,7 @@ func (x *GetTenantRequest) String() string {
 func (*GetTenantRequest) ProtoMessage() {}
 
 func (x *GetTenantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[6]
+	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -384,7 +883,7 @@ func (x *GetTenantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTenantRequest.ProtoReflect.Descriptor instead.
 func (*GetTenantRequest) Descriptor() ([]byte, []int) {
-	return file_authplane_tenant_v1_tenant_service_proto_rawDescGZIP(), []int{6}
+	return file_authplane_tenant_v1_tenant_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetTenantRequest) GetTenantId() string {
@@ -406,7 +905,7 @@ type UpdateTenantRequest struct {
 
 func (x *UpdateTenantRequest) Reset() {
 	*x = UpdateTenantRequest{}
-	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[7]
+	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -418,7 +917,7 @@ func (x *UpdateTenantRequest) String() string {
 func (*UpdateTenantRequest) ProtoMessage() {}
 
 func (x *UpdateTenantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[7]
+	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -431,7 +930,7 @@ func (x *UpdateTenantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTenantRequest.ProtoReflect.Descriptor instead.
 func (*UpdateTenantRequest) Descriptor() ([]byte, []int) {
-	return file_authplane_tenant_v1_tenant_service_proto_rawDescGZIP(), []int{7}
+	return file_authplane_tenant_v1_tenant_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UpdateTenantRequest) GetTenantId() string {
@@ -464,7 +963,7 @@ type DeleteTenantRequest struct {
 
 func (x *DeleteTenantRequest) Reset() {
 	*x = DeleteTenantRequest{}
-	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[8]
+	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -476,7 +975,7 @@ func (x *DeleteTenantRequest) String() string {
 func (*DeleteTenantRequest) ProtoMessage() {}
 
 func (x *DeleteTenantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[8]
+	mi := &file_authplane_tenant_v1_tenant_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -489,7 +988,7 @@ func (x *DeleteTenantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTenantRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTenantRequest) Descriptor() ([]byte, []int) {
-	return file_authplane_tenant_v1_tenant_service_proto_rawDescGZIP(), []int{8}
+	return file_authplane_tenant_v1_tenant_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DeleteTenantRequest) GetTenantId() string {
@@ -503,7 +1002,55 @@ var File_authplane_tenant_v1_tenant_service_proto protoreflect.FileDescriptor
 
 const file_authplane_tenant_v1_tenant_service_proto_rawDesc = "" +
 	"\n" +
-	"(authplane/tenant/v1/tenant_service.proto\x12\x13authplane.tenant.v1\x1a authplane/access/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa2\x01\n" +
+	"(authplane/tenant/v1/tenant_service.proto\x12\x13authplane.tenant.v1\x1a authplane/access/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xff\x02\n" +
+	"\n" +
+	"AuditEvent\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1b\n" +
+	"\ttenant_id\x18\x03 \x01(\tR\btenantId\x125\n" +
+	"\x05actor\x18\x04 \x01(\v2\x1f.authplane.tenant.v1.AuditActorR\x05actor\x12\x16\n" +
+	"\x06action\x18\x05 \x01(\tR\x06action\x12>\n" +
+	"\bresource\x18\x06 \x01(\v2\".authplane.tenant.v1.AuditResourceR\bresource\x12\x18\n" +
+	"\aoutcome\x18\a \x01(\tR\aoutcome\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\b \x01(\tR\trequestId\x12%\n" +
+	"\x0esource_address\x18\t \x01(\tR\rsourceAddress\x12%\n" +
+	"\x0echanged_fields\x18\n" +
+	" \x03(\tR\rchangedFields\"s\n" +
+	"\n" +
+	"AuditActor\x126\n" +
+	"\x17authorization_server_id\x18\x01 \x01(\tR\x15authorizationServerId\x12\x1b\n" +
+	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12\x10\n" +
+	"\x03sub\x18\x03 \x01(\tR\x03sub\"3\n" +
+	"\rAuditResource\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"\xc9\x02\n" +
+	"\x16ListAuditEventsRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\x12\x16\n" +
+	"\x06action\x18\x04 \x01(\tR\x06action\x12\x14\n" +
+	"\x05actor\x18\x05 \x01(\tR\x05actor\x12#\n" +
+	"\rresource_type\x18\x06 \x01(\tR\fresourceType\x12\x1f\n" +
+	"\vresource_id\x18\a \x01(\tR\n" +
+	"resourceId\x120\n" +
+	"\x05since\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"\xb4\x02\n" +
+	"\x1eListOperatorAuditEventsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x16\n" +
+	"\x06action\x18\x03 \x01(\tR\x06action\x12\x14\n" +
+	"\x05actor\x18\x04 \x01(\tR\x05actor\x12#\n" +
+	"\rresource_type\x18\x05 \x01(\tR\fresourceType\x12\x1f\n" +
+	"\vresource_id\x18\x06 \x01(\tR\n" +
+	"resourceId\x120\n" +
+	"\x05since\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"\x85\x01\n" +
+	"\x17ListAuditEventsResponse\x12B\n" +
+	"\faudit_events\x18\x01 \x03(\v2\x1f.authplane.tenant.v1.AuditEventR\vauditEvents\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa2\x01\n" +
 	"\x06Tenant\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x129\n" +
@@ -534,13 +1081,15 @@ const file_authplane_tenant_v1_tenant_service_proto_rawDesc = "" +
 	"\vupdate_mask\x18\x03 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
 	"updateMask\"2\n" +
 	"\x13DeleteTenantRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId2\xd1\x05\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId2\x95\b\n" +
 	"\rTenantService\x12\x8b\x01\n" +
 	"\fCreateTenant\x12(.authplane.tenant.v1.CreateTenantRequest\x1a).authplane.tenant.v1.CreateTenantResponse\"&\xc8\xf3\x18\x02\x82\xd3\xe4\x93\x02\x1c:\x06tenant\"\x12/api/admin/tenants\x12\x80\x01\n" +
 	"\vListTenants\x12'.authplane.tenant.v1.ListTenantsRequest\x1a(.authplane.tenant.v1.ListTenantsResponse\"\x1e\xc8\xf3\x18\x02\x82\xd3\xe4\x93\x02\x14\x12\x12/api/admin/tenants\x12{\n" +
 	"\tGetTenant\x12%.authplane.tenant.v1.GetTenantRequest\x1a\x1b.authplane.tenant.v1.Tenant\"*\xc8\xf3\x18\x02\x82\xd3\xe4\x93\x02 \x12\x1e/api/admin/tenants/{tenant_id}\x12\xb3\x01\n" +
 	"\fUpdateTenant\x12(.authplane.tenant.v1.UpdateTenantRequest\x1a\x1b.authplane.tenant.v1.Tenant\"\\\xc8\xf3\x18\x02\x82\xd3\xe4\x93\x02R:\x06tenantZ(:\x06tenant2\x1e/api/admin/tenants/{tenant_id}\x1a\x1e/api/admin/tenants/{tenant_id}\x12|\n" +
-	"\fDeleteTenant\x12(.authplane.tenant.v1.DeleteTenantRequest\x1a\x16.google.protobuf.Empty\"*\xc8\xf3\x18\x02\x82\xd3\xe4\x93\x02 *\x1e/api/admin/tenants/{tenant_id}BDZBgithub.com/authplane/authplane/gen/go/authplane/tenant/v1;tenantv1b\x06proto3"
+	"\fDeleteTenant\x12(.authplane.tenant.v1.DeleteTenantRequest\x1a\x16.google.protobuf.Empty\"*\xc8\xf3\x18\x02\x82\xd3\xe4\x93\x02 *\x1e/api/admin/tenants/{tenant_id}\x12\x9d\x01\n" +
+	"\x0fListAuditEvents\x12+.authplane.tenant.v1.ListAuditEventsRequest\x1a,.authplane.tenant.v1.ListAuditEventsResponse\"/\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x02%\x12#/api/admin/{tenant_id}/audit-events\x12\xa1\x01\n" +
+	"\x17ListOperatorAuditEvents\x123.authplane.tenant.v1.ListOperatorAuditEventsRequest\x1a,.authplane.tenant.v1.ListAuditEventsResponse\"#\xc8\xf3\x18\x02\x82\xd3\xe4\x93\x02\x19\x12\x17/api/admin/audit-eventsBDZBgithub.com/authplane/authplane/gen/go/authplane/tenant/v1;tenantv1b\x06proto3"
 
 var (
 	file_authplane_tenant_v1_tenant_service_proto_rawDescOnce sync.Once
@@ -554,45 +1103,63 @@ func file_authplane_tenant_v1_tenant_service_proto_rawDescGZIP() []byte {
 	return file_authplane_tenant_v1_tenant_service_proto_rawDescData
 }
 
-var file_authplane_tenant_v1_tenant_service_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_authplane_tenant_v1_tenant_service_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_authplane_tenant_v1_tenant_service_proto_goTypes = []any{
-	(*Tenant)(nil),                // 0: authplane.tenant.v1.Tenant
-	(*TenantAdminClient)(nil),     // 1: authplane.tenant.v1.TenantAdminClient
-	(*CreateTenantRequest)(nil),   // 2: authplane.tenant.v1.CreateTenantRequest
-	(*CreateTenantResponse)(nil),  // 3: authplane.tenant.v1.CreateTenantResponse
-	(*ListTenantsRequest)(nil),    // 4: authplane.tenant.v1.ListTenantsRequest
-	(*ListTenantsResponse)(nil),   // 5: authplane.tenant.v1.ListTenantsResponse
-	(*GetTenantRequest)(nil),      // 6: authplane.tenant.v1.GetTenantRequest
-	(*UpdateTenantRequest)(nil),   // 7: authplane.tenant.v1.UpdateTenantRequest
-	(*DeleteTenantRequest)(nil),   // 8: authplane.tenant.v1.DeleteTenantRequest
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil), // 10: google.protobuf.FieldMask
-	(*emptypb.Empty)(nil),         // 11: google.protobuf.Empty
+	(*AuditEvent)(nil),                     // 0: authplane.tenant.v1.AuditEvent
+	(*AuditActor)(nil),                     // 1: authplane.tenant.v1.AuditActor
+	(*AuditResource)(nil),                  // 2: authplane.tenant.v1.AuditResource
+	(*ListAuditEventsRequest)(nil),         // 3: authplane.tenant.v1.ListAuditEventsRequest
+	(*ListOperatorAuditEventsRequest)(nil), // 4: authplane.tenant.v1.ListOperatorAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),        // 5: authplane.tenant.v1.ListAuditEventsResponse
+	(*Tenant)(nil),                         // 6: authplane.tenant.v1.Tenant
+	(*TenantAdminClient)(nil),              // 7: authplane.tenant.v1.TenantAdminClient
+	(*CreateTenantRequest)(nil),            // 8: authplane.tenant.v1.CreateTenantRequest
+	(*CreateTenantResponse)(nil),           // 9: authplane.tenant.v1.CreateTenantResponse
+	(*ListTenantsRequest)(nil),             // 10: authplane.tenant.v1.ListTenantsRequest
+	(*ListTenantsResponse)(nil),            // 11: authplane.tenant.v1.ListTenantsResponse
+	(*GetTenantRequest)(nil),               // 12: authplane.tenant.v1.GetTenantRequest
+	(*UpdateTenantRequest)(nil),            // 13: authplane.tenant.v1.UpdateTenantRequest
+	(*DeleteTenantRequest)(nil),            // 14: authplane.tenant.v1.DeleteTenantRequest
+	(*timestamppb.Timestamp)(nil),          // 15: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),          // 16: google.protobuf.FieldMask
+	(*emptypb.Empty)(nil),                  // 17: google.protobuf.Empty
 }
 var file_authplane_tenant_v1_tenant_service_proto_depIdxs = []int32{
-	9,  // 0: authplane.tenant.v1.Tenant.created_at:type_name -> google.protobuf.Timestamp
-	9,  // 1: authplane.tenant.v1.Tenant.updated_at:type_name -> google.protobuf.Timestamp
-	0,  // 2: authplane.tenant.v1.CreateTenantRequest.tenant:type_name -> authplane.tenant.v1.Tenant
-	0,  // 3: authplane.tenant.v1.CreateTenantResponse.tenant:type_name -> authplane.tenant.v1.Tenant
-	1,  // 4: authplane.tenant.v1.CreateTenantResponse.admin_client:type_name -> authplane.tenant.v1.TenantAdminClient
-	0,  // 5: authplane.tenant.v1.ListTenantsResponse.tenants:type_name -> authplane.tenant.v1.Tenant
-	0,  // 6: authplane.tenant.v1.UpdateTenantRequest.tenant:type_name -> authplane.tenant.v1.Tenant
-	10, // 7: authplane.tenant.v1.UpdateTenantRequest.update_mask:type_name -> google.protobuf.FieldMask
-	2,  // 8: authplane.tenant.v1.TenantService.CreateTenant:input_type -> authplane.tenant.v1.CreateTenantRequest
-	4,  // 9: authplane.tenant.v1.TenantService.ListTenants:input_type -> authplane.tenant.v1.ListTenantsRequest
-	6,  // 10: authplane.tenant.v1.TenantService.GetTenant:input_type -> authplane.tenant.v1.GetTenantRequest
-	7,  // 11: authplane.tenant.v1.TenantService.UpdateTenant:input_type -> authplane.tenant.v1.UpdateTenantRequest
-	8,  // 12: authplane.tenant.v1.TenantService.DeleteTenant:input_type -> authplane.tenant.v1.DeleteTenantRequest
-	3,  // 13: authplane.tenant.v1.TenantService.CreateTenant:output_type -> authplane.tenant.v1.CreateTenantResponse
-	5,  // 14: authplane.tenant.v1.TenantService.ListTenants:output_type -> authplane.tenant.v1.ListTenantsResponse
-	0,  // 15: authplane.tenant.v1.TenantService.GetTenant:output_type -> authplane.tenant.v1.Tenant
-	0,  // 16: authplane.tenant.v1.TenantService.UpdateTenant:output_type -> authplane.tenant.v1.Tenant
-	11, // 17: authplane.tenant.v1.TenantService.DeleteTenant:output_type -> google.protobuf.Empty
-	13, // [13:18] is the sub-list for method output_type
-	8,  // [8:13] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	15, // 0: authplane.tenant.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	1,  // 1: authplane.tenant.v1.AuditEvent.actor:type_name -> authplane.tenant.v1.AuditActor
+	2,  // 2: authplane.tenant.v1.AuditEvent.resource:type_name -> authplane.tenant.v1.AuditResource
+	15, // 3: authplane.tenant.v1.ListAuditEventsRequest.since:type_name -> google.protobuf.Timestamp
+	15, // 4: authplane.tenant.v1.ListAuditEventsRequest.until:type_name -> google.protobuf.Timestamp
+	15, // 5: authplane.tenant.v1.ListOperatorAuditEventsRequest.since:type_name -> google.protobuf.Timestamp
+	15, // 6: authplane.tenant.v1.ListOperatorAuditEventsRequest.until:type_name -> google.protobuf.Timestamp
+	0,  // 7: authplane.tenant.v1.ListAuditEventsResponse.audit_events:type_name -> authplane.tenant.v1.AuditEvent
+	15, // 8: authplane.tenant.v1.Tenant.created_at:type_name -> google.protobuf.Timestamp
+	15, // 9: authplane.tenant.v1.Tenant.updated_at:type_name -> google.protobuf.Timestamp
+	6,  // 10: authplane.tenant.v1.CreateTenantRequest.tenant:type_name -> authplane.tenant.v1.Tenant
+	6,  // 11: authplane.tenant.v1.CreateTenantResponse.tenant:type_name -> authplane.tenant.v1.Tenant
+	7,  // 12: authplane.tenant.v1.CreateTenantResponse.admin_client:type_name -> authplane.tenant.v1.TenantAdminClient
+	6,  // 13: authplane.tenant.v1.ListTenantsResponse.tenants:type_name -> authplane.tenant.v1.Tenant
+	6,  // 14: authplane.tenant.v1.UpdateTenantRequest.tenant:type_name -> authplane.tenant.v1.Tenant
+	16, // 15: authplane.tenant.v1.UpdateTenantRequest.update_mask:type_name -> google.protobuf.FieldMask
+	8,  // 16: authplane.tenant.v1.TenantService.CreateTenant:input_type -> authplane.tenant.v1.CreateTenantRequest
+	10, // 17: authplane.tenant.v1.TenantService.ListTenants:input_type -> authplane.tenant.v1.ListTenantsRequest
+	12, // 18: authplane.tenant.v1.TenantService.GetTenant:input_type -> authplane.tenant.v1.GetTenantRequest
+	13, // 19: authplane.tenant.v1.TenantService.UpdateTenant:input_type -> authplane.tenant.v1.UpdateTenantRequest
+	14, // 20: authplane.tenant.v1.TenantService.DeleteTenant:input_type -> authplane.tenant.v1.DeleteTenantRequest
+	3,  // 21: authplane.tenant.v1.TenantService.ListAuditEvents:input_type -> authplane.tenant.v1.ListAuditEventsRequest
+	4,  // 22: authplane.tenant.v1.TenantService.ListOperatorAuditEvents:input_type -> authplane.tenant.v1.ListOperatorAuditEventsRequest
+	9,  // 23: authplane.tenant.v1.TenantService.CreateTenant:output_type -> authplane.tenant.v1.CreateTenantResponse
+	11, // 24: authplane.tenant.v1.TenantService.ListTenants:output_type -> authplane.tenant.v1.ListTenantsResponse
+	6,  // 25: authplane.tenant.v1.TenantService.GetTenant:output_type -> authplane.tenant.v1.Tenant
+	6,  // 26: authplane.tenant.v1.TenantService.UpdateTenant:output_type -> authplane.tenant.v1.Tenant
+	17, // 27: authplane.tenant.v1.TenantService.DeleteTenant:output_type -> google.protobuf.Empty
+	5,  // 28: authplane.tenant.v1.TenantService.ListAuditEvents:output_type -> authplane.tenant.v1.ListAuditEventsResponse
+	5,  // 29: authplane.tenant.v1.TenantService.ListOperatorAuditEvents:output_type -> authplane.tenant.v1.ListAuditEventsResponse
+	23, // [23:30] is the sub-list for method output_type
+	16, // [16:23] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_authplane_tenant_v1_tenant_service_proto_init() }
@@ -606,7 +1173,7 @@ func file_authplane_tenant_v1_tenant_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_authplane_tenant_v1_tenant_service_proto_rawDesc), len(file_authplane_tenant_v1_tenant_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -20,11 +20,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	TenantService_CreateTenant_FullMethodName = "/authplane.tenant.v1.TenantService/CreateTenant"
-	TenantService_ListTenants_FullMethodName  = "/authplane.tenant.v1.TenantService/ListTenants"
-	TenantService_GetTenant_FullMethodName    = "/authplane.tenant.v1.TenantService/GetTenant"
-	TenantService_UpdateTenant_FullMethodName = "/authplane.tenant.v1.TenantService/UpdateTenant"
-	TenantService_DeleteTenant_FullMethodName = "/authplane.tenant.v1.TenantService/DeleteTenant"
+	TenantService_CreateTenant_FullMethodName            = "/authplane.tenant.v1.TenantService/CreateTenant"
+	TenantService_ListTenants_FullMethodName             = "/authplane.tenant.v1.TenantService/ListTenants"
+	TenantService_GetTenant_FullMethodName               = "/authplane.tenant.v1.TenantService/GetTenant"
+	TenantService_UpdateTenant_FullMethodName            = "/authplane.tenant.v1.TenantService/UpdateTenant"
+	TenantService_DeleteTenant_FullMethodName            = "/authplane.tenant.v1.TenantService/DeleteTenant"
+	TenantService_ListAuditEvents_FullMethodName         = "/authplane.tenant.v1.TenantService/ListAuditEvents"
+	TenantService_ListOperatorAuditEvents_FullMethodName = "/authplane.tenant.v1.TenantService/ListOperatorAuditEvents"
 )
 
 // TenantServiceClient is the client API for TenantService service.
@@ -45,6 +47,11 @@ type TenantServiceClient interface {
 	UpdateTenant(ctx context.Context, in *UpdateTenantRequest, opts ...grpc.CallOption) (*Tenant, error)
 	// Deletes a tenant and everything it owns.
 	DeleteTenant(ctx context.Context, in *DeleteTenantRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
+	// The tenant's audit trail, newest first: every change made on its admin and identity planes and the security
+	// events of its data plane. read_configuration suffices.
+	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
+	// The operator's own audit trail (tenants created, updated and deleted), newest first.
+	ListOperatorAuditEvents(ctx context.Context, in *ListOperatorAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
 }
 
 type tenantServiceClient struct {
@@ -105,6 +112,26 @@ func (c *tenantServiceClient) DeleteTenant(ctx context.Context, in *DeleteTenant
 	return out, nil
 }
 
+func (c *tenantServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAuditEventsResponse)
+	err := c.cc.Invoke(ctx, TenantService_ListAuditEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tenantServiceClient) ListOperatorAuditEvents(ctx context.Context, in *ListOperatorAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAuditEventsResponse)
+	err := c.cc.Invoke(ctx, TenantService_ListOperatorAuditEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TenantServiceServer is the server API for TenantService service.
 // All implementations must embed UnimplementedTenantServiceServer
 // for forward compatibility.
@@ -123,6 +150,11 @@ type TenantServiceServer interface {
 	UpdateTenant(context.Context, *UpdateTenantRequest) (*Tenant, error)
 	// Deletes a tenant and everything it owns.
 	DeleteTenant(context.Context, *DeleteTenantRequest) (*emptypb.Empty, error)
+	// The tenant's audit trail, newest first: every change made on its admin and identity planes and the security
+	// events of its data plane. read_configuration suffices.
+	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
+	// The operator's own audit trail (tenants created, updated and deleted), newest first.
+	ListOperatorAuditEvents(context.Context, *ListOperatorAuditEventsRequest) (*ListAuditEventsResponse, error)
 	mustEmbedUnimplementedTenantServiceServer()
 }
 
@@ -147,6 +179,12 @@ func (UnimplementedTenantServiceServer) UpdateTenant(context.Context, *UpdateTen
 }
 func (UnimplementedTenantServiceServer) DeleteTenant(context.Context, *DeleteTenantRequest) (*emptypb.Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteTenant not implemented")
+}
+func (UnimplementedTenantServiceServer) ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAuditEvents not implemented")
+}
+func (UnimplementedTenantServiceServer) ListOperatorAuditEvents(context.Context, *ListOperatorAuditEventsRequest) (*ListAuditEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListOperatorAuditEvents not implemented")
 }
 func (UnimplementedTenantServiceServer) mustEmbedUnimplementedTenantServiceServer() {}
 func (UnimplementedTenantServiceServer) testEmbeddedByValue()                       {}
@@ -259,6 +297,42 @@ func _TenantService_DeleteTenant_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TenantService_ListAuditEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAuditEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TenantServiceServer).ListAuditEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TenantService_ListAuditEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TenantServiceServer).ListAuditEvents(ctx, req.(*ListAuditEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TenantService_ListOperatorAuditEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListOperatorAuditEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TenantServiceServer).ListOperatorAuditEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TenantService_ListOperatorAuditEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TenantServiceServer).ListOperatorAuditEvents(ctx, req.(*ListOperatorAuditEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TenantService_ServiceDesc is the grpc.ServiceDesc for TenantService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -285,6 +359,14 @@ var TenantService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteTenant",
 			Handler:    _TenantService_DeleteTenant_Handler,
+		},
+		{
+			MethodName: "ListAuditEvents",
+			Handler:    _TenantService_ListAuditEvents_Handler,
+		},
+		{
+			MethodName: "ListOperatorAuditEvents",
+			Handler:    _TenantService_ListOperatorAuditEvents_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
