@@ -18,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 
+	"go.opentelemetry.io/otel"
+
 	"github.com/authplane/authplane/pkg/app"
 	"github.com/authplane/authplane/pkg/config"
 )
@@ -87,6 +89,9 @@ func serve(args []string, getenv func(string) string, stderr io.Writer) int {
 		return 2
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// The OpenTelemetry SDK reports its own failures (an unreachable collector) through one process-wide handler:
+	// as warnings of the process's JSON log rather than plain text on stderr.
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("tracing", "error", err) }))
 	tuneGC(cfg, getenv, log)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -11,10 +11,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -36,9 +38,11 @@ import (
 	"github.com/authplane/authplane/pkg/internalcall"
 	"github.com/authplane/authplane/pkg/keystore"
 	"github.com/authplane/authplane/pkg/metrics"
+	"github.com/authplane/authplane/pkg/requestid"
 	"github.com/authplane/authplane/pkg/scopes"
 	"github.com/authplane/authplane/pkg/secrets"
 	"github.com/authplane/authplane/pkg/svc"
+	"github.com/authplane/authplane/pkg/telemetry"
 	"github.com/authplane/authplane/services/client"
 	"github.com/authplane/authplane/services/gateway"
 	"github.com/authplane/authplane/services/pool"
@@ -54,6 +58,7 @@ type App struct {
 	log      *slog.Logger
 	db       *db.DB
 	metrics  *metrics.Metrics
+	tracing  *telemetry.Tracing
 	grpc     *grpc.Server
 	health   *health.Server
 	http     *http.Server
@@ -81,11 +86,16 @@ type Option func(*options)
 
 type options struct {
 	resolver *net.Resolver
+	spans    sdktrace.SpanProcessor
 }
 
 // WithEgressResolver resolves the names of tenant-configured destinations (external verifiers) with r instead of
 // the system's resolver, both when they are checked and when connections are made (tests point names with it).
 func WithEgressResolver(r *net.Resolver) Option { return func(o *options) { o.resolver = r } }
+
+// WithSpanProcessor traces the process into p instead of the exporter the environment configures, and traces it
+// even when none is (tests record the spans of several processes so).
+func WithSpanProcessor(p sdktrace.SpanProcessor) Option { return func(o *options) { o.spans = p } }
 
 // New builds the process: opens the database and migrates the tables of the services it runs.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Option) (*App, error) {
@@ -97,6 +107,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	if !cfg.MetricsTenantLabels {
 		metricsOpts = append(metricsOpts, metrics.WithoutTenantLabels())
 	}
+	// Every line logged with a request's context carries its id (and its trace, when traced).
+	log = slog.New(requestid.LogHandler(log.Handler()))
 	a := &App{cfg: cfg, log: log, metrics: metrics.New(metricsOpts...), services: cfg.Services}
 	bgCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.cancel = cancel
@@ -118,12 +130,22 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		JWKSMaxAge: cfg.JWKSMaxAge,
 		Egress:     egress.New(cfg.EgressDenyNetworks, o.resolver)}
 
+	tracing, err := telemetry.Setup(ctx, cfg.Services, os.Getenv, o.spans)
+	if err != nil {
+		return nil, err
+	}
+	a.tracing = tracing
 	if len(grpcServices) > 0 {
 		d, err := db.Open(ctx, cfg.DatabaseURL)
 		if err != nil {
 			return nil, err
 		}
 		a.db, deps.DB = d, d
+		if tracing.Enabled() {
+			if err := d.Trace(tracing.TracerProvider()); err != nil {
+				return nil, fmt.Errorf("trace the database: %w", err)
+			}
+		}
 		if d.Dialect == db.Postgres {
 			deps.Bus = changes.NewPostgres(bgCtx, cfg.DatabaseURL, log)
 		}
@@ -164,13 +186,22 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	authorize := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		return verifier.UnaryInterceptor()(ctx, req, info, h)
 	}
-	interceptors := []grpc.UnaryServerInterceptor{recoverPanics(log), observeRPCs(log, a.metrics), classifyErrors,
-		rejectMalformedText, authorize}
+	// The request id and the trace travel with every call, remote or in-process, in its metadata; the stats
+	// handlers (nil when tracing is off) make the calls' spans.
+	interceptors := []grpc.UnaryServerInterceptor{requestid.UnaryServerInterceptor, recoverPanics(log), observeRPCs(log, a.metrics),
+		classifyErrors, rejectMalformedText, authorize}
 	if deps.Audit != nil {
 		// After authorization, which established the caller the events name.
 		interceptors = append(interceptors, deps.Audit.Interceptor(log))
 	}
-	local := inproc.New(chain(interceptors...))
+	clientStats, serverStats := tracing.ClientHandler(), tracing.ServerHandler()
+	local := inproc.New(chain(interceptors...), inproc.WithClientInterceptor(requestid.UnaryClientInterceptor),
+		inproc.WithStatsHandlers(clientStats, serverStats))
+	dialOpts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithChainUnaryInterceptor(requestid.UnaryClientInterceptor)}
+	if clientStats != nil {
+		dialOpts = append(dialOpts, grpc.WithStatsHandler(clientStats))
+	}
 	conns := map[string]grpc.ClientConnInterface{}
 	for _, name := range svc.All {
 		if name == svc.Gateway {
@@ -180,7 +211,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		case cfg.Runs(name):
 			conns[name] = local
 		case cfg.Addrs[name] != "":
-			cc, err := grpc.NewClient(cfg.Addrs[name], grpc.WithTransportCredentials(insecure.NewCredentials()))
+			cc, err := grpc.NewClient(cfg.Addrs[name], dialOpts...)
 			if err != nil {
 				return nil, fmt.Errorf("connect to the %s service at %s: %w", name, cfg.Addrs[name], err)
 			}
@@ -199,7 +230,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		authz.WithInternal(deps.Internal))
 	deps.Verifier = verifier
 
-	a.grpc = grpc.NewServer(grpc.ChainUnaryInterceptor(interceptors...), grpc.MaxRecvMsgSize(4<<20))
+	serverOpts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(interceptors...), grpc.MaxRecvMsgSize(4 << 20)}
+	if serverStats != nil {
+		serverOpts = append(serverOpts, grpc.StatsHandler(serverStats))
+	}
+	a.grpc = grpc.NewServer(serverOpts...)
 	a.health = health.NewServer()
 	healthpb.RegisterHealthServer(a.grpc, a.health)
 	reflection.Register(a.grpc)
@@ -239,7 +274,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		if err != nil {
 			return nil, err
 		}
-		mux.Handle("/", g.Handler(log, a.metrics))
+		mux.Handle("/", g.Handler(log, a.metrics, tracing))
 	}
 	a.http = &http.Server{
 		Handler:           mux,
@@ -404,6 +439,12 @@ func (a *App) close() {
 	}
 	if a.db != nil {
 		_ = a.db.Close()
+	}
+	// The spans of the last requests are still buffered: send them, but do not hang on an unreachable collector.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.tracing.Shutdown(ctx); err != nil {
+		a.log.Warn("traces not all sent", "error", err)
 	}
 }
 

@@ -29,11 +29,19 @@ func tokenStatus(t *testing.T, env *testenv.Env, id, secret string) int {
 // packages in parallel under the race detector).
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
+	if !eventually(cond) {
+		t.Fatal("condition not met within 15s")
+	}
+}
+
+// eventually polls cond as waitFor does and reports whether it was met, for callers that say what was not.
+func eventually(cond func() bool) bool {
 	deadline := time.Now().Add(15 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 15s")
+			return false
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	return true
 }

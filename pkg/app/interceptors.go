@@ -8,7 +8,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/authplane/authplane/pkg/apierr"
@@ -20,7 +19,7 @@ func recoverPanics(log *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 		defer func() {
 			if p := recover(); p != nil {
-				log.Error("panic in gRPC handler", "method", info.FullMethod, "panic", p, "stack", string(debug.Stack()))
+				log.ErrorContext(ctx, "panic in gRPC handler", "method", info.FullMethod, "panic", p, "stack", string(debug.Stack()))
 				err = status.Error(codes.Internal, "internal error")
 			}
 		}()
@@ -36,38 +35,35 @@ func classifyErrors(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handl
 	return resp, apierr.Classify(err)
 }
 
-// observeRPCs counts and times every call and logs failures; internal errors are logged with their cause, which
-// the caller never sees.
+// observeRPCs counts and times every call and logs it: failures with their cause (which the caller never sees),
+// at error level when internal, and successes at debug level, so a request's id can be followed through every
+// process it reaches (the log handler adds the id and the trace to each line).
 func observeRPCs(log *slog.Logger, m *metrics.Metrics) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		start := time.Now()
 		resp, err := handler(ctx, req)
 		code := status.Code(err)
+		elapsed := time.Since(start)
 		m.GRPCRequests.WithLabelValues(info.FullMethod, code.String()).Inc()
-		m.GRPCLatency.WithLabelValues(info.FullMethod).Observe(time.Since(start).Seconds())
-		if err != nil {
-			level := slog.LevelDebug
-			switch code {
-			case codes.Internal, codes.Unknown, codes.DataLoss:
-				level = slog.LevelError
-			case codes.Unavailable:
-				level = slog.LevelWarn // an outage (of the database, of another service) should show in the log
-			}
-			if log.Enabled(ctx, level) {
+		m.GRPCLatency.WithLabelValues(info.FullMethod).Observe(elapsed.Seconds())
+		level := slog.LevelDebug
+		switch code {
+		case codes.Internal, codes.Unknown, codes.DataLoss:
+			level = slog.LevelError
+		case codes.Unavailable:
+			level = slog.LevelWarn // an outage (of the database, of another service) should show in the log
+		}
+		if log.Enabled(ctx, level) {
+			if err != nil {
 				log.LogAttrs(ctx, level, "rpc failed", slog.String("method", info.FullMethod), slog.String("code", code.String()),
-					slog.String("request_id", requestID(ctx)), slog.String("error", err.Error()))
+					slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000), slog.String("error", err.Error()))
+			} else {
+				log.LogAttrs(ctx, level, "rpc", slog.String("method", info.FullMethod), slog.String("code", code.String()),
+					slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000))
 			}
 		}
 		return resp, err
 	}
-}
-
-func requestID(ctx context.Context) string {
-	md, _ := metadata.FromIncomingContext(ctx)
-	if v := md.Get("x-request-id"); len(v) > 0 {
-		return v[0]
-	}
-	return ""
 }
 
 // chain composes interceptors into one, outermost first (for the in-process connection).

@@ -6,10 +6,12 @@ package inproc
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
@@ -18,6 +20,9 @@ import (
 type Conn struct {
 	methods     map[string]method
 	interceptor grpc.UnaryServerInterceptor
+	// Optional, as on a grpc.ClientConn and a grpc.Server: the caller's interceptor and both sides' stats handlers.
+	clientInterceptor        grpc.UnaryClientInterceptor
+	clientStats, serverStats stats.Handler
 }
 
 type method struct {
@@ -30,9 +35,29 @@ var (
 	_ grpc.ServiceRegistrar    = (*Conn)(nil)
 )
 
+// Option adds what a network connection would apply to its calls.
+type Option func(*Conn)
+
+// WithClientInterceptor runs every call through ic first, as grpc.WithUnaryInterceptor does for a client (its
+// *grpc.ClientConn argument is nil).
+func WithClientInterceptor(ic grpc.UnaryClientInterceptor) Option {
+	return func(c *Conn) { c.clientInterceptor = ic }
+}
+
+// WithStatsHandlers reports every call to client, as grpc.WithStatsHandler does, and to server, as
+// grpc.StatsHandler does (tracing uses them: a span for each side, linked through the call's metadata). Either
+// may be nil.
+func WithStatsHandlers(client, server stats.Handler) Option {
+	return func(c *Conn) { c.clientStats, c.serverStats = client, server }
+}
+
 // New returns a connection whose calls pass through interceptor, as the gRPC server's would.
-func New(interceptor grpc.UnaryServerInterceptor) *Conn {
-	return &Conn{methods: map[string]method{}, interceptor: interceptor}
+func New(interceptor grpc.UnaryServerInterceptor, opts ...Option) *Conn {
+	c := &Conn{methods: map[string]method{}, interceptor: interceptor}
+	for _, opt := range opts {
+		opt(c)
+	}
+	return c
 }
 
 // RegisterService registers a service's unary methods.
@@ -48,10 +73,31 @@ func (c *Conn) Has(fullMethod string) bool { _, ok := c.methods[fullMethod]; ret
 // Invoke calls a registered method. The request is copied in and the response copied out, so neither side can
 // see the other's later mutations.
 func (c *Conn) Invoke(ctx context.Context, fullMethod string, args, reply any, opts ...grpc.CallOption) error {
+	if c.clientInterceptor != nil {
+		return c.clientInterceptor(ctx, fullMethod, args, reply, nil, c.invoke, opts...)
+	}
+	return c.invoke(ctx, fullMethod, args, reply, nil, opts...)
+}
+
+// invoke is the call once the client's interceptor has run, reported to the stats handlers as gRPC does: tagged
+// and begun on the client side, then on the server side, ended on the server side, then on the client side.
+func (c *Conn) invoke(ctx context.Context, fullMethod string, args, reply any, _ *grpc.ClientConn, opts ...grpc.CallOption) error {
 	m, ok := c.methods[fullMethod]
 	if !ok {
 		return status.Errorf(codes.Unimplemented, "method %s is not served in this process", fullMethod)
 	}
+	if c.clientStats == nil {
+		return c.call(ctx, m, fullMethod, args, reply, opts)
+	}
+	begin := time.Now()
+	ctx = c.clientStats.TagRPC(ctx, &stats.RPCTagInfo{FullMethodName: fullMethod})
+	c.clientStats.HandleRPC(ctx, &stats.Begin{Client: true, BeginTime: begin})
+	err := c.call(ctx, m, fullMethod, args, reply, opts)
+	c.clientStats.HandleRPC(ctx, &stats.End{Client: true, BeginTime: begin, EndTime: time.Now(), Error: err})
+	return err
+}
+
+func (c *Conn) call(ctx context.Context, m method, fullMethod string, args, reply any, opts []grpc.CallOption) error {
 	in, ok1 := args.(proto.Message)
 	out, ok2 := reply.(proto.Message)
 	if !ok1 || !ok2 {
@@ -70,7 +116,7 @@ func (c *Conn) Invoke(ctx context.Context, fullMethod string, args, reply any, o
 		proto.Merge(dst, in)
 		return nil
 	}
-	resp, err := m.handler(m.impl, sctx, dec, c.interceptor)
+	resp, err := c.serve(sctx, m, fullMethod, dec)
 	for _, o := range opts {
 		switch o := o.(type) {
 		case grpc.HeaderCallOption:
@@ -92,6 +138,19 @@ func (c *Conn) Invoke(ctx context.Context, fullMethod string, args, reply any, o
 	proto.Reset(out)
 	proto.Merge(out, respMsg)
 	return nil
+}
+
+// serve runs the handler as the gRPC server would, reported to the server's stats handler.
+func (c *Conn) serve(ctx context.Context, m method, fullMethod string, dec func(any) error) (any, error) {
+	if c.serverStats == nil {
+		return m.handler(m.impl, ctx, dec, c.interceptor)
+	}
+	begin := time.Now()
+	ctx = c.serverStats.TagRPC(ctx, &stats.RPCTagInfo{FullMethodName: fullMethod})
+	c.serverStats.HandleRPC(ctx, &stats.Begin{BeginTime: begin})
+	resp, err := m.handler(m.impl, ctx, dec, c.interceptor)
+	c.serverStats.HandleRPC(ctx, &stats.End{BeginTime: begin, EndTime: time.Now(), Error: err})
+	return resp, err
 }
 
 // NewStream is not supported: every authplane RPC is unary.

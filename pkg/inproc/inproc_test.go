@@ -309,3 +309,35 @@ func TestGRPCHealthServiceInProcess(t *testing.T) {
 		t.Errorf("interceptor saw %q", rec.methods)
 	}
 }
+
+// TestClientInterceptorRunsBeforeTheCall: a client interceptor sees the method and its metadata reaches the
+// server, as on a gRPC connection; one that answers itself keeps the call from the service.
+func TestClientInterceptorRunsBeforeTheCall(t *testing.T) {
+	var methods []string
+	conn := inproc.New(nil, inproc.WithClientInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoke grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		methods = append(methods, method)
+		if req.(*tenantv1.GetTenantRequest).GetTenantId() == "refused-by-client" {
+			return status.Error(codes.Canceled, "not sent")
+		}
+		return invoke(metadata.AppendToOutgoingContext(ctx, "x-added", "by-client"), method, req, reply, cc, opts...)
+	}))
+	fake := &fakeTenants{}
+	tenantv1.RegisterTenantServiceServer(conn, fake)
+	client := tenantv1.NewTenantServiceClient(conn)
+	if _, err := client.GetTenant(context.Background(), &tenantv1.GetTenantRequest{TenantId: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fake.incoming.Get("x-added"); !slices.Equal(got, []string{"by-client"}) {
+		t.Errorf("the server saw x-added %q, want the client interceptor's", got)
+	}
+	fake.req = nil
+	if _, err := client.GetTenant(context.Background(), &tenantv1.GetTenantRequest{TenantId: "refused-by-client"}); status.Code(err) != codes.Canceled {
+		t.Errorf("error %v, want the interceptor's", err)
+	}
+	if fake.req != nil {
+		t.Error("the service was called although the client interceptor answered")
+	}
+	if want := []string{tenantv1.TenantService_GetTenant_FullMethodName, tenantv1.TenantService_GetTenant_FullMethodName}; !slices.Equal(methods, want) {
+		t.Errorf("interceptor saw %q, want %q", methods, want)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 	"google.golang.org/grpc"
@@ -97,6 +98,7 @@ type options struct {
 	extraEnv    map[string]string
 	resolver    *net.Resolver
 	keyBeside   bool
+	spans       sdktrace.SpanProcessor
 }
 
 // Option configures Start.
@@ -136,6 +138,9 @@ func WithEnv(vars map[string]string) Option { return func(o *options) { o.extraE
 // WithResolver resolves external verifiers' names with r (e.g. a testdns.Server's), when they are checked and
 // when connections are made.
 func WithResolver(r *net.Resolver) Option { return func(o *options) { o.resolver = r } }
+
+// WithSpanProcessor traces the process into p (e.g. a tracetest.SpanRecorder shared by a test's processes).
+func WithSpanProcessor(p sdktrace.SpanProcessor) Option { return func(o *options) { o.spans = p } }
 
 // WithLog sends the server's JSON log to w (default: discarded unless AUTHPLANE_TEST_LOG is set).
 func WithLog(w io.Writer) Option { return func(o *options) { o.logOut = w } }
@@ -198,7 +203,7 @@ func Start(t testing.TB, opts ...Option) *Env {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := app.New(ctx, cfg, slog.New(slog.NewJSONHandler(o.logOut, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		app.WithEgressResolver(o.resolver))
+		app.WithEgressResolver(o.resolver), app.WithSpanProcessor(o.spans))
 	if err != nil {
 		cancel()
 		t.Fatalf("start authplane: %v", err)

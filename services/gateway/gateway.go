@@ -18,6 +18,7 @@ import (
 	"github.com/authplane/authplane/pkg/metrics"
 	"github.com/authplane/authplane/pkg/platform"
 	"github.com/authplane/authplane/pkg/svc"
+	"github.com/authplane/authplane/pkg/telemetry"
 )
 
 // Gateway serves the REST facade and the data plane.
@@ -64,9 +65,10 @@ func New(ctx context.Context, d svc.Deps) (*Gateway, error) {
 	return g, nil
 }
 
-// Handler returns the gateway's HTTP handler, wrapped with request ids, logs and metrics.
-func (g *Gateway) Handler(log *slog.Logger, m *metrics.Metrics) http.Handler {
-	return observe(http.HandlerFunc(g.route), log, m)
+// Handler returns the gateway's HTTP handler, wrapped with request ids, traces (a server span per request when
+// tracing is on), logs and metrics.
+func (g *Gateway) Handler(log *slog.Logger, m *metrics.Metrics, tracing *telemetry.Tracing) http.Handler {
+	return annotate(tracing.HTTPHandler(observe(http.HandlerFunc(g.route), log, m), spanName))
 }
 
 // route splits the URL space: `/api/…` is the REST facade and `/.well-known/…` host-level metadata (the tenant

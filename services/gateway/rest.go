@@ -50,7 +50,8 @@ func restRegistrations(c svc.Conns) []func(context.Context, *runtime.ServeMux) e
 }
 
 // newRESTMux builds the grpc-gateway mux: snake_case JSON (proto names), strict decoding (unknown fields are
-// 400), 201 for creations, the contract's error JSON, and the caller's bearer token forwarded as gRPC metadata.
+// 400), 201 for creations, the contract's error JSON, and the caller's bearer token forwarded as gRPC metadata
+// (the request id travels in the context, sent with every call like the gateway's other calls).
 func newRESTMux(ctx context.Context, conns svc.Conns) (*runtime.ServeMux, error) {
 	marshaler := &runtime.JSONPb{
 		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitDefaultValues: true},
@@ -68,11 +69,8 @@ func newRESTMux(ctx context.Context, conns svc.Conns) (*runtime.ServeMux, error)
 		}),
 		runtime.WithForwardResponseOption(successStatus),
 		runtime.WithIncomingHeaderMatcher(func(h string) (string, bool) {
-			switch strings.ToLower(h) {
-			case "authorization":
+			if strings.EqualFold(h, "authorization") {
 				return "authorization", true
-			case "x-request-id":
-				return "x-request-id", true
 			}
 			return "", false
 		}),

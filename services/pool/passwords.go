@@ -158,7 +158,7 @@ func (s *Service) checkPassword(ctx context.Context, tenantID, poolID, identifie
 	bg := context.WithoutCancel(ctx)
 	if err != nil {
 		if rerr := s.store.checkAbandoned(bg, tenantID, poolID, user.ID); rerr != nil {
-			s.log.Warn("password check not uncounted", "error", rerr)
+			s.log.WarnContext(ctx, "password check not uncounted", "error", rerr)
 		}
 		return "", nil, hashingError(err)
 	}
@@ -188,12 +188,12 @@ func (s *Service) upgrade(ctx context.Context, user *userRow, pw string, params 
 	hash, err := s.hasher.Hash(ctx, pw, params)
 	if err != nil {
 		if !errors.Is(err, password.ErrBusy) {
-			s.log.Warn("password hash not upgraded", "tenant", user.TenantID, "pool", user.PoolID, "error", err)
+			s.log.WarnContext(ctx, "password hash not upgraded", "tenant", user.TenantID, "pool", user.PoolID, "error", err)
 		}
 		return
 	}
 	if err := s.store.upgradeHash(ctx, user.TenantID, user.PoolID, user.ID, user.PasswordHash, hash); err != nil {
-		s.log.Warn("password hash not upgraded", "tenant", user.TenantID, "pool", user.PoolID, "error", err)
+		s.log.WarnContext(ctx, "password hash not upgraded", "tenant", user.TenantID, "pool", user.PoolID, "error", err)
 		return
 	}
 	user.PasswordHash = hash

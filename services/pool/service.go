@@ -137,7 +137,7 @@ func (s *Service) userChanged(ctx context.Context, tenantID, poolID, userID stri
 func (s *Service) endSessions(ctx context.Context, tenantID, poolID, userID string) error {
 	_, err := s.tokens.EndUserSessions(s.internal.Outgoing(ctx), &tokenv1.EndUserSessionsRequest{TenantId: tenantID, PoolId: poolID, UserId: userID})
 	if err != nil {
-		s.log.Error("sessions not ended", "tenant", tenantID, "pool", poolID, "user", userID, "error", err)
+		s.log.ErrorContext(ctx, "sessions not ended", "tenant", tenantID, "pool", poolID, "user", userID, "error", err)
 		return apierr.Unavailable("the change is saved, but the user's sessions could not be ended now: retry the request")
 	}
 	return nil

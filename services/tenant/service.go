@@ -128,10 +128,10 @@ func (s *Service) provision(ctx context.Context, tenantID string) (*clientv1.Cli
 func (s *Service) undo(ctx context.Context, tenantID string) {
 	ctx = context.WithoutCancel(ctx)
 	if err := s.deleteEverywhere(ctx, tenantID); err != nil {
-		s.log.Error("cleaning up a failed tenant creation", "tenant", tenantID, "error", err)
+		s.log.ErrorContext(ctx, "cleaning up a failed tenant creation", "tenant", tenantID, "error", err)
 	}
 	if err := s.store.delete(ctx, tenantID, nil); err != nil {
-		s.log.Error("cleaning up a failed tenant creation", "tenant", tenantID, "error", err)
+		s.log.ErrorContext(ctx, "cleaning up a failed tenant creation", "tenant", tenantID, "error", err)
 	}
 }
 

@@ -62,7 +62,7 @@ func (s *Service) refreshTokenGrant(ctx context.Context, g *grant) (*tokenv1.Tok
 		case errors.Is(err, errRefreshInvalid):
 			return nil, errRefreshGrant()
 		case errors.Is(err, errRefreshReused):
-			s.log.Warn("spent refresh token presented again: session ended", "tenant", g.ws.tenantID,
+			s.log.WarnContext(ctx, "spent refresh token presented again: session ended", "tenant", g.ws.tenantID,
 				"server", g.ws.serverID, "client", g.client.id, "session", r.cur.SessionID)
 			s.sessionsEnded(ctx, g.ws.tenantID, g.ws.serverID)
 			return nil, errRefreshGrant()

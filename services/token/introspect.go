@@ -192,7 +192,7 @@ func (s *Service) Revoke(ctx context.Context, req *tokenv1.RevokeRequest) (*empt
 	s.bus.Publish(ctx, changes.Revocations, changes.Key(ws.tenantID, ws.serverID))
 	// Rows of expired tokens deny nothing: each revocation clears its tenant's.
 	if err := s.store.pruneRevocations(ctx, ws.tenantID, now); err != nil {
-		s.log.Warn("pruning expired revocations", "tenant", ws.tenantID, "error", err)
+		s.log.WarnContext(ctx, "pruning expired revocations", "tenant", ws.tenantID, "error", err)
 	}
 	return &emptypb.Empty{}, nil
 }

@@ -77,7 +77,7 @@ func (s *Service) pruneSessions(ctx context.Context, tenantID string, now time.T
 		return
 	}
 	if err := s.store.pruneSessions(ctx, tenantID, now.UnixMicro()); err != nil {
-		s.log.Warn("pruning sessions and refresh tokens", "tenant", tenantID, "error", err)
+		s.log.WarnContext(ctx, "pruning sessions and refresh tokens", "tenant", tenantID, "error", err)
 	}
 }
 

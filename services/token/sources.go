@@ -91,7 +91,7 @@ func (s *Service) authenticateUser(ctx context.Context, g *grant, username, pass
 		case methodExternal:
 			id = s.checkExternal(ctx, g, src, username)
 		default:
-			s.log.Warn("identity source of an unknown method skipped", "tenant", g.ws.tenantID, "server", g.ws.serverID,
+			s.log.WarnContext(ctx, "identity source of an unknown method skipped", "tenant", g.ws.tenantID, "server", g.ws.serverID,
 				"idp", src.GetId(), "method", src.GetMethod())
 		}
 		if err != nil && failure == nil {
@@ -118,7 +118,7 @@ func (s *Service) checkPool(ctx context.Context, g *grant, src *workspacev1.Iden
 		switch status.Code(err) {
 		case codes.NotFound, codes.InvalidArgument, codes.FailedPrecondition:
 			// The pool is gone, or it refuses this input (an empty identifier): not this source's user.
-			s.log.Info("identity pool refused the check", "tenant", g.ws.tenantID, "server", g.ws.serverID,
+			s.log.InfoContext(ctx, "identity pool refused the check", "tenant", g.ws.tenantID, "server", g.ws.serverID,
 				"idp", src.GetId(), "pool", src.GetIdentityPoolId(), "code", status.Code(err).String())
 			return nil, nil
 		}
@@ -143,7 +143,7 @@ func (s *Service) checkExternal(ctx context.Context, g *grant, src *workspacev1.
 	log := s.log.With("tenant", g.ws.tenantID, "server", g.ws.serverID, "idp", src.GetId())
 	body, err := verifierBody(g, username)
 	if err != nil {
-		log.Warn("external verifier request not encoded", "error", err)
+		log.WarnContext(ctx, "external verifier request not encoded", "error", err)
 		return nil
 	}
 	timeout := src.GetTimeout().AsDuration()
@@ -155,7 +155,7 @@ func (s *Service) checkExternal(ctx context.Context, g *grant, src *workspacev1.
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, src.GetUrl(), bytes.NewReader(body))
 	if err != nil {
-		log.Warn("external verifier URL unusable", "error", err)
+		log.WarnContext(ctx, "external verifier URL unusable", "error", err)
 		return nil
 	}
 	secret := s.keyring.DeriveSecret(secrets.PurposeExternalIdp, g.ws.tenantID, g.ws.serverID, src.GetId())
@@ -165,21 +165,21 @@ func (s *Service) checkExternal(ctx context.Context, g *grant, src *workspacev1.
 	resp, err := s.verifiers.Do(req)
 	if errors.Is(err, egress.ErrDenied) {
 		// Configured where it was allowed, now at a denied address: a misconfiguration or an attack.
-		log.Warn("external verifier not called: its address is denied by the egress policy", "error", err)
+		log.WarnContext(ctx, "external verifier not called: its address is denied by the egress policy", "error", err)
 		return nil
 	}
 	if err != nil {
-		log.Info("external verifier unreachable", "error", err)
+		log.InfoContext(ctx, "external verifier unreachable", "error", err)
 		return nil
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxVerifierResponse+1))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		log.Debug("external verifier refused", "status", resp.StatusCode)
+		log.DebugContext(ctx, "external verifier refused", "status", resp.StatusCode)
 		return nil
 	}
 	if err != nil || len(raw) > maxVerifierResponse {
-		log.Warn("external verifier answer unreadable or too large", "status", resp.StatusCode, "error", err)
+		log.WarnContext(ctx, "external verifier answer unreadable or too large", "status", resp.StatusCode, "error", err)
 		return nil
 	}
 	id := &identity{subject: username}
@@ -193,7 +193,7 @@ func (s *Service) checkExternal(ctx context.Context, g *grant, src *workspacev1.
 		}
 	}
 	if len(id.subject) > maxSubjectLength {
-		log.Warn("external verifier accepted with a subject too long to use", "length", len(id.subject))
+		log.WarnContext(ctx, "external verifier accepted with a subject too long to use", "length", len(id.subject))
 		return nil
 	}
 	return id
