@@ -63,6 +63,11 @@ CREATE INDEX workspace_idps_order ON workspace_idps (tenant_id, server_id, displ
 	// The absolute lifetime of login sessions; existing workspaces get the default, 90 days.
 	{Version: 4, Name: "session ttl", SQL: `
 ALTER TABLE workspace_servers ADD COLUMN session_ttl_ms {{bigint}} NOT NULL DEFAULT 7776000000`},
+	// What the hosted sign-in page shows.
+	{Version: 5, Name: "sign-in page branding", SQL: `
+ALTER TABLE workspace_servers ADD COLUMN display_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE workspace_servers ADD COLUMN logo_url TEXT NOT NULL DEFAULT '';
+ALTER TABLE workspace_servers ADD COLUMN primary_color TEXT NOT NULL DEFAULT ''`},
 }
 
 // serverRow is a workspace as stored. Grant types are space-separated. UID names this incarnation of the
@@ -79,8 +84,12 @@ type serverRow struct {
 	RefreshTokenTTLMs int64 `gorm:"column:refresh_token_ttl_ms"`
 	IDTokenTTLMs      int64 `gorm:"column:id_token_ttl_ms"`
 	SessionTTLMs      int64 `gorm:"column:session_ttl_ms"`
-	CreatedAt         int64 `gorm:"autoCreateTime:false"`
-	UpdatedAt         int64 `gorm:"autoUpdateTime:false"`
+	// DisplayName, LogoURL and PrimaryColor brand the hosted sign-in page.
+	DisplayName  string
+	LogoURL      string `gorm:"column:logo_url"`
+	PrimaryColor string
+	CreatedAt    int64 `gorm:"autoCreateTime:false"`
+	UpdatedAt    int64 `gorm:"autoUpdateTime:false"`
 }
 
 func (serverRow) TableName() string { return "workspace_servers" }
@@ -205,7 +214,8 @@ func (s *store) listServers(ctx context.Context, tenantID, after string, limit i
 
 func (s *store) updateServer(ctx context.Context, row *serverRow) error {
 	return db.Tenant(s.db.WithContext(ctx), row.TenantID).Where("id = ?", row.ID).
-		Select("name", "description", "grant_types", "access_token_ttl_ms", "refresh_token_ttl_ms", "id_token_ttl_ms", "session_ttl_ms", "updated_at").
+		Select("name", "description", "grant_types", "access_token_ttl_ms", "refresh_token_ttl_ms", "id_token_ttl_ms", "session_ttl_ms",
+			"display_name", "logo_url", "primary_color", "updated_at").
 		Updates(row).Error
 }
 

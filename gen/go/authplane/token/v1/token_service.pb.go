@@ -1293,7 +1293,11 @@ type Session struct {
 	// The session's absolute end (created_at + the workspace's session_ttl).
 	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	// The last token issuance in the session (the login or its latest refresh).
-	LastUsedAt    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_used_at,json=lastUsedAt,proto3" json:"last_used_at,omitempty"`
+	LastUsedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_used_at,json=lastUsedAt,proto3" json:"last_used_at,omitempty"`
+	// `browser`: a sign-in at the hosted login page, held by the browser's SSO cookie (client_id is the app it
+	// signed in first); ending it signs the browser out and ends the sessions of every app it signed in.
+	// `token`: the tokens of one app (a password grant, or an authorization code).
+	Kind          string `protobuf:"bytes,7,opt,name=kind,proto3" json:"kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1368,6 +1372,13 @@ func (x *Session) GetLastUsedAt() *timestamppb.Timestamp {
 		return x.LastUsedAt
 	}
 	return nil
+}
+
+func (x *Session) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
 }
 
 type ListUserSessionsRequest struct {
@@ -1734,6 +1745,957 @@ func (x *UserInfo) GetClaims() *structpb.Struct {
 	return nil
 }
 
+// The browser's cookies, as the gateway read them.
+type BrowserCookies struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The workspace's SSO cookie (empty without one).
+	Session string `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	// The CSRF binding cookie (empty without one).
+	Binding       string `protobuf:"bytes,2,opt,name=binding,proto3" json:"binding,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BrowserCookies) Reset() {
+	*x = BrowserCookies{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BrowserCookies) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BrowserCookies) ProtoMessage() {}
+
+func (x *BrowserCookies) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BrowserCookies.ProtoReflect.Descriptor instead.
+func (*BrowserCookies) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *BrowserCookies) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+func (x *BrowserCookies) GetBinding() string {
+	if x != nil {
+		return x.Binding
+	}
+	return ""
+}
+
+type AuthorizeRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ServerId string                 `protobuf:"bytes,2,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	// Every parameter of the request (query or form), single-valued.
+	Parameters    map[string]string `protobuf:"bytes,3,rep,name=parameters,proto3" json:"parameters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Cookies       *BrowserCookies   `protobuf:"bytes,4,opt,name=cookies,proto3" json:"cookies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthorizeRequest) Reset() {
+	*x = AuthorizeRequest{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthorizeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthorizeRequest) ProtoMessage() {}
+
+func (x *AuthorizeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthorizeRequest.ProtoReflect.Descriptor instead.
+func (*AuthorizeRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *AuthorizeRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *AuthorizeRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *AuthorizeRequest) GetParameters() map[string]string {
+	if x != nil {
+		return x.Parameters
+	}
+	return nil
+}
+
+func (x *AuthorizeRequest) GetCookies() *BrowserCookies {
+	if x != nil {
+		return x.Cookies
+	}
+	return nil
+}
+
+type GetLoginPageRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ServerId      string                 `protobuf:"bytes,2,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	RequestId     string                 `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Cookies       *BrowserCookies        `protobuf:"bytes,4,opt,name=cookies,proto3" json:"cookies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetLoginPageRequest) Reset() {
+	*x = GetLoginPageRequest{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetLoginPageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetLoginPageRequest) ProtoMessage() {}
+
+func (x *GetLoginPageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetLoginPageRequest.ProtoReflect.Descriptor instead.
+func (*GetLoginPageRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *GetLoginPageRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *GetLoginPageRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *GetLoginPageRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *GetLoginPageRequest) GetCookies() *BrowserCookies {
+	if x != nil {
+		return x.Cookies
+	}
+	return nil
+}
+
+type SubmitLoginRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	TenantId  string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ServerId  string                 `protobuf:"bytes,2,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	RequestId string                 `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The form's CSRF token: it must equal the binding cookie, which the request was bound to.
+	CsrfToken     string          `protobuf:"bytes,4,opt,name=csrf_token,json=csrfToken,proto3" json:"csrf_token,omitempty"`
+	Username      string          `protobuf:"bytes,5,opt,name=username,proto3" json:"username,omitempty"`
+	Password      string          `protobuf:"bytes,6,opt,name=password,proto3" json:"password,omitempty"`
+	Cookies       *BrowserCookies `protobuf:"bytes,7,opt,name=cookies,proto3" json:"cookies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitLoginRequest) Reset() {
+	*x = SubmitLoginRequest{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitLoginRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitLoginRequest) ProtoMessage() {}
+
+func (x *SubmitLoginRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitLoginRequest.ProtoReflect.Descriptor instead.
+func (*SubmitLoginRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *SubmitLoginRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *SubmitLoginRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *SubmitLoginRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *SubmitLoginRequest) GetCsrfToken() string {
+	if x != nil {
+		return x.CsrfToken
+	}
+	return ""
+}
+
+func (x *SubmitLoginRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *SubmitLoginRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *SubmitLoginRequest) GetCookies() *BrowserCookies {
+	if x != nil {
+		return x.Cookies
+	}
+	return nil
+}
+
+type SubmitConsentRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	TenantId  string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ServerId  string                 `protobuf:"bytes,2,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	RequestId string                 `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	CsrfToken string                 `protobuf:"bytes,4,opt,name=csrf_token,json=csrfToken,proto3" json:"csrf_token,omitempty"`
+	// true: the user allowed the scopes; false: denied (access_denied goes back to the app).
+	Approve       bool            `protobuf:"varint,5,opt,name=approve,proto3" json:"approve,omitempty"`
+	Cookies       *BrowserCookies `protobuf:"bytes,6,opt,name=cookies,proto3" json:"cookies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitConsentRequest) Reset() {
+	*x = SubmitConsentRequest{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitConsentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitConsentRequest) ProtoMessage() {}
+
+func (x *SubmitConsentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitConsentRequest.ProtoReflect.Descriptor instead.
+func (*SubmitConsentRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *SubmitConsentRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *SubmitConsentRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *SubmitConsentRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *SubmitConsentRequest) GetCsrfToken() string {
+	if x != nil {
+		return x.CsrfToken
+	}
+	return ""
+}
+
+func (x *SubmitConsentRequest) GetApprove() bool {
+	if x != nil {
+		return x.Approve
+	}
+	return false
+}
+
+func (x *SubmitConsentRequest) GetCookies() *BrowserCookies {
+	if x != nil {
+		return x.Cookies
+	}
+	return nil
+}
+
+type LogoutRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ServerId string                 `protobuf:"bytes,2,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	// id_token_hint, client_id, post_logout_redirect_uri, state, ui_locales, logout_hint.
+	Parameters    map[string]string `protobuf:"bytes,3,rep,name=parameters,proto3" json:"parameters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Cookies       *BrowserCookies   `protobuf:"bytes,4,opt,name=cookies,proto3" json:"cookies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogoutRequest) Reset() {
+	*x = LogoutRequest{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogoutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogoutRequest) ProtoMessage() {}
+
+func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogoutRequest.ProtoReflect.Descriptor instead.
+func (*LogoutRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *LogoutRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *LogoutRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *LogoutRequest) GetParameters() map[string]string {
+	if x != nil {
+		return x.Parameters
+	}
+	return nil
+}
+
+func (x *LogoutRequest) GetCookies() *BrowserCookies {
+	if x != nil {
+		return x.Cookies
+	}
+	return nil
+}
+
+// What the sign-in page shows of its workspace.
+type Branding struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DisplayName   string                 `protobuf:"bytes,1,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	LogoUrl       string                 `protobuf:"bytes,2,opt,name=logo_url,json=logoUrl,proto3" json:"logo_url,omitempty"`
+	PrimaryColor  string                 `protobuf:"bytes,3,opt,name=primary_color,json=primaryColor,proto3" json:"primary_color,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Branding) Reset() {
+	*x = Branding{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Branding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Branding) ProtoMessage() {}
+
+func (x *Branding) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Branding.ProtoReflect.Descriptor instead.
+func (*Branding) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *Branding) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *Branding) GetLogoUrl() string {
+	if x != nil {
+		return x.LogoUrl
+	}
+	return ""
+}
+
+func (x *Branding) GetPrimaryColor() string {
+	if x != nil {
+		return x.PrimaryColor
+	}
+	return ""
+}
+
+// The sign-in form of a pending authorization request.
+type LoginPage struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	RequestId  string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	ClientName string                 `protobuf:"bytes,2,opt,name=client_name,json=clientName,proto3" json:"client_name,omitempty"`
+	Branding   *Branding              `protobuf:"bytes,3,opt,name=branding,proto3" json:"branding,omitempty"`
+	// The username to prefill (login_hint, or what was typed before a failure).
+	Username string `protobuf:"bytes,4,opt,name=username,proto3" json:"username,omitempty"`
+	// Shown above the form: the one message of every refused sign-in, or empty.
+	ErrorMessage string `protobuf:"bytes,5,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	// Where the form's answer redirects to (the redirect URI's origin, or its scheme for a native app), for the
+	// page's Content-Security-Policy form-action.
+	RedirectOrigin string `protobuf:"bytes,6,opt,name=redirect_origin,json=redirectOrigin,proto3" json:"redirect_origin,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *LoginPage) Reset() {
+	*x = LoginPage{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoginPage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoginPage) ProtoMessage() {}
+
+func (x *LoginPage) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoginPage.ProtoReflect.Descriptor instead.
+func (*LoginPage) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *LoginPage) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *LoginPage) GetClientName() string {
+	if x != nil {
+		return x.ClientName
+	}
+	return ""
+}
+
+func (x *LoginPage) GetBranding() *Branding {
+	if x != nil {
+		return x.Branding
+	}
+	return nil
+}
+
+func (x *LoginPage) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *LoginPage) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
+}
+
+func (x *LoginPage) GetRedirectOrigin() string {
+	if x != nil {
+		return x.RedirectOrigin
+	}
+	return ""
+}
+
+// A scope the consent page lists.
+type ConsentScope struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Description   string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsentScope) Reset() {
+	*x = ConsentScope{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsentScope) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsentScope) ProtoMessage() {}
+
+func (x *ConsentScope) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsentScope.ProtoReflect.Descriptor instead.
+func (*ConsentScope) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ConsentScope) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ConsentScope) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+// The consent form of a pending authorization request.
+type ConsentPage struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	RequestId  string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	ClientName string                 `protobuf:"bytes,2,opt,name=client_name,json=clientName,proto3" json:"client_name,omitempty"`
+	Branding   *Branding              `protobuf:"bytes,3,opt,name=branding,proto3" json:"branding,omitempty"`
+	Scopes     []*ConsentScope        `protobuf:"bytes,4,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// The signed-in user, as typed at sign-in (or the subject).
+	Username       string `protobuf:"bytes,5,opt,name=username,proto3" json:"username,omitempty"`
+	RedirectOrigin string `protobuf:"bytes,6,opt,name=redirect_origin,json=redirectOrigin,proto3" json:"redirect_origin,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ConsentPage) Reset() {
+	*x = ConsentPage{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsentPage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsentPage) ProtoMessage() {}
+
+func (x *ConsentPage) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsentPage.ProtoReflect.Descriptor instead.
+func (*ConsentPage) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ConsentPage) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ConsentPage) GetClientName() string {
+	if x != nil {
+		return x.ClientName
+	}
+	return ""
+}
+
+func (x *ConsentPage) GetBranding() *Branding {
+	if x != nil {
+		return x.Branding
+	}
+	return nil
+}
+
+func (x *ConsentPage) GetScopes() []*ConsentScope {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *ConsentPage) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *ConsentPage) GetRedirectOrigin() string {
+	if x != nil {
+		return x.RedirectOrigin
+	}
+	return ""
+}
+
+// A page that ends the flow without a redirect: an unknown client or redirect URI (status 400), a request that
+// expired, or the signed-out page.
+type MessagePage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// An OAuth error code (`invalid_request`, …), or empty for an informational page.
+	Error       string    `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Description string    `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	Branding    *Branding `protobuf:"bytes,3,opt,name=branding,proto3" json:"branding,omitempty"`
+	// The HTTP status to answer with (400, 403, 200).
+	Status        int32 `protobuf:"varint,4,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MessagePage) Reset() {
+	*x = MessagePage{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MessagePage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MessagePage) ProtoMessage() {}
+
+func (x *MessagePage) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MessagePage.ProtoReflect.Descriptor instead.
+func (*MessagePage) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *MessagePage) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *MessagePage) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *MessagePage) GetBranding() *Branding {
+	if x != nil {
+		return x.Branding
+	}
+	return nil
+}
+
+func (x *MessagePage) GetStatus() int32 {
+	if x != nil {
+		return x.Status
+	}
+	return 0
+}
+
+// What the gateway does with the browser.
+type BrowserResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Outcome:
+	//
+	//	*BrowserResponse_RedirectTo
+	//	*BrowserResponse_Login
+	//	*BrowserResponse_Consent
+	//	*BrowserResponse_Message
+	Outcome isBrowserResponse_Outcome `protobuf_oneof:"outcome"`
+	// The new value of the SSO cookie, set when a sign-in succeeded (with its lifetime in seconds).
+	SetSession    string `protobuf:"bytes,5,opt,name=set_session,json=setSession,proto3" json:"set_session,omitempty"`
+	SessionMaxAge int64  `protobuf:"varint,6,opt,name=session_max_age,json=sessionMaxAge,proto3" json:"session_max_age,omitempty"`
+	// Delete the SSO cookie (signed out, or a cookie naming no live session).
+	ClearSession bool `protobuf:"varint,7,opt,name=clear_session,json=clearSession,proto3" json:"clear_session,omitempty"`
+	// The CSRF binding the page's form carries; the gateway sets it as the binding cookie when the browser had none.
+	Binding       string `protobuf:"bytes,8,opt,name=binding,proto3" json:"binding,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BrowserResponse) Reset() {
+	*x = BrowserResponse{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BrowserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BrowserResponse) ProtoMessage() {}
+
+func (x *BrowserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BrowserResponse.ProtoReflect.Descriptor instead.
+func (*BrowserResponse) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *BrowserResponse) GetOutcome() isBrowserResponse_Outcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return nil
+}
+
+func (x *BrowserResponse) GetRedirectTo() string {
+	if x != nil {
+		if x, ok := x.Outcome.(*BrowserResponse_RedirectTo); ok {
+			return x.RedirectTo
+		}
+	}
+	return ""
+}
+
+func (x *BrowserResponse) GetLogin() *LoginPage {
+	if x != nil {
+		if x, ok := x.Outcome.(*BrowserResponse_Login); ok {
+			return x.Login
+		}
+	}
+	return nil
+}
+
+func (x *BrowserResponse) GetConsent() *ConsentPage {
+	if x != nil {
+		if x, ok := x.Outcome.(*BrowserResponse_Consent); ok {
+			return x.Consent
+		}
+	}
+	return nil
+}
+
+func (x *BrowserResponse) GetMessage() *MessagePage {
+	if x != nil {
+		if x, ok := x.Outcome.(*BrowserResponse_Message); ok {
+			return x.Message
+		}
+	}
+	return nil
+}
+
+func (x *BrowserResponse) GetSetSession() string {
+	if x != nil {
+		return x.SetSession
+	}
+	return ""
+}
+
+func (x *BrowserResponse) GetSessionMaxAge() int64 {
+	if x != nil {
+		return x.SessionMaxAge
+	}
+	return 0
+}
+
+func (x *BrowserResponse) GetClearSession() bool {
+	if x != nil {
+		return x.ClearSession
+	}
+	return false
+}
+
+func (x *BrowserResponse) GetBinding() string {
+	if x != nil {
+		return x.Binding
+	}
+	return ""
+}
+
+type isBrowserResponse_Outcome interface {
+	isBrowserResponse_Outcome()
+}
+
+type BrowserResponse_RedirectTo struct {
+	// 303 to this URL: the app's redirect URI with the authorization response, or the login page.
+	RedirectTo string `protobuf:"bytes,1,opt,name=redirect_to,json=redirectTo,proto3,oneof"`
+}
+
+type BrowserResponse_Login struct {
+	Login *LoginPage `protobuf:"bytes,2,opt,name=login,proto3,oneof"`
+}
+
+type BrowserResponse_Consent struct {
+	Consent *ConsentPage `protobuf:"bytes,3,opt,name=consent,proto3,oneof"`
+}
+
+type BrowserResponse_Message struct {
+	Message *MessagePage `protobuf:"bytes,4,opt,name=message,proto3,oneof"`
+}
+
+func (*BrowserResponse_RedirectTo) isBrowserResponse_Outcome() {}
+
+func (*BrowserResponse_Login) isBrowserResponse_Outcome() {}
+
+func (*BrowserResponse_Consent) isBrowserResponse_Outcome() {}
+
+func (*BrowserResponse_Message) isBrowserResponse_Outcome() {}
+
 var File_authplane_token_v1_token_service_proto protoreflect.FileDescriptor
 
 const file_authplane_token_v1_token_service_proto_rawDesc = "" +
@@ -1839,7 +2801,7 @@ const file_authplane_token_v1_token_service_proto_rawDesc = "" +
 	"\x16EndUserSessionsRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
 	"\apool_id\x18\x02 \x01(\tR\x06poolId\x12\x17\n" +
-	"\auser_id\x18\x03 \x01(\tR\x06userId\"\xa2\x02\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\"\xb6\x02\n" +
 	"\aSession\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tclient_id\x18\x02 \x01(\tR\bclientId\x126\n" +
@@ -1849,7 +2811,8 @@ const file_authplane_token_v1_token_service_proto_rawDesc = "" +
 	"\n" +
 	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12<\n" +
 	"\flast_used_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"lastUsedAt\"\xa4\x01\n" +
+	"lastUsedAt\x12\x12\n" +
+	"\x04kind\x18\a \x01(\tR\x04kind\"\xa4\x01\n" +
 	"\x17ListUserSessionsRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
 	"\apool_id\x18\x02 \x01(\tR\x06poolId\x12\x17\n" +
@@ -1875,12 +2838,102 @@ const file_authplane_token_v1_token_service_proto_rawDesc = "" +
 	"\tserver_id\x18\x02 \x01(\tR\bserverId\x12!\n" +
 	"\faccess_token\x18\x03 \x01(\tR\vaccessToken\";\n" +
 	"\bUserInfo\x12/\n" +
-	"\x06claims\x18\x01 \x01(\v2\x17.google.protobuf.StructR\x06claims*\xaa\x01\n" +
+	"\x06claims\x18\x01 \x01(\v2\x17.google.protobuf.StructR\x06claims\"D\n" +
+	"\x0eBrowserCookies\x12\x18\n" +
+	"\asession\x18\x01 \x01(\tR\asession\x12\x18\n" +
+	"\abinding\x18\x02 \x01(\tR\abinding\"\x9f\x02\n" +
+	"\x10AuthorizeRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tserver_id\x18\x02 \x01(\tR\bserverId\x12T\n" +
+	"\n" +
+	"parameters\x18\x03 \x03(\v24.authplane.token.v1.AuthorizeRequest.ParametersEntryR\n" +
+	"parameters\x12<\n" +
+	"\acookies\x18\x04 \x01(\v2\".authplane.token.v1.BrowserCookiesR\acookies\x1a=\n" +
+	"\x0fParametersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xac\x01\n" +
+	"\x13GetLoginPageRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tserver_id\x18\x02 \x01(\tR\bserverId\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tR\trequestId\x12<\n" +
+	"\acookies\x18\x04 \x01(\v2\".authplane.token.v1.BrowserCookiesR\acookies\"\x82\x02\n" +
+	"\x12SubmitLoginRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tserver_id\x18\x02 \x01(\tR\bserverId\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tR\trequestId\x12\x1d\n" +
+	"\n" +
+	"csrf_token\x18\x04 \x01(\tR\tcsrfToken\x12\x1a\n" +
+	"\busername\x18\x05 \x01(\tR\busername\x12\x1a\n" +
+	"\bpassword\x18\x06 \x01(\tR\bpassword\x12<\n" +
+	"\acookies\x18\a \x01(\v2\".authplane.token.v1.BrowserCookiesR\acookies\"\xe6\x01\n" +
+	"\x14SubmitConsentRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tserver_id\x18\x02 \x01(\tR\bserverId\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tR\trequestId\x12\x1d\n" +
+	"\n" +
+	"csrf_token\x18\x04 \x01(\tR\tcsrfToken\x12\x18\n" +
+	"\aapprove\x18\x05 \x01(\bR\aapprove\x12<\n" +
+	"\acookies\x18\x06 \x01(\v2\".authplane.token.v1.BrowserCookiesR\acookies\"\x99\x02\n" +
+	"\rLogoutRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tserver_id\x18\x02 \x01(\tR\bserverId\x12Q\n" +
+	"\n" +
+	"parameters\x18\x03 \x03(\v21.authplane.token.v1.LogoutRequest.ParametersEntryR\n" +
+	"parameters\x12<\n" +
+	"\acookies\x18\x04 \x01(\v2\".authplane.token.v1.BrowserCookiesR\acookies\x1a=\n" +
+	"\x0fParametersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"m\n" +
+	"\bBranding\x12!\n" +
+	"\fdisplay_name\x18\x01 \x01(\tR\vdisplayName\x12\x19\n" +
+	"\blogo_url\x18\x02 \x01(\tR\alogoUrl\x12#\n" +
+	"\rprimary_color\x18\x03 \x01(\tR\fprimaryColor\"\xef\x01\n" +
+	"\tLoginPage\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1f\n" +
+	"\vclient_name\x18\x02 \x01(\tR\n" +
+	"clientName\x128\n" +
+	"\bbranding\x18\x03 \x01(\v2\x1c.authplane.token.v1.BrandingR\bbranding\x12\x1a\n" +
+	"\busername\x18\x04 \x01(\tR\busername\x12#\n" +
+	"\rerror_message\x18\x05 \x01(\tR\ferrorMessage\x12'\n" +
+	"\x0fredirect_origin\x18\x06 \x01(\tR\x0eredirectOrigin\"D\n" +
+	"\fConsentScope\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\"\x86\x02\n" +
+	"\vConsentPage\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1f\n" +
+	"\vclient_name\x18\x02 \x01(\tR\n" +
+	"clientName\x128\n" +
+	"\bbranding\x18\x03 \x01(\v2\x1c.authplane.token.v1.BrandingR\bbranding\x128\n" +
+	"\x06scopes\x18\x04 \x03(\v2 .authplane.token.v1.ConsentScopeR\x06scopes\x12\x1a\n" +
+	"\busername\x18\x05 \x01(\tR\busername\x12'\n" +
+	"\x0fredirect_origin\x18\x06 \x01(\tR\x0eredirectOrigin\"\x97\x01\n" +
+	"\vMessagePage\x12\x14\n" +
+	"\x05error\x18\x01 \x01(\tR\x05error\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x128\n" +
+	"\bbranding\x18\x03 \x01(\v2\x1c.authplane.token.v1.BrandingR\bbranding\x12\x16\n" +
+	"\x06status\x18\x04 \x01(\x05R\x06status\"\xf8\x02\n" +
+	"\x0fBrowserResponse\x12!\n" +
+	"\vredirect_to\x18\x01 \x01(\tH\x00R\n" +
+	"redirectTo\x125\n" +
+	"\x05login\x18\x02 \x01(\v2\x1d.authplane.token.v1.LoginPageH\x00R\x05login\x12;\n" +
+	"\aconsent\x18\x03 \x01(\v2\x1f.authplane.token.v1.ConsentPageH\x00R\aconsent\x12;\n" +
+	"\amessage\x18\x04 \x01(\v2\x1f.authplane.token.v1.MessagePageH\x00R\amessage\x12\x1f\n" +
+	"\vset_session\x18\x05 \x01(\tR\n" +
+	"setSession\x12&\n" +
+	"\x0fsession_max_age\x18\x06 \x01(\x03R\rsessionMaxAge\x12#\n" +
+	"\rclear_session\x18\a \x01(\bR\fclearSession\x12\x18\n" +
+	"\abinding\x18\b \x01(\tR\abindingB\t\n" +
+	"\aoutcome*\xaa\x01\n" +
 	"\x10ClientAuthMethod\x12\"\n" +
 	"\x1eCLIENT_AUTH_METHOD_UNSPECIFIED\x10\x00\x12*\n" +
 	"&CLIENT_AUTH_METHOD_CLIENT_SECRET_BASIC\x10\x01\x12)\n" +
 	"%CLIENT_AUTH_METHOD_CLIENT_SECRET_POST\x10\x02\x12\x1b\n" +
-	"\x17CLIENT_AUTH_METHOD_NONE\x10\x032\xec\v\n" +
+	"\x17CLIENT_AUTH_METHOD_NONE\x10\x032\xce\x0f\n" +
 	"\fTokenService\x12R\n" +
 	"\x05Token\x12 .authplane.token.v1.TokenRequest\x1a!.authplane.token.v1.TokenResponse\"\x04\xc8\xf3\x18\x01\x12M\n" +
 	"\aGetJWKS\x12\".authplane.token.v1.GetJWKSRequest\x1a\x18.authplane.token.v1.JWKS\"\x04\xc8\xf3\x18\x01\x12a\n" +
@@ -1894,7 +2947,12 @@ const file_authplane_token_v1_token_service_proto_rawDesc = "" +
 	"\x10DeleteTenantData\x12+.authplane.token.v1.DeleteTenantDataRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x06\x12[\n" +
 	"\x0fEndUserSessions\x12*.authplane.token.v1.EndUserSessionsRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x06\x12\xc4\x01\n" +
 	"\x10ListUserSessions\x12+.authplane.token.v1.ListUserSessionsRequest\x1a,.authplane.token.v1.ListUserSessionsResponse\"U\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02K\x12I/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}/sessions\x12\xbd\x01\n" +
-	"\x11DeleteUserSession\x12,.authplane.token.v1.DeleteUserSessionRequest\x1a\x16.google.protobuf.Empty\"b\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02X*V/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}/sessions/{session_id}\x12\xb2\x01\n" +
+	"\x11DeleteUserSession\x12,.authplane.token.v1.DeleteUserSessionRequest\x1a\x16.google.protobuf.Empty\"b\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02X*V/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}/sessions/{session_id}\x12\\\n" +
+	"\tAuthorize\x12$.authplane.token.v1.AuthorizeRequest\x1a#.authplane.token.v1.BrowserResponse\"\x04\xc8\xf3\x18\x01\x12b\n" +
+	"\fGetLoginPage\x12'.authplane.token.v1.GetLoginPageRequest\x1a#.authplane.token.v1.BrowserResponse\"\x04\xc8\xf3\x18\x01\x12`\n" +
+	"\vSubmitLogin\x12&.authplane.token.v1.SubmitLoginRequest\x1a#.authplane.token.v1.BrowserResponse\"\x04\xc8\xf3\x18\x01\x12d\n" +
+	"\rSubmitConsent\x12(.authplane.token.v1.SubmitConsentRequest\x1a#.authplane.token.v1.BrowserResponse\"\x04\xc8\xf3\x18\x01\x12V\n" +
+	"\x06Logout\x12!.authplane.token.v1.LogoutRequest\x1a#.authplane.token.v1.BrowserResponse\"\x04\xc8\xf3\x18\x01\x12\xb2\x01\n" +
 	"\x12DeleteUserSessions\x12-.authplane.token.v1.DeleteUserSessionsRequest\x1a\x16.google.protobuf.Empty\"U\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02K*I/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}/sessionsBBZ@github.com/authplane/authplane/gen/go/authplane/token/v1;tokenv1b\x06proto3"
 
 var (
@@ -1910,7 +2968,7 @@ func file_authplane_token_v1_token_service_proto_rawDescGZIP() []byte {
 }
 
 var file_authplane_token_v1_token_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_authplane_token_v1_token_service_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_authplane_token_v1_token_service_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_authplane_token_v1_token_service_proto_goTypes = []any{
 	(ClientAuthMethod)(0),             // 0: authplane.token.v1.ClientAuthMethod
 	(*TokenRequest)(nil),              // 1: authplane.token.v1.TokenRequest
@@ -1937,58 +2995,96 @@ var file_authplane_token_v1_token_service_proto_goTypes = []any{
 	(*DeleteUserSessionsRequest)(nil), // 22: authplane.token.v1.DeleteUserSessionsRequest
 	(*GetUserInfoRequest)(nil),        // 23: authplane.token.v1.GetUserInfoRequest
 	(*UserInfo)(nil),                  // 24: authplane.token.v1.UserInfo
-	nil,                               // 25: authplane.token.v1.TokenRequest.ParametersEntry
-	(*timestamppb.Timestamp)(nil),     // 26: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),           // 27: google.protobuf.Struct
-	(*emptypb.Empty)(nil),             // 28: google.protobuf.Empty
+	(*BrowserCookies)(nil),            // 25: authplane.token.v1.BrowserCookies
+	(*AuthorizeRequest)(nil),          // 26: authplane.token.v1.AuthorizeRequest
+	(*GetLoginPageRequest)(nil),       // 27: authplane.token.v1.GetLoginPageRequest
+	(*SubmitLoginRequest)(nil),        // 28: authplane.token.v1.SubmitLoginRequest
+	(*SubmitConsentRequest)(nil),      // 29: authplane.token.v1.SubmitConsentRequest
+	(*LogoutRequest)(nil),             // 30: authplane.token.v1.LogoutRequest
+	(*Branding)(nil),                  // 31: authplane.token.v1.Branding
+	(*LoginPage)(nil),                 // 32: authplane.token.v1.LoginPage
+	(*ConsentScope)(nil),              // 33: authplane.token.v1.ConsentScope
+	(*ConsentPage)(nil),               // 34: authplane.token.v1.ConsentPage
+	(*MessagePage)(nil),               // 35: authplane.token.v1.MessagePage
+	(*BrowserResponse)(nil),           // 36: authplane.token.v1.BrowserResponse
+	nil,                               // 37: authplane.token.v1.TokenRequest.ParametersEntry
+	nil,                               // 38: authplane.token.v1.AuthorizeRequest.ParametersEntry
+	nil,                               // 39: authplane.token.v1.LogoutRequest.ParametersEntry
+	(*timestamppb.Timestamp)(nil),     // 40: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),           // 41: google.protobuf.Struct
+	(*emptypb.Empty)(nil),             // 42: google.protobuf.Empty
 }
 var file_authplane_token_v1_token_service_proto_depIdxs = []int32{
 	0,  // 0: authplane.token.v1.TokenRequest.client_auth_method:type_name -> authplane.token.v1.ClientAuthMethod
-	25, // 1: authplane.token.v1.TokenRequest.parameters:type_name -> authplane.token.v1.TokenRequest.ParametersEntry
+	37, // 1: authplane.token.v1.TokenRequest.parameters:type_name -> authplane.token.v1.TokenRequest.ParametersEntry
 	4,  // 2: authplane.token.v1.JWKS.keys:type_name -> authplane.token.v1.JWK
 	0,  // 3: authplane.token.v1.CallerCredentials.client_auth_method:type_name -> authplane.token.v1.ClientAuthMethod
 	9,  // 4: authplane.token.v1.IntrospectRequest.caller:type_name -> authplane.token.v1.CallerCredentials
 	9,  // 5: authplane.token.v1.RevokeRequest.caller:type_name -> authplane.token.v1.CallerCredentials
-	26, // 6: authplane.token.v1.RevokedToken.expires_at:type_name -> google.protobuf.Timestamp
+	40, // 6: authplane.token.v1.RevokedToken.expires_at:type_name -> google.protobuf.Timestamp
 	14, // 7: authplane.token.v1.ListRevokedTokensResponse.revoked:type_name -> authplane.token.v1.RevokedToken
 	16, // 8: authplane.token.v1.ListRevokedTokensResponse.ended_sessions:type_name -> authplane.token.v1.EndedSession
-	26, // 9: authplane.token.v1.EndedSession.expires_at:type_name -> google.protobuf.Timestamp
-	26, // 10: authplane.token.v1.Session.created_at:type_name -> google.protobuf.Timestamp
-	26, // 11: authplane.token.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
-	26, // 12: authplane.token.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
+	40, // 9: authplane.token.v1.EndedSession.expires_at:type_name -> google.protobuf.Timestamp
+	40, // 10: authplane.token.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	40, // 11: authplane.token.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
+	40, // 12: authplane.token.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
 	18, // 13: authplane.token.v1.ListUserSessionsResponse.sessions:type_name -> authplane.token.v1.Session
-	27, // 14: authplane.token.v1.UserInfo.claims:type_name -> google.protobuf.Struct
-	1,  // 15: authplane.token.v1.TokenService.Token:input_type -> authplane.token.v1.TokenRequest
-	3,  // 16: authplane.token.v1.TokenService.GetJWKS:input_type -> authplane.token.v1.GetJWKSRequest
-	10, // 17: authplane.token.v1.TokenService.Introspect:input_type -> authplane.token.v1.IntrospectRequest
-	12, // 18: authplane.token.v1.TokenService.Revoke:input_type -> authplane.token.v1.RevokeRequest
-	23, // 19: authplane.token.v1.TokenService.GetUserInfo:input_type -> authplane.token.v1.GetUserInfoRequest
-	13, // 20: authplane.token.v1.TokenService.ListRevokedTokens:input_type -> authplane.token.v1.ListRevokedTokensRequest
-	7,  // 21: authplane.token.v1.TokenService.DeleteServerKeys:input_type -> authplane.token.v1.DeleteServerKeysRequest
-	8,  // 22: authplane.token.v1.TokenService.DeleteClientTokens:input_type -> authplane.token.v1.DeleteClientTokensRequest
-	6,  // 23: authplane.token.v1.TokenService.DeleteTenantData:input_type -> authplane.token.v1.DeleteTenantDataRequest
-	17, // 24: authplane.token.v1.TokenService.EndUserSessions:input_type -> authplane.token.v1.EndUserSessionsRequest
-	19, // 25: authplane.token.v1.TokenService.ListUserSessions:input_type -> authplane.token.v1.ListUserSessionsRequest
-	21, // 26: authplane.token.v1.TokenService.DeleteUserSession:input_type -> authplane.token.v1.DeleteUserSessionRequest
-	22, // 27: authplane.token.v1.TokenService.DeleteUserSessions:input_type -> authplane.token.v1.DeleteUserSessionsRequest
-	2,  // 28: authplane.token.v1.TokenService.Token:output_type -> authplane.token.v1.TokenResponse
-	5,  // 29: authplane.token.v1.TokenService.GetJWKS:output_type -> authplane.token.v1.JWKS
-	11, // 30: authplane.token.v1.TokenService.Introspect:output_type -> authplane.token.v1.IntrospectResponse
-	28, // 31: authplane.token.v1.TokenService.Revoke:output_type -> google.protobuf.Empty
-	24, // 32: authplane.token.v1.TokenService.GetUserInfo:output_type -> authplane.token.v1.UserInfo
-	15, // 33: authplane.token.v1.TokenService.ListRevokedTokens:output_type -> authplane.token.v1.ListRevokedTokensResponse
-	28, // 34: authplane.token.v1.TokenService.DeleteServerKeys:output_type -> google.protobuf.Empty
-	28, // 35: authplane.token.v1.TokenService.DeleteClientTokens:output_type -> google.protobuf.Empty
-	28, // 36: authplane.token.v1.TokenService.DeleteTenantData:output_type -> google.protobuf.Empty
-	28, // 37: authplane.token.v1.TokenService.EndUserSessions:output_type -> google.protobuf.Empty
-	20, // 38: authplane.token.v1.TokenService.ListUserSessions:output_type -> authplane.token.v1.ListUserSessionsResponse
-	28, // 39: authplane.token.v1.TokenService.DeleteUserSession:output_type -> google.protobuf.Empty
-	28, // 40: authplane.token.v1.TokenService.DeleteUserSessions:output_type -> google.protobuf.Empty
-	28, // [28:41] is the sub-list for method output_type
-	15, // [15:28] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	41, // 14: authplane.token.v1.UserInfo.claims:type_name -> google.protobuf.Struct
+	38, // 15: authplane.token.v1.AuthorizeRequest.parameters:type_name -> authplane.token.v1.AuthorizeRequest.ParametersEntry
+	25, // 16: authplane.token.v1.AuthorizeRequest.cookies:type_name -> authplane.token.v1.BrowserCookies
+	25, // 17: authplane.token.v1.GetLoginPageRequest.cookies:type_name -> authplane.token.v1.BrowserCookies
+	25, // 18: authplane.token.v1.SubmitLoginRequest.cookies:type_name -> authplane.token.v1.BrowserCookies
+	25, // 19: authplane.token.v1.SubmitConsentRequest.cookies:type_name -> authplane.token.v1.BrowserCookies
+	39, // 20: authplane.token.v1.LogoutRequest.parameters:type_name -> authplane.token.v1.LogoutRequest.ParametersEntry
+	25, // 21: authplane.token.v1.LogoutRequest.cookies:type_name -> authplane.token.v1.BrowserCookies
+	31, // 22: authplane.token.v1.LoginPage.branding:type_name -> authplane.token.v1.Branding
+	31, // 23: authplane.token.v1.ConsentPage.branding:type_name -> authplane.token.v1.Branding
+	33, // 24: authplane.token.v1.ConsentPage.scopes:type_name -> authplane.token.v1.ConsentScope
+	31, // 25: authplane.token.v1.MessagePage.branding:type_name -> authplane.token.v1.Branding
+	32, // 26: authplane.token.v1.BrowserResponse.login:type_name -> authplane.token.v1.LoginPage
+	34, // 27: authplane.token.v1.BrowserResponse.consent:type_name -> authplane.token.v1.ConsentPage
+	35, // 28: authplane.token.v1.BrowserResponse.message:type_name -> authplane.token.v1.MessagePage
+	1,  // 29: authplane.token.v1.TokenService.Token:input_type -> authplane.token.v1.TokenRequest
+	3,  // 30: authplane.token.v1.TokenService.GetJWKS:input_type -> authplane.token.v1.GetJWKSRequest
+	10, // 31: authplane.token.v1.TokenService.Introspect:input_type -> authplane.token.v1.IntrospectRequest
+	12, // 32: authplane.token.v1.TokenService.Revoke:input_type -> authplane.token.v1.RevokeRequest
+	23, // 33: authplane.token.v1.TokenService.GetUserInfo:input_type -> authplane.token.v1.GetUserInfoRequest
+	13, // 34: authplane.token.v1.TokenService.ListRevokedTokens:input_type -> authplane.token.v1.ListRevokedTokensRequest
+	7,  // 35: authplane.token.v1.TokenService.DeleteServerKeys:input_type -> authplane.token.v1.DeleteServerKeysRequest
+	8,  // 36: authplane.token.v1.TokenService.DeleteClientTokens:input_type -> authplane.token.v1.DeleteClientTokensRequest
+	6,  // 37: authplane.token.v1.TokenService.DeleteTenantData:input_type -> authplane.token.v1.DeleteTenantDataRequest
+	17, // 38: authplane.token.v1.TokenService.EndUserSessions:input_type -> authplane.token.v1.EndUserSessionsRequest
+	19, // 39: authplane.token.v1.TokenService.ListUserSessions:input_type -> authplane.token.v1.ListUserSessionsRequest
+	21, // 40: authplane.token.v1.TokenService.DeleteUserSession:input_type -> authplane.token.v1.DeleteUserSessionRequest
+	26, // 41: authplane.token.v1.TokenService.Authorize:input_type -> authplane.token.v1.AuthorizeRequest
+	27, // 42: authplane.token.v1.TokenService.GetLoginPage:input_type -> authplane.token.v1.GetLoginPageRequest
+	28, // 43: authplane.token.v1.TokenService.SubmitLogin:input_type -> authplane.token.v1.SubmitLoginRequest
+	29, // 44: authplane.token.v1.TokenService.SubmitConsent:input_type -> authplane.token.v1.SubmitConsentRequest
+	30, // 45: authplane.token.v1.TokenService.Logout:input_type -> authplane.token.v1.LogoutRequest
+	22, // 46: authplane.token.v1.TokenService.DeleteUserSessions:input_type -> authplane.token.v1.DeleteUserSessionsRequest
+	2,  // 47: authplane.token.v1.TokenService.Token:output_type -> authplane.token.v1.TokenResponse
+	5,  // 48: authplane.token.v1.TokenService.GetJWKS:output_type -> authplane.token.v1.JWKS
+	11, // 49: authplane.token.v1.TokenService.Introspect:output_type -> authplane.token.v1.IntrospectResponse
+	42, // 50: authplane.token.v1.TokenService.Revoke:output_type -> google.protobuf.Empty
+	24, // 51: authplane.token.v1.TokenService.GetUserInfo:output_type -> authplane.token.v1.UserInfo
+	15, // 52: authplane.token.v1.TokenService.ListRevokedTokens:output_type -> authplane.token.v1.ListRevokedTokensResponse
+	42, // 53: authplane.token.v1.TokenService.DeleteServerKeys:output_type -> google.protobuf.Empty
+	42, // 54: authplane.token.v1.TokenService.DeleteClientTokens:output_type -> google.protobuf.Empty
+	42, // 55: authplane.token.v1.TokenService.DeleteTenantData:output_type -> google.protobuf.Empty
+	42, // 56: authplane.token.v1.TokenService.EndUserSessions:output_type -> google.protobuf.Empty
+	20, // 57: authplane.token.v1.TokenService.ListUserSessions:output_type -> authplane.token.v1.ListUserSessionsResponse
+	42, // 58: authplane.token.v1.TokenService.DeleteUserSession:output_type -> google.protobuf.Empty
+	36, // 59: authplane.token.v1.TokenService.Authorize:output_type -> authplane.token.v1.BrowserResponse
+	36, // 60: authplane.token.v1.TokenService.GetLoginPage:output_type -> authplane.token.v1.BrowserResponse
+	36, // 61: authplane.token.v1.TokenService.SubmitLogin:output_type -> authplane.token.v1.BrowserResponse
+	36, // 62: authplane.token.v1.TokenService.SubmitConsent:output_type -> authplane.token.v1.BrowserResponse
+	36, // 63: authplane.token.v1.TokenService.Logout:output_type -> authplane.token.v1.BrowserResponse
+	42, // 64: authplane.token.v1.TokenService.DeleteUserSessions:output_type -> google.protobuf.Empty
+	47, // [47:65] is the sub-list for method output_type
+	29, // [29:47] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_authplane_token_v1_token_service_proto_init() }
@@ -1996,13 +3092,19 @@ func file_authplane_token_v1_token_service_proto_init() {
 	if File_authplane_token_v1_token_service_proto != nil {
 		return
 	}
+	file_authplane_token_v1_token_service_proto_msgTypes[35].OneofWrappers = []any{
+		(*BrowserResponse_RedirectTo)(nil),
+		(*BrowserResponse_Login)(nil),
+		(*BrowserResponse_Consent)(nil),
+		(*BrowserResponse_Message)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_authplane_token_v1_token_service_proto_rawDesc), len(file_authplane_token_v1_token_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   25,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -59,7 +59,13 @@ type Server struct {
 	Uid string `protobuf:"bytes,13,opt,name=uid,proto3" json:"uid,omitempty"`
 	// The absolute lifetime of a login session: no refresh or access token of a session outlives it. Default
 	// 7776000s (90 days).
-	SessionTtl    *durationpb.Duration `protobuf:"bytes,14,opt,name=session_ttl,json=sessionTtl,proto3" json:"session_ttl,omitempty"`
+	SessionTtl *durationpb.Duration `protobuf:"bytes,14,opt,name=session_ttl,json=sessionTtl,proto3" json:"session_ttl,omitempty"`
+	// The name the hosted sign-in page shows (default: name).
+	DisplayName string `protobuf:"bytes,15,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	// The logo the sign-in page shows: an `https` URL, or `http` on a loopback host.
+	LogoUrl string `protobuf:"bytes,16,opt,name=logo_url,json=logoUrl,proto3" json:"logo_url,omitempty"`
+	// The sign-in page's accent colour, `#rrggbb`.
+	PrimaryColor  string `protobuf:"bytes,17,opt,name=primary_color,json=primaryColor,proto3" json:"primary_color,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -190,6 +196,27 @@ func (x *Server) GetSessionTtl() *durationpb.Duration {
 		return x.SessionTtl
 	}
 	return nil
+}
+
+func (x *Server) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *Server) GetLogoUrl() string {
+	if x != nil {
+		return x.LogoUrl
+	}
+	return ""
+}
+
+func (x *Server) GetPrimaryColor() string {
+	if x != nil {
+		return x.PrimaryColor
+	}
+	return ""
 }
 
 type CreateServerRequest struct {
@@ -972,8 +999,12 @@ type ServerMetadata struct {
 	// Identity sources for the password grant, in the order they are tried (display_order, then creation).
 	IdentitySources []*IdentitySource    `protobuf:"bytes,10,rep,name=identity_sources,json=identitySources,proto3" json:"identity_sources,omitempty"`
 	SessionTtl      *durationpb.Duration `protobuf:"bytes,11,opt,name=session_ttl,json=sessionTtl,proto3" json:"session_ttl,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// What the hosted sign-in page shows (display_name falls back to the workspace's name).
+	DisplayName   string `protobuf:"bytes,12,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	LogoUrl       string `protobuf:"bytes,13,opt,name=logo_url,json=logoUrl,proto3" json:"logo_url,omitempty"`
+	PrimaryColor  string `protobuf:"bytes,14,opt,name=primary_color,json=primaryColor,proto3" json:"primary_color,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ServerMetadata) Reset() {
@@ -1081,6 +1112,27 @@ func (x *ServerMetadata) GetSessionTtl() *durationpb.Duration {
 		return x.SessionTtl
 	}
 	return nil
+}
+
+func (x *ServerMetadata) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *ServerMetadata) GetLogoUrl() string {
+	if x != nil {
+		return x.LogoUrl
+	}
+	return ""
+}
+
+func (x *ServerMetadata) GetPrimaryColor() string {
+	if x != nil {
+		return x.PrimaryColor
+	}
+	return ""
 }
 
 // An identity source as the data plane sees it (no secrets).
@@ -1748,7 +1800,7 @@ var File_authplane_workspace_v1_workspace_service_proto protoreflect.FileDescrip
 
 const file_authplane_workspace_v1_workspace_service_proto_rawDesc = "" +
 	"\n" +
-	".authplane/workspace/v1/workspace_service.proto\x12\x16authplane.workspace.v1\x1a authplane/access/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcc\x04\n" +
+	".authplane/workspace/v1/workspace_service.proto\x12\x16authplane.workspace.v1\x1a authplane/access/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaf\x05\n" +
 	"\x06Server\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x12\n" +
@@ -1770,7 +1822,10 @@ const file_authplane_workspace_v1_workspace_service_proto_rawDesc = "" +
 	"updated_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x10\n" +
 	"\x03uid\x18\r \x01(\tR\x03uid\x12:\n" +
 	"\vsession_ttl\x18\x0e \x01(\v2\x19.google.protobuf.DurationR\n" +
-	"sessionTtl\"j\n" +
+	"sessionTtl\x12!\n" +
+	"\fdisplay_name\x18\x0f \x01(\tR\vdisplayName\x12\x19\n" +
+	"\blogo_url\x18\x10 \x01(\tR\alogoUrl\x12#\n" +
+	"\rprimary_color\x18\x11 \x01(\tR\fprimaryColor\"j\n" +
 	"\x13CreateServerRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x126\n" +
 	"\x06server\x18\x02 \x01(\v2\x1e.authplane.workspace.v1.ServerR\x06server\"m\n" +
@@ -1823,7 +1878,7 @@ const file_authplane_workspace_v1_workspace_service_proto_rawDesc = "" +
 	"\bscope_id\x18\x02 \x01(\tR\ascopeId\"T\n" +
 	"\x18GetServerMetadataRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
-	"\tserver_id\x18\x02 \x01(\tR\bserverId\"\x81\x04\n" +
+	"\tserver_id\x18\x02 \x01(\tR\bserverId\"\xe4\x04\n" +
 	"\x0eServerMetadata\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
 	"\tserver_id\x18\x02 \x01(\tR\bserverId\x12\x12\n" +
@@ -1839,7 +1894,10 @@ const file_authplane_workspace_v1_workspace_service_proto_rawDesc = "" +
 	"\x10identity_sources\x18\n" +
 	" \x03(\v2&.authplane.workspace.v1.IdentitySourceR\x0fidentitySources\x12:\n" +
 	"\vsession_ttl\x18\v \x01(\v2\x19.google.protobuf.DurationR\n" +
-	"sessionTtl\"\xa9\x01\n" +
+	"sessionTtl\x12!\n" +
+	"\fdisplay_name\x18\f \x01(\tR\vdisplayName\x12\x19\n" +
+	"\blogo_url\x18\r \x01(\tR\alogoUrl\x12#\n" +
+	"\rprimary_color\x18\x0e \x01(\tR\fprimaryColor\"\xa9\x01\n" +
 	"\x0eIdentitySource\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06method\x18\x02 \x01(\tR\x06method\x12(\n" +
