@@ -107,6 +107,7 @@ SELECT c.tenant_id, c.chain_id, c.server_id, c.client_id,
 FROM token_refresh_chains c;
 DROP TABLE token_refresh_chains;
 ALTER TABLE token_refresh_tokens RENAME COLUMN chain_id TO session_id`},
+	browserMigration,
 }
 
 // keyRow is one signing key of a workspace incarnation. The private key is a JWK sealed under the master key
