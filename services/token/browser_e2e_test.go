@@ -365,8 +365,8 @@ func TestBrowserSignInAttacks(t *testing.T) {
 
 	t.Run("PKCE downgrade: plain and a missing challenge are refused", func(t *testing.T) {
 		for name, opts := range map[string][]oauth2.AuthCodeOption{
-			"missing": nil,
-			"plain":   {oauth2.SetAuthURLParam("code_challenge", verifier), oauth2.SetAuthURLParam("code_challenge_method", "plain")},
+			"missing":                           nil,
+			"plain":                             {oauth2.SetAuthURLParam("code_challenge", verifier), oauth2.SetAuthURLParam("code_challenge_method", "plain")},
 			"method missing (plain by default)": {oauth2.SetAuthURLParam("code_challenge", strings.Repeat("a", 43))},
 		} {
 			q := callbackParams(t, newBrowser(t, env).get(spa.AuthCodeURL("s", opts...)))
