@@ -231,8 +231,10 @@ func (s *Service) Authorize(ctx context.Context, req *tokenv1.AuthorizeRequest) 
 		return nil, err
 	}
 	out.ClearSession = clear
-	if sess != nil && (slices.Contains(prompts, "login") || (maxAge >= 0 && now.Unix()-sess.AuthTime > maxAge)) {
-		sess = nil // signs in again; the session stays until then
+	if sess != nil && (slices.Contains(prompts, "login") || (maxAge >= 0 && now.Unix()-sess.AuthTime >= maxAge)) {
+		// Signs in again; the session stays until then. At max_age seconds or more (max_age=0: always, as with
+		// prompt=login), since auth_time has whole seconds only.
+		sess = nil
 	}
 	if sess == nil && slices.Contains(prompts, "none") {
 		return fail("login_required", "the user is not signed in")

@@ -481,3 +481,122 @@ func TestBrowserSignInAttacks(t *testing.T) {
 		}
 	})
 }
+
+func TestBrowserSignInPromptsConsentAndLogout(t *testing.T) {
+	env := testenv.Start(t)
+	w := newBrowserWorld(t, env, "prompts")
+	ctx := context.Background()
+	web := w.oauthConfig(w.webID, w.webSecret, "openid", "email")
+	spa := w.oauthConfig(w.spaID, "", "openid", "email")
+	verifier := oauth2.GenerateVerifier()
+	challenge := oauth2.S256ChallengeOption(verifier)
+	b := newBrowser(t, env)
+	callbackParams(t, w.signIn(t, b, spa.AuthCodeURL("s", challenge), janePassword))
+	sessions := func() (browser, token int) {
+		var list struct {
+			Sessions []struct{ Kind string } `json:"sessions"`
+		}
+		call(t, env, "GET", "/api/identity/"+w.tn.ID+"/system/pools/"+ropcPool+"/users/"+w.jane+"/sessions", w.tn.SystemToken, nil, &list, http.StatusOK)
+		for _, s := range list.Sessions {
+			if s.Kind == "browser" {
+				browser++
+			} else {
+				token++
+			}
+		}
+		return
+	}
+
+	t.Run("prompt=login and max_age=0 show the form to a signed-in browser, which stays one session", func(t *testing.T) {
+		for _, opt := range []oauth2.AuthCodeOption{oauth2.SetAuthURLParam("prompt", "login"), oauth2.SetAuthURLParam("max_age", "0")} {
+			q := callbackParams(t, w.signIn(t, b, spa.AuthCodeURL("s", challenge, opt), janePassword))
+			if q.Get("code") == "" {
+				t.Fatalf("no code after signing in again: %v", q)
+			}
+		}
+		if n, _ := sessions(); n != 1 {
+			t.Fatalf("%d browser sessions after signing in again as the same user, want 1", n)
+		}
+	})
+
+	t.Run("other response types are refused by redirect", func(t *testing.T) {
+		q := callbackParams(t, b.get(spa.AuthCodeURL("s", challenge, oauth2.SetAuthURLParam("response_type", "token"))))
+		if q.Get("error") != "unsupported_response_type" || q.Get("state") != "s" {
+			t.Fatalf("%v, want unsupported_response_type", q)
+		}
+	})
+
+	t.Run("denied consent sends access_denied", func(t *testing.T) {
+		p := b.get(web.AuthCodeURL("deny", challenge))
+		q := callbackParams(t, b.submit(p, map[string]string{"decision": "deny"}))
+		if q.Get("error") != "access_denied" || q.Get("state") != "deny" || q.Get("iss") != w.issuer() {
+			t.Fatalf("%v, want access_denied with state and iss", q)
+		}
+	})
+
+	t.Run("a deleted client's consent is gone with it", func(t *testing.T) {
+		p := b.get(web.AuthCodeURL("allow", challenge))
+		callbackParams(t, b.submit(p, map[string]string{"decision": "allow"}))
+		q := callbackParams(t, b.get(web.AuthCodeURL("again", challenge, oauth2.SetAuthURLParam("prompt", "none"))))
+		if q.Get("code") == "" {
+			t.Fatalf("consent not remembered: %v", q)
+		}
+		call(t, env, "DELETE", "/api/admin/"+w.tn.ID+"/clients/"+w.webID, w.tn.AdminToken, nil, nil, http.StatusNoContent)
+		call(t, env, "POST", "/api/admin/"+w.tn.ID+"/clients", w.tn.AdminToken, map[string]any{"client_id": w.webID,
+			"authorization_server_id": ropcWS, "client_name": "Web app", "grant_types": []string{"authorization_code"},
+			"scopes": []string{"openid", "email"}, "redirect_uris": []string{browserCallback}}, nil, http.StatusCreated)
+		q = callbackParams(t, b.get(web.AuthCodeURL("after", challenge, oauth2.SetAuthURLParam("prompt", "none"))))
+		if q.Get("error") != "consent_required" {
+			t.Fatalf("after the client was deleted and registered again: %v, want consent_required", q)
+		}
+		// The browser session outlives the deleted client it was started for.
+		if q := callbackParams(t, b.get(spa.AuthCodeURL("spa", challenge, oauth2.SetAuthURLParam("prompt", "none")))); q.Get("code") == "" {
+			t.Fatalf("SSO after deleting another client: %v", q)
+		}
+	})
+
+	t.Run("logout to an unregistered URI is an error page and signs nobody out", func(t *testing.T) {
+		p := b.get(w.issuer() + "/oauth2/logout?" + url.Values{"client_id": {w.spaID}, "post_logout_redirect_uri": {"https://evil.example/"}}.Encode())
+		if p.status != http.StatusBadRequest || p.location != nil {
+			t.Fatalf("status %d location %v, want a 400 page", p.status, p.location)
+		}
+		if q := callbackParams(t, b.get(spa.AuthCodeURL("s", challenge, oauth2.SetAuthURLParam("prompt", "none")))); q.Get("code") == "" {
+			t.Fatalf("signed out by a refused logout: %v", q)
+		}
+	})
+
+	t.Run("a user made inactive is signed out of the browser", func(t *testing.T) {
+		call(t, env, "PUT", "/api/identity/"+w.tn.ID+"/system/pools/"+ropcPool+"/users/"+w.jane, w.tn.SystemToken,
+			map[string]any{"status": "inactive"}, nil, http.StatusOK)
+		q := callbackParams(t, b.get(spa.AuthCodeURL("s", challenge, oauth2.SetAuthURLParam("prompt", "none"))))
+		if q.Get("error") != "login_required" {
+			t.Fatalf("%v, want login_required", q)
+		}
+		if n, _ := sessions(); n != 0 {
+			t.Fatalf("%d live browser sessions of an inactive user", n)
+		}
+		call(t, env, "PUT", "/api/identity/"+w.tn.ID+"/system/pools/"+ropcPool+"/users/"+w.jane, w.tn.SystemToken,
+			map[string]any{"status": "active"}, nil, http.StatusOK)
+	})
+
+	t.Run("logout without a redirect shows the signed-out page and clears the cookie", func(t *testing.T) {
+		callbackParams(t, w.signIn(t, b, spa.AuthCodeURL("s", challenge), janePassword))
+		p := b.get(w.issuer() + "/oauth2/logout")
+		if p.status != http.StatusOK || !strings.Contains(p.body, "You are signed out.") {
+			t.Fatalf("status %d: %s", p.status, p.body)
+		}
+		if n, _ := sessions(); n != 0 {
+			t.Fatalf("%d browser sessions after logout", n)
+		}
+		if _, err := spa.Exchange(ctx, "not-a-code", oauth2.VerifierOption(verifier)); err == nil {
+			t.Fatal("an unknown code was exchanged")
+		}
+	})
+
+	t.Run("an unknown workspace is a 404 page", func(t *testing.T) {
+		p := b.get(env.HTTPURL + "/" + w.tn.ID + "/no-such-ws/oauth2/authorize?client_id=x")
+		if p.status != http.StatusNotFound || !strings.Contains(p.header.Get("Content-Type"), "text/html") {
+			t.Fatalf("status %d content type %q", p.status, p.header.Get("Content-Type"))
+		}
+	})
+}
