@@ -61,6 +61,13 @@ const appServer = createServer((req, res) => {
     res.end('<svg xmlns="http://www.w3.org/2000/svg" width="160" height="40" viewBox="0 0 160 40"><rect width="40" height="40" rx="8" fill="#0a7d33"/><path d="M12 28 20 10l8 18" stroke="#fff" stroke-width="4" fill="none"/><text x="50" y="28" font-family="sans-serif" font-size="22" font-weight="700" fill="#1f2328">Acme</text></svg>');
     return;
   }
+  if (req.url.startsWith('/framed?')) {
+    // A page of another origin that tries to show the sign-in page inside a frame.
+    const src = new URL(req.url, appBase).searchParams.get('src');
+    res.writeHead(200, { 'Content-Type': 'text/html' });
+    res.end(`<!doctype html><title>framing</title><iframe id="f" src="${src.replace(/"/g, '&quot;')}" width="600" height="400"></iframe>`);
+    return;
+  }
   landings.push(req.url);
   res.writeHead(200, { 'Content-Type': 'text/plain' });
   res.end('landed');
@@ -220,6 +227,14 @@ try {
     await page.screenshot({ path: process.env.SCREENSHOT });
     console.log(`  (screenshot of the sign-in page: ${process.env.SCREENSHOT})`);
   }
+  const loginURL = page.url();
+  const framing = await browser.newPage();
+  await framing.goto(`${appBase}/framed?src=${encodeURIComponent(loginURL)}`);
+  await framing.waitForLoadState('load');
+  const framed = framing.frames().find((f) => f !== framing.mainFrame());
+  check('the browser refuses to show the sign-in page inside a frame',
+    !!framed && (await framed.$('input[name=password]').catch(() => null)) === null, framed && framed.url());
+  await framing.close();
   await page.getByLabel('Email or username').fill('jane@example.com');
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Sign in' }).click();
