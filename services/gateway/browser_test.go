@@ -33,7 +33,7 @@ func TestPagesKeepTheirBrandingInsideItsContext(t *testing.T) {
 	g := &Gateway{issuerURL: "http://127.0.0.1:8080"}
 	rec := httptest.NewRecorder()
 	g.render(rec, nil, "login.html", http.StatusOK, "https://app.example", &pageData{
-		Brand: &tokenv1.Branding{DisplayName: `<script>alert(1)</script>`, PrimaryColor: "#000;}body{display:none", LogoUrl: "javascript:alert(1)"},
+		Brand:      &tokenv1.Branding{DisplayName: `<script>alert(1)</script>`, PrimaryColor: "#000;}body{display:none", LogoUrl: "javascript:alert(1)"},
 		ClientName: `"><img src=x>`, Username: `" autofocus onfocus="x`, Action: "/acme/shop/login",
 	})
 	body, csp := rec.Body.String(), rec.Header().Get("Content-Security-Policy")
