@@ -329,7 +329,23 @@ func (w *browserWorld) introspect(t *testing.T, token string) bool {
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("introspection: status %d %s", resp.StatusCode, raw)
+	}
 	return strings.Contains(string(raw), `"active":true`)
+}
+
+// userinfoStatus is the status of the userinfo endpoint for an access token.
+func (w *browserWorld) userinfoStatus(t *testing.T, token string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, w.issuer()+"/userinfo", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // varying are the parts of a sign-in page that differ per request (request id, CSRF token, style nonce).
@@ -590,6 +606,31 @@ func TestBrowserSignInPromptsConsentAndLogout(t *testing.T) {
 		}
 		if _, err := spa.Exchange(ctx, "not-a-code", oauth2.VerifierOption(verifier)); err == nil {
 			t.Fatal("an unknown code was exchanged")
+		}
+	})
+
+	t.Run("logout by id_token_hint alone, from a browser without the cookie, ends the session", func(t *testing.T) {
+		q := callbackParams(t, w.signIn(t, b, spa.AuthCodeURL("s", challenge), janePassword))
+		tok, err := spa.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hint, _ := tok.Extra("id_token").(string)
+		forged := hint[:len(hint)-4] + "AAAA"
+		if p := newBrowser(t, env).get(w.issuer() + "/oauth2/logout?id_token_hint=" + url.QueryEscape(forged)); p.status != http.StatusBadRequest {
+			t.Fatalf("logout with a forged hint: status %d, want 400", p.status)
+		}
+		if n, _ := sessions(); n != 1 {
+			t.Fatalf("%d browser sessions after a forged hint, want 1", n)
+		}
+		if p := newBrowser(t, env).get(w.issuer() + "/oauth2/logout?id_token_hint=" + url.QueryEscape(hint)); p.status != http.StatusOK {
+			t.Fatalf("logout with the hint: status %d", p.status)
+		}
+		if n, _ := sessions(); n != 0 {
+			t.Fatalf("%d browser sessions after logout by hint, want 0", n)
+		}
+		if code := w.userinfoStatus(t, tok.AccessToken); code != http.StatusUnauthorized {
+			t.Errorf("userinfo with the app's access token after logout by hint: %d, want 401", code)
 		}
 	})
 
