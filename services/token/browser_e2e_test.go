@@ -2,6 +2,7 @@ package token_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -469,6 +470,28 @@ func TestBrowserSignInAttacks(t *testing.T) {
 			t.Fatalf("right password after 10 failures: status %d location %v, want the same refusal", p.status, p.location)
 		}
 		call(t, env, "POST", "/api/identity/"+w.tn.ID+"/system/pools/"+ropcPool+"/users/"+w.jane+"/unlock", w.tn.SystemToken, nil, nil, http.StatusOK)
+
+		// A flood of submissions for unknown users, all at once: each is refused with the one message, or told to
+		// come back when the bounded hashing pool is full (503); none gets in, none tells more.
+		p = fb.get(spa.AuthCodeURL("flood2", challenge, oauth2.SetAuthURLParam("prompt", "login")))
+		answers := make(chan *page, 32)
+		for i := range cap(answers) {
+			go func() {
+				answers <- fb.submit(p, map[string]string{"username": fmt.Sprintf("nobody-%d@example.com", i), "password": "guess"})
+			}()
+		}
+		for range cap(answers) {
+			a := <-answers
+			refused := a.status == http.StatusOK && strings.Contains(a.body, "The username or password is incorrect.")
+			busy := a.status == http.StatusServiceUnavailable && strings.Contains(a.body, "temporarily_unavailable")
+			if a.location != nil || !(refused || busy) {
+				t.Errorf("flooded submission: status %d location %v: %s", a.status, a.location, a.body)
+			}
+		}
+		p = fb.submit(p, map[string]string{"username": "jane@example.com", "password": janePassword})
+		if callbackParams(t, p).Get("code") == "" {
+			t.Error("no sign-in after the flood")
+		}
 	})
 
 	t.Run("CORS answers only the allowed origins", func(t *testing.T) {
