@@ -594,7 +594,7 @@ func (s *Service) SubmitConsent(ctx context.Context, req *tokenv1.SubmitConsentR
 		return nil, apierr.Wrap(err, "read consent")
 	}
 	if err := s.store.saveConsent(ctx, &consentRow{
-		TenantID: ws.tenantID, ClientID: ar.ClientID, Subject: sess.Subject, ServerID: ws.serverID,
+		TenantID: ws.tenantID, ClientID: ar.ClientID, Subject: sess.Subject, PoolID: sess.PoolID, ServerID: ws.serverID,
 		Scope: strings.TrimSpace(scope), GrantedAt: now.UnixMicro(),
 	}); err != nil {
 		return nil, apierr.Wrap(err, "store consent")

@@ -573,6 +573,37 @@ func TestBrowserSignInPromptsConsentAndLogout(t *testing.T) {
 		}
 	})
 
+	t.Run("the identity plane lists a consent and revoking it asks again and ends the app's session", func(t *testing.T) {
+		p := b.get(web.AuthCodeURL("allow", challenge))
+		q := callbackParams(t, b.submit(p, map[string]string{"decision": "allow"}))
+		tok, err := web.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier))
+		if err != nil {
+			t.Fatal(err)
+		}
+		consents := "/api/identity/" + w.tn.ID + "/system/pools/" + ropcPool + "/users/" + w.jane + "/consents"
+		var list struct {
+			Consents []struct {
+				ClientID string   `json:"client_id"`
+				Scopes   []string `json:"scopes"`
+			} `json:"consents"`
+		}
+		call(t, env, "GET", consents, w.tn.SystemToken, nil, &list, http.StatusOK)
+		if len(list.Consents) != 1 || list.Consents[0].ClientID != w.webID || strings.Join(list.Consents[0].Scopes, " ") != "openid email" {
+			t.Fatalf("consents %+v, want the web app's openid email", list.Consents)
+		}
+		call(t, env, "DELETE", consents+"/"+w.webID, w.tn.SystemToken, nil, nil, http.StatusNoContent)
+		call(t, env, "DELETE", consents+"/"+w.webID, w.tn.SystemToken, nil, nil, http.StatusNotFound)
+		if w.introspect(t, tok.AccessToken) {
+			t.Error("the app's access token is still active after its consent was revoked")
+		}
+		if q := callbackParams(t, b.get(web.AuthCodeURL("x", challenge, oauth2.SetAuthURLParam("prompt", "none")))); q.Get("error") != "consent_required" {
+			t.Fatalf("after revoking the consent: %v, want consent_required", q)
+		}
+		if q := callbackParams(t, b.get(spa.AuthCodeURL("spa", challenge, oauth2.SetAuthURLParam("prompt", "none")))); q.Get("code") == "" {
+			t.Fatalf("the browser session ended with another app's consent: %v", q)
+		}
+	})
+
 	t.Run("a deleted client's consent is gone with it", func(t *testing.T) {
 		p := b.get(web.AuthCodeURL("allow", challenge))
 		callbackParams(t, b.submit(p, map[string]string{"decision": "allow"}))

@@ -63,11 +63,13 @@ CREATE TABLE token_consents (
   tenant_id TEXT NOT NULL,
   client_id TEXT NOT NULL,
   subject TEXT NOT NULL,
+  pool_id TEXT NOT NULL DEFAULT '',
   server_id TEXT NOT NULL,
   scope TEXT NOT NULL,
   granted_at {{bigint}} NOT NULL,
   PRIMARY KEY (tenant_id, client_id, subject)
-)`}
+);
+CREATE INDEX token_consents_user ON token_consents (tenant_id, pool_id, subject, client_id)`}
 
 // authRequestRow is an authorization request waiting for the user to sign in or consent. binding_hash is the
 // keyed hash of the browser's CSRF binding cookie: only the browser that started the request can finish it.
@@ -114,11 +116,13 @@ type authCodeRow struct {
 
 func (authCodeRow) TableName() string { return "token_auth_codes" }
 
-// consentRow is what a user allowed a client: the scopes (space-separated), until revoked.
+// consentRow is what a user allowed a client: the scopes (space-separated), until revoked. pool_id is the user's
+// pool (empty for users of an external verifier).
 type consentRow struct {
 	TenantID  string `gorm:"primaryKey"`
 	ClientID  string `gorm:"primaryKey"`
 	Subject   string `gorm:"primaryKey"`
+	PoolID    string
 	ServerID  string
 	Scope     string
 	GrantedAt int64
@@ -221,6 +225,21 @@ func (s *store) consent(ctx context.Context, tenantID, clientID, subject string)
 // saveConsent records (or widens) what a user allowed a client.
 func (s *store) saveConsent(ctx context.Context, row *consentRow) error {
 	return s.db.WithContext(ctx).Save(row).Error
+}
+
+// userConsents lists a pool user's consents after client id `after`, in client id order.
+func (s *store) userConsents(ctx context.Context, tenantID, poolID, subject, after string, limit int) ([]consentRow, error) {
+	var rows []consentRow
+	err := db.Tenant(s.db.WithContext(ctx), tenantID).Where("pool_id = ? AND subject = ? AND client_id > ?", poolID, subject, after).
+		Order("client_id").Limit(limit).Find(&rows).Error
+	return rows, err
+}
+
+// deleteConsent revokes a pool user's consent to a client; it reports whether there was one.
+func (s *store) deleteConsent(ctx context.Context, tenantID, poolID, subject, clientID string) (bool, error) {
+	res := db.Tenant(s.db.WithContext(ctx), tenantID).Where("pool_id = ? AND subject = ? AND client_id = ?", poolID, subject, clientID).
+		Delete(&consentRow{})
+	return res.RowsAffected > 0, res.Error
 }
 
 // deleteClientBrowserState deletes a client's consents, codes and pending requests (the client was deleted).

@@ -48,13 +48,14 @@ func (sessionRow) TableName() string { return "token_sessions" }
 
 // Why a session ended (end_reason).
 const (
-	endUserChanged   = "user_changed"   // made inactive, deleted, or given a new password
-	endAdmin         = "ended_by_admin" // the sessions API
-	endRefreshReuse  = "refresh_reuse"  // a spent refresh token was presented again
-	endRevoked       = "revoked"        // its refresh token was revoked (RFC 7009)
-	endClientDeleted = "client_deleted"
-	endLogout        = "logout"     // RP-initiated logout, or the browser signed in as another user
-	endCodeReuse     = "code_reuse" // its authorization code was presented again
+	endUserChanged    = "user_changed"   // made inactive, deleted, or given a new password
+	endAdmin          = "ended_by_admin" // the sessions API
+	endRefreshReuse   = "refresh_reuse"  // a spent refresh token was presented again
+	endRevoked        = "revoked"        // its refresh token was revoked (RFC 7009)
+	endClientDeleted  = "client_deleted"
+	endLogout         = "logout"          // RP-initiated logout, or the browser signed in as another user
+	endCodeReuse      = "code_reuse"      // its authorization code was presented again
+	endConsentRevoked = "consent_revoked" // the user revoked its client's consent
 )
 
 // refreshRow is one refresh token, named by the keyed hash of its value (the value itself is never stored). Each

@@ -2696,6 +2696,271 @@ func (*BrowserResponse_Consent) isBrowserResponse_Outcome() {}
 
 func (*BrowserResponse_Message) isBrowserResponse_Outcome() {}
 
+// What a user allowed a client at the consent page.
+type Consent struct {
+	state                 protoimpl.MessageState `protogen:"open.v1"`
+	ClientId              string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	AuthorizationServerId string                 `protobuf:"bytes,2,opt,name=authorization_server_id,json=authorizationServerId,proto3" json:"authorization_server_id,omitempty"`
+	Scopes                []string               `protobuf:"bytes,3,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	GrantedAt             *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=granted_at,json=grantedAt,proto3" json:"granted_at,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *Consent) Reset() {
+	*x = Consent{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Consent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Consent) ProtoMessage() {}
+
+func (x *Consent) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Consent.ProtoReflect.Descriptor instead.
+func (*Consent) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *Consent) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *Consent) GetAuthorizationServerId() string {
+	if x != nil {
+		return x.AuthorizationServerId
+	}
+	return ""
+}
+
+func (x *Consent) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *Consent) GetGrantedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.GrantedAt
+	}
+	return nil
+}
+
+type ListUserConsentsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	PoolId        string                 `protobuf:"bytes,2,opt,name=pool_id,json=poolId,proto3" json:"pool_id,omitempty"`
+	UserId        string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	PageSize      int32                  `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUserConsentsRequest) Reset() {
+	*x = ListUserConsentsRequest{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUserConsentsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUserConsentsRequest) ProtoMessage() {}
+
+func (x *ListUserConsentsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUserConsentsRequest.ProtoReflect.Descriptor instead.
+func (*ListUserConsentsRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ListUserConsentsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ListUserConsentsRequest) GetPoolId() string {
+	if x != nil {
+		return x.PoolId
+	}
+	return ""
+}
+
+func (x *ListUserConsentsRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ListUserConsentsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListUserConsentsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListUserConsentsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Consents      []*Consent             `protobuf:"bytes,1,rep,name=consents,proto3" json:"consents,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUserConsentsResponse) Reset() {
+	*x = ListUserConsentsResponse{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUserConsentsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUserConsentsResponse) ProtoMessage() {}
+
+func (x *ListUserConsentsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUserConsentsResponse.ProtoReflect.Descriptor instead.
+func (*ListUserConsentsResponse) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ListUserConsentsResponse) GetConsents() []*Consent {
+	if x != nil {
+		return x.Consents
+	}
+	return nil
+}
+
+func (x *ListUserConsentsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type DeleteUserConsentRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	PoolId        string                 `protobuf:"bytes,2,opt,name=pool_id,json=poolId,proto3" json:"pool_id,omitempty"`
+	UserId        string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	ClientId      string                 `protobuf:"bytes,4,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserConsentRequest) Reset() {
+	*x = DeleteUserConsentRequest{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserConsentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserConsentRequest) ProtoMessage() {}
+
+func (x *DeleteUserConsentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserConsentRequest.ProtoReflect.Descriptor instead.
+func (*DeleteUserConsentRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *DeleteUserConsentRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *DeleteUserConsentRequest) GetPoolId() string {
+	if x != nil {
+		return x.PoolId
+	}
+	return ""
+}
+
+func (x *DeleteUserConsentRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *DeleteUserConsentRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
 var File_authplane_token_v1_token_service_proto protoreflect.FileDescriptor
 
 const file_authplane_token_v1_token_service_proto_rawDesc = "" +
@@ -2928,12 +3193,33 @@ const file_authplane_token_v1_token_service_proto_rawDesc = "" +
 	"\x0fsession_max_age\x18\x06 \x01(\x03R\rsessionMaxAge\x12#\n" +
 	"\rclear_session\x18\a \x01(\bR\fclearSession\x12\x18\n" +
 	"\abinding\x18\b \x01(\tR\abindingB\t\n" +
-	"\aoutcome*\xaa\x01\n" +
+	"\aoutcome\"\xb1\x01\n" +
+	"\aConsent\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\x126\n" +
+	"\x17authorization_server_id\x18\x02 \x01(\tR\x15authorizationServerId\x12\x16\n" +
+	"\x06scopes\x18\x03 \x03(\tR\x06scopes\x129\n" +
+	"\n" +
+	"granted_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tgrantedAt\"\xa4\x01\n" +
+	"\x17ListUserConsentsRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
+	"\apool_id\x18\x02 \x01(\tR\x06poolId\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x1b\n" +
+	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\"{\n" +
+	"\x18ListUserConsentsResponse\x127\n" +
+	"\bconsents\x18\x01 \x03(\v2\x1b.authplane.token.v1.ConsentR\bconsents\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x86\x01\n" +
+	"\x18DeleteUserConsentRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
+	"\apool_id\x18\x02 \x01(\tR\x06poolId\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x1b\n" +
+	"\tclient_id\x18\x04 \x01(\tR\bclientId*\xaa\x01\n" +
 	"\x10ClientAuthMethod\x12\"\n" +
 	"\x1eCLIENT_AUTH_METHOD_UNSPECIFIED\x10\x00\x12*\n" +
 	"&CLIENT_AUTH_METHOD_CLIENT_SECRET_BASIC\x10\x01\x12)\n" +
 	"%CLIENT_AUTH_METHOD_CLIENT_SECRET_POST\x10\x02\x12\x1b\n" +
-	"\x17CLIENT_AUTH_METHOD_NONE\x10\x032\xce\x0f\n" +
+	"\x17CLIENT_AUTH_METHOD_NONE\x10\x032\xd4\x12\n" +
 	"\fTokenService\x12R\n" +
 	"\x05Token\x12 .authplane.token.v1.TokenRequest\x1a!.authplane.token.v1.TokenResponse\"\x04\xc8\xf3\x18\x01\x12M\n" +
 	"\aGetJWKS\x12\".authplane.token.v1.GetJWKSRequest\x1a\x18.authplane.token.v1.JWKS\"\x04\xc8\xf3\x18\x01\x12a\n" +
@@ -2947,7 +3233,9 @@ const file_authplane_token_v1_token_service_proto_rawDesc = "" +
 	"\x10DeleteTenantData\x12+.authplane.token.v1.DeleteTenantDataRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x06\x12[\n" +
 	"\x0fEndUserSessions\x12*.authplane.token.v1.EndUserSessionsRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x06\x12\xc4\x01\n" +
 	"\x10ListUserSessions\x12+.authplane.token.v1.ListUserSessionsRequest\x1a,.authplane.token.v1.ListUserSessionsResponse\"U\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02K\x12I/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}/sessions\x12\xbd\x01\n" +
-	"\x11DeleteUserSession\x12,.authplane.token.v1.DeleteUserSessionRequest\x1a\x16.google.protobuf.Empty\"b\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02X*V/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}/sessions/{session_id}\x12\\\n" +
+	"\x11DeleteUserSession\x12,.authplane.token.v1.DeleteUserSessionRequest\x1a\x16.google.protobuf.Empty\"b\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02X*V/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}/sessions/{session_id}\x12\xc4\x01\n" +
+	"\x10ListUserConsents\x12+.authplane.token.v1.ListUserConsentsRequest\x1a,.authplane.token.v1.ListUserConsentsResponse\"U\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02K\x12I/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}/consents\x12\xbc\x01\n" +
+	"\x11DeleteUserConsent\x12,.authplane.token.v1.DeleteUserConsentRequest\x1a\x16.google.protobuf.Empty\"a\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02W*U/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}/consents/{client_id}\x12\\\n" +
 	"\tAuthorize\x12$.authplane.token.v1.AuthorizeRequest\x1a#.authplane.token.v1.BrowserResponse\"\x04\xc8\xf3\x18\x01\x12b\n" +
 	"\fGetLoginPage\x12'.authplane.token.v1.GetLoginPageRequest\x1a#.authplane.token.v1.BrowserResponse\"\x04\xc8\xf3\x18\x01\x12`\n" +
 	"\vSubmitLogin\x12&.authplane.token.v1.SubmitLoginRequest\x1a#.authplane.token.v1.BrowserResponse\"\x04\xc8\xf3\x18\x01\x12d\n" +
@@ -2968,7 +3256,7 @@ func file_authplane_token_v1_token_service_proto_rawDescGZIP() []byte {
 }
 
 var file_authplane_token_v1_token_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_authplane_token_v1_token_service_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_authplane_token_v1_token_service_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_authplane_token_v1_token_service_proto_goTypes = []any{
 	(ClientAuthMethod)(0),             // 0: authplane.token.v1.ClientAuthMethod
 	(*TokenRequest)(nil),              // 1: authplane.token.v1.TokenRequest
@@ -3007,35 +3295,39 @@ var file_authplane_token_v1_token_service_proto_goTypes = []any{
 	(*ConsentPage)(nil),               // 34: authplane.token.v1.ConsentPage
 	(*MessagePage)(nil),               // 35: authplane.token.v1.MessagePage
 	(*BrowserResponse)(nil),           // 36: authplane.token.v1.BrowserResponse
-	nil,                               // 37: authplane.token.v1.TokenRequest.ParametersEntry
-	nil,                               // 38: authplane.token.v1.AuthorizeRequest.ParametersEntry
-	nil,                               // 39: authplane.token.v1.LogoutRequest.ParametersEntry
-	(*timestamppb.Timestamp)(nil),     // 40: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),           // 41: google.protobuf.Struct
-	(*emptypb.Empty)(nil),             // 42: google.protobuf.Empty
+	(*Consent)(nil),                   // 37: authplane.token.v1.Consent
+	(*ListUserConsentsRequest)(nil),   // 38: authplane.token.v1.ListUserConsentsRequest
+	(*ListUserConsentsResponse)(nil),  // 39: authplane.token.v1.ListUserConsentsResponse
+	(*DeleteUserConsentRequest)(nil),  // 40: authplane.token.v1.DeleteUserConsentRequest
+	nil,                               // 41: authplane.token.v1.TokenRequest.ParametersEntry
+	nil,                               // 42: authplane.token.v1.AuthorizeRequest.ParametersEntry
+	nil,                               // 43: authplane.token.v1.LogoutRequest.ParametersEntry
+	(*timestamppb.Timestamp)(nil),     // 44: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),           // 45: google.protobuf.Struct
+	(*emptypb.Empty)(nil),             // 46: google.protobuf.Empty
 }
 var file_authplane_token_v1_token_service_proto_depIdxs = []int32{
 	0,  // 0: authplane.token.v1.TokenRequest.client_auth_method:type_name -> authplane.token.v1.ClientAuthMethod
-	37, // 1: authplane.token.v1.TokenRequest.parameters:type_name -> authplane.token.v1.TokenRequest.ParametersEntry
+	41, // 1: authplane.token.v1.TokenRequest.parameters:type_name -> authplane.token.v1.TokenRequest.ParametersEntry
 	4,  // 2: authplane.token.v1.JWKS.keys:type_name -> authplane.token.v1.JWK
 	0,  // 3: authplane.token.v1.CallerCredentials.client_auth_method:type_name -> authplane.token.v1.ClientAuthMethod
 	9,  // 4: authplane.token.v1.IntrospectRequest.caller:type_name -> authplane.token.v1.CallerCredentials
 	9,  // 5: authplane.token.v1.RevokeRequest.caller:type_name -> authplane.token.v1.CallerCredentials
-	40, // 6: authplane.token.v1.RevokedToken.expires_at:type_name -> google.protobuf.Timestamp
+	44, // 6: authplane.token.v1.RevokedToken.expires_at:type_name -> google.protobuf.Timestamp
 	14, // 7: authplane.token.v1.ListRevokedTokensResponse.revoked:type_name -> authplane.token.v1.RevokedToken
 	16, // 8: authplane.token.v1.ListRevokedTokensResponse.ended_sessions:type_name -> authplane.token.v1.EndedSession
-	40, // 9: authplane.token.v1.EndedSession.expires_at:type_name -> google.protobuf.Timestamp
-	40, // 10: authplane.token.v1.Session.created_at:type_name -> google.protobuf.Timestamp
-	40, // 11: authplane.token.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
-	40, // 12: authplane.token.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
+	44, // 9: authplane.token.v1.EndedSession.expires_at:type_name -> google.protobuf.Timestamp
+	44, // 10: authplane.token.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	44, // 11: authplane.token.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
+	44, // 12: authplane.token.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
 	18, // 13: authplane.token.v1.ListUserSessionsResponse.sessions:type_name -> authplane.token.v1.Session
-	41, // 14: authplane.token.v1.UserInfo.claims:type_name -> google.protobuf.Struct
-	38, // 15: authplane.token.v1.AuthorizeRequest.parameters:type_name -> authplane.token.v1.AuthorizeRequest.ParametersEntry
+	45, // 14: authplane.token.v1.UserInfo.claims:type_name -> google.protobuf.Struct
+	42, // 15: authplane.token.v1.AuthorizeRequest.parameters:type_name -> authplane.token.v1.AuthorizeRequest.ParametersEntry
 	25, // 16: authplane.token.v1.AuthorizeRequest.cookies:type_name -> authplane.token.v1.BrowserCookies
 	25, // 17: authplane.token.v1.GetLoginPageRequest.cookies:type_name -> authplane.token.v1.BrowserCookies
 	25, // 18: authplane.token.v1.SubmitLoginRequest.cookies:type_name -> authplane.token.v1.BrowserCookies
 	25, // 19: authplane.token.v1.SubmitConsentRequest.cookies:type_name -> authplane.token.v1.BrowserCookies
-	39, // 20: authplane.token.v1.LogoutRequest.parameters:type_name -> authplane.token.v1.LogoutRequest.ParametersEntry
+	43, // 20: authplane.token.v1.LogoutRequest.parameters:type_name -> authplane.token.v1.LogoutRequest.ParametersEntry
 	25, // 21: authplane.token.v1.LogoutRequest.cookies:type_name -> authplane.token.v1.BrowserCookies
 	31, // 22: authplane.token.v1.LoginPage.branding:type_name -> authplane.token.v1.Branding
 	31, // 23: authplane.token.v1.ConsentPage.branding:type_name -> authplane.token.v1.Branding
@@ -3044,47 +3336,53 @@ var file_authplane_token_v1_token_service_proto_depIdxs = []int32{
 	32, // 26: authplane.token.v1.BrowserResponse.login:type_name -> authplane.token.v1.LoginPage
 	34, // 27: authplane.token.v1.BrowserResponse.consent:type_name -> authplane.token.v1.ConsentPage
 	35, // 28: authplane.token.v1.BrowserResponse.message:type_name -> authplane.token.v1.MessagePage
-	1,  // 29: authplane.token.v1.TokenService.Token:input_type -> authplane.token.v1.TokenRequest
-	3,  // 30: authplane.token.v1.TokenService.GetJWKS:input_type -> authplane.token.v1.GetJWKSRequest
-	10, // 31: authplane.token.v1.TokenService.Introspect:input_type -> authplane.token.v1.IntrospectRequest
-	12, // 32: authplane.token.v1.TokenService.Revoke:input_type -> authplane.token.v1.RevokeRequest
-	23, // 33: authplane.token.v1.TokenService.GetUserInfo:input_type -> authplane.token.v1.GetUserInfoRequest
-	13, // 34: authplane.token.v1.TokenService.ListRevokedTokens:input_type -> authplane.token.v1.ListRevokedTokensRequest
-	7,  // 35: authplane.token.v1.TokenService.DeleteServerKeys:input_type -> authplane.token.v1.DeleteServerKeysRequest
-	8,  // 36: authplane.token.v1.TokenService.DeleteClientTokens:input_type -> authplane.token.v1.DeleteClientTokensRequest
-	6,  // 37: authplane.token.v1.TokenService.DeleteTenantData:input_type -> authplane.token.v1.DeleteTenantDataRequest
-	17, // 38: authplane.token.v1.TokenService.EndUserSessions:input_type -> authplane.token.v1.EndUserSessionsRequest
-	19, // 39: authplane.token.v1.TokenService.ListUserSessions:input_type -> authplane.token.v1.ListUserSessionsRequest
-	21, // 40: authplane.token.v1.TokenService.DeleteUserSession:input_type -> authplane.token.v1.DeleteUserSessionRequest
-	26, // 41: authplane.token.v1.TokenService.Authorize:input_type -> authplane.token.v1.AuthorizeRequest
-	27, // 42: authplane.token.v1.TokenService.GetLoginPage:input_type -> authplane.token.v1.GetLoginPageRequest
-	28, // 43: authplane.token.v1.TokenService.SubmitLogin:input_type -> authplane.token.v1.SubmitLoginRequest
-	29, // 44: authplane.token.v1.TokenService.SubmitConsent:input_type -> authplane.token.v1.SubmitConsentRequest
-	30, // 45: authplane.token.v1.TokenService.Logout:input_type -> authplane.token.v1.LogoutRequest
-	22, // 46: authplane.token.v1.TokenService.DeleteUserSessions:input_type -> authplane.token.v1.DeleteUserSessionsRequest
-	2,  // 47: authplane.token.v1.TokenService.Token:output_type -> authplane.token.v1.TokenResponse
-	5,  // 48: authplane.token.v1.TokenService.GetJWKS:output_type -> authplane.token.v1.JWKS
-	11, // 49: authplane.token.v1.TokenService.Introspect:output_type -> authplane.token.v1.IntrospectResponse
-	42, // 50: authplane.token.v1.TokenService.Revoke:output_type -> google.protobuf.Empty
-	24, // 51: authplane.token.v1.TokenService.GetUserInfo:output_type -> authplane.token.v1.UserInfo
-	15, // 52: authplane.token.v1.TokenService.ListRevokedTokens:output_type -> authplane.token.v1.ListRevokedTokensResponse
-	42, // 53: authplane.token.v1.TokenService.DeleteServerKeys:output_type -> google.protobuf.Empty
-	42, // 54: authplane.token.v1.TokenService.DeleteClientTokens:output_type -> google.protobuf.Empty
-	42, // 55: authplane.token.v1.TokenService.DeleteTenantData:output_type -> google.protobuf.Empty
-	42, // 56: authplane.token.v1.TokenService.EndUserSessions:output_type -> google.protobuf.Empty
-	20, // 57: authplane.token.v1.TokenService.ListUserSessions:output_type -> authplane.token.v1.ListUserSessionsResponse
-	42, // 58: authplane.token.v1.TokenService.DeleteUserSession:output_type -> google.protobuf.Empty
-	36, // 59: authplane.token.v1.TokenService.Authorize:output_type -> authplane.token.v1.BrowserResponse
-	36, // 60: authplane.token.v1.TokenService.GetLoginPage:output_type -> authplane.token.v1.BrowserResponse
-	36, // 61: authplane.token.v1.TokenService.SubmitLogin:output_type -> authplane.token.v1.BrowserResponse
-	36, // 62: authplane.token.v1.TokenService.SubmitConsent:output_type -> authplane.token.v1.BrowserResponse
-	36, // 63: authplane.token.v1.TokenService.Logout:output_type -> authplane.token.v1.BrowserResponse
-	42, // 64: authplane.token.v1.TokenService.DeleteUserSessions:output_type -> google.protobuf.Empty
-	47, // [47:65] is the sub-list for method output_type
-	29, // [29:47] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	44, // 29: authplane.token.v1.Consent.granted_at:type_name -> google.protobuf.Timestamp
+	37, // 30: authplane.token.v1.ListUserConsentsResponse.consents:type_name -> authplane.token.v1.Consent
+	1,  // 31: authplane.token.v1.TokenService.Token:input_type -> authplane.token.v1.TokenRequest
+	3,  // 32: authplane.token.v1.TokenService.GetJWKS:input_type -> authplane.token.v1.GetJWKSRequest
+	10, // 33: authplane.token.v1.TokenService.Introspect:input_type -> authplane.token.v1.IntrospectRequest
+	12, // 34: authplane.token.v1.TokenService.Revoke:input_type -> authplane.token.v1.RevokeRequest
+	23, // 35: authplane.token.v1.TokenService.GetUserInfo:input_type -> authplane.token.v1.GetUserInfoRequest
+	13, // 36: authplane.token.v1.TokenService.ListRevokedTokens:input_type -> authplane.token.v1.ListRevokedTokensRequest
+	7,  // 37: authplane.token.v1.TokenService.DeleteServerKeys:input_type -> authplane.token.v1.DeleteServerKeysRequest
+	8,  // 38: authplane.token.v1.TokenService.DeleteClientTokens:input_type -> authplane.token.v1.DeleteClientTokensRequest
+	6,  // 39: authplane.token.v1.TokenService.DeleteTenantData:input_type -> authplane.token.v1.DeleteTenantDataRequest
+	17, // 40: authplane.token.v1.TokenService.EndUserSessions:input_type -> authplane.token.v1.EndUserSessionsRequest
+	19, // 41: authplane.token.v1.TokenService.ListUserSessions:input_type -> authplane.token.v1.ListUserSessionsRequest
+	21, // 42: authplane.token.v1.TokenService.DeleteUserSession:input_type -> authplane.token.v1.DeleteUserSessionRequest
+	38, // 43: authplane.token.v1.TokenService.ListUserConsents:input_type -> authplane.token.v1.ListUserConsentsRequest
+	40, // 44: authplane.token.v1.TokenService.DeleteUserConsent:input_type -> authplane.token.v1.DeleteUserConsentRequest
+	26, // 45: authplane.token.v1.TokenService.Authorize:input_type -> authplane.token.v1.AuthorizeRequest
+	27, // 46: authplane.token.v1.TokenService.GetLoginPage:input_type -> authplane.token.v1.GetLoginPageRequest
+	28, // 47: authplane.token.v1.TokenService.SubmitLogin:input_type -> authplane.token.v1.SubmitLoginRequest
+	29, // 48: authplane.token.v1.TokenService.SubmitConsent:input_type -> authplane.token.v1.SubmitConsentRequest
+	30, // 49: authplane.token.v1.TokenService.Logout:input_type -> authplane.token.v1.LogoutRequest
+	22, // 50: authplane.token.v1.TokenService.DeleteUserSessions:input_type -> authplane.token.v1.DeleteUserSessionsRequest
+	2,  // 51: authplane.token.v1.TokenService.Token:output_type -> authplane.token.v1.TokenResponse
+	5,  // 52: authplane.token.v1.TokenService.GetJWKS:output_type -> authplane.token.v1.JWKS
+	11, // 53: authplane.token.v1.TokenService.Introspect:output_type -> authplane.token.v1.IntrospectResponse
+	46, // 54: authplane.token.v1.TokenService.Revoke:output_type -> google.protobuf.Empty
+	24, // 55: authplane.token.v1.TokenService.GetUserInfo:output_type -> authplane.token.v1.UserInfo
+	15, // 56: authplane.token.v1.TokenService.ListRevokedTokens:output_type -> authplane.token.v1.ListRevokedTokensResponse
+	46, // 57: authplane.token.v1.TokenService.DeleteServerKeys:output_type -> google.protobuf.Empty
+	46, // 58: authplane.token.v1.TokenService.DeleteClientTokens:output_type -> google.protobuf.Empty
+	46, // 59: authplane.token.v1.TokenService.DeleteTenantData:output_type -> google.protobuf.Empty
+	46, // 60: authplane.token.v1.TokenService.EndUserSessions:output_type -> google.protobuf.Empty
+	20, // 61: authplane.token.v1.TokenService.ListUserSessions:output_type -> authplane.token.v1.ListUserSessionsResponse
+	46, // 62: authplane.token.v1.TokenService.DeleteUserSession:output_type -> google.protobuf.Empty
+	39, // 63: authplane.token.v1.TokenService.ListUserConsents:output_type -> authplane.token.v1.ListUserConsentsResponse
+	46, // 64: authplane.token.v1.TokenService.DeleteUserConsent:output_type -> google.protobuf.Empty
+	36, // 65: authplane.token.v1.TokenService.Authorize:output_type -> authplane.token.v1.BrowserResponse
+	36, // 66: authplane.token.v1.TokenService.GetLoginPage:output_type -> authplane.token.v1.BrowserResponse
+	36, // 67: authplane.token.v1.TokenService.SubmitLogin:output_type -> authplane.token.v1.BrowserResponse
+	36, // 68: authplane.token.v1.TokenService.SubmitConsent:output_type -> authplane.token.v1.BrowserResponse
+	36, // 69: authplane.token.v1.TokenService.Logout:output_type -> authplane.token.v1.BrowserResponse
+	46, // 70: authplane.token.v1.TokenService.DeleteUserSessions:output_type -> google.protobuf.Empty
+	51, // [51:71] is the sub-list for method output_type
+	31, // [31:51] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_authplane_token_v1_token_service_proto_init() }
@@ -3104,7 +3402,7 @@ func file_authplane_token_v1_token_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_authplane_token_v1_token_service_proto_rawDesc), len(file_authplane_token_v1_token_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   39,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -32,6 +32,8 @@ const (
 	TokenService_EndUserSessions_FullMethodName    = "/authplane.token.v1.TokenService/EndUserSessions"
 	TokenService_ListUserSessions_FullMethodName   = "/authplane.token.v1.TokenService/ListUserSessions"
 	TokenService_DeleteUserSession_FullMethodName  = "/authplane.token.v1.TokenService/DeleteUserSession"
+	TokenService_ListUserConsents_FullMethodName   = "/authplane.token.v1.TokenService/ListUserConsents"
+	TokenService_DeleteUserConsent_FullMethodName  = "/authplane.token.v1.TokenService/DeleteUserConsent"
 	TokenService_Authorize_FullMethodName          = "/authplane.token.v1.TokenService/Authorize"
 	TokenService_GetLoginPage_FullMethodName       = "/authplane.token.v1.TokenService/GetLoginPage"
 	TokenService_SubmitLogin_FullMethodName        = "/authplane.token.v1.TokenService/SubmitLogin"
@@ -82,6 +84,11 @@ type TokenServiceClient interface {
 	ListUserSessions(ctx context.Context, in *ListUserSessionsRequest, opts ...grpc.CallOption) (*ListUserSessionsResponse, error)
 	// Ends one session of a pool user.
 	DeleteUserSession(ctx context.Context, in *DeleteUserSessionRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
+	// Lists what a pool user allowed apps at the consent page, by client id.
+	ListUserConsents(ctx context.Context, in *ListUserConsentsRequest, opts ...grpc.CallOption) (*ListUserConsentsResponse, error)
+	// Revokes a pool user's consent to a client: the next sign-in to it asks again, and the user's sessions of that
+	// client end.
+	DeleteUserConsent(ctx context.Context, in *DeleteUserConsentRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
 	// Browser sign-in. Each is public: the browser authenticates itself with its cookies (the SSO cookie and the
 	// CSRF binding cookie), which the gateway passes on, and the client is identified by its registered redirect URI.
 	//
@@ -230,6 +237,26 @@ func (c *tokenServiceClient) DeleteUserSession(ctx context.Context, in *DeleteUs
 	return out, nil
 }
 
+func (c *tokenServiceClient) ListUserConsents(ctx context.Context, in *ListUserConsentsRequest, opts ...grpc.CallOption) (*ListUserConsentsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListUserConsentsResponse)
+	err := c.cc.Invoke(ctx, TokenService_ListUserConsents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) DeleteUserConsent(ctx context.Context, in *DeleteUserConsentRequest, opts ...grpc.CallOption) (*emptypb.Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(emptypb.Empty)
+	err := c.cc.Invoke(ctx, TokenService_DeleteUserConsent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *tokenServiceClient) Authorize(ctx context.Context, in *AuthorizeRequest, opts ...grpc.CallOption) (*BrowserResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(BrowserResponse)
@@ -332,6 +359,11 @@ type TokenServiceServer interface {
 	ListUserSessions(context.Context, *ListUserSessionsRequest) (*ListUserSessionsResponse, error)
 	// Ends one session of a pool user.
 	DeleteUserSession(context.Context, *DeleteUserSessionRequest) (*emptypb.Empty, error)
+	// Lists what a pool user allowed apps at the consent page, by client id.
+	ListUserConsents(context.Context, *ListUserConsentsRequest) (*ListUserConsentsResponse, error)
+	// Revokes a pool user's consent to a client: the next sign-in to it asks again, and the user's sessions of that
+	// client end.
+	DeleteUserConsent(context.Context, *DeleteUserConsentRequest) (*emptypb.Empty, error)
 	// Browser sign-in. Each is public: the browser authenticates itself with its cookies (the SSO cookie and the
 	// CSRF binding cookie), which the gateway passes on, and the client is identified by its registered redirect URI.
 	//
@@ -395,6 +427,12 @@ func (UnimplementedTokenServiceServer) ListUserSessions(context.Context, *ListUs
 }
 func (UnimplementedTokenServiceServer) DeleteUserSession(context.Context, *DeleteUserSessionRequest) (*emptypb.Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteUserSession not implemented")
+}
+func (UnimplementedTokenServiceServer) ListUserConsents(context.Context, *ListUserConsentsRequest) (*ListUserConsentsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListUserConsents not implemented")
+}
+func (UnimplementedTokenServiceServer) DeleteUserConsent(context.Context, *DeleteUserConsentRequest) (*emptypb.Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteUserConsent not implemented")
 }
 func (UnimplementedTokenServiceServer) Authorize(context.Context, *AuthorizeRequest) (*BrowserResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Authorize not implemented")
@@ -651,6 +689,42 @@ func _TokenService_DeleteUserSession_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TokenService_ListUserConsents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListUserConsentsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).ListUserConsents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_ListUserConsents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).ListUserConsents(ctx, req.(*ListUserConsentsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_DeleteUserConsent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteUserConsentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).DeleteUserConsent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_DeleteUserConsent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).DeleteUserConsent(ctx, req.(*DeleteUserConsentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _TokenService_Authorize_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(AuthorizeRequest)
 	if err := dec(in); err != nil {
@@ -813,6 +887,14 @@ var TokenService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteUserSession",
 			Handler:    _TokenService_DeleteUserSession_Handler,
+		},
+		{
+			MethodName: "ListUserConsents",
+			Handler:    _TokenService_ListUserConsents_Handler,
+		},
+		{
+			MethodName: "DeleteUserConsent",
+			Handler:    _TokenService_DeleteUserConsent_Handler,
 		},
 		{
 			MethodName: "Authorize",
