@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
 	"github.com/authplane/authplane/pkg/apierr"
@@ -109,15 +110,24 @@ func browserParams(r *http.Request) (map[string]string, string) {
 	default:
 		return nil, "Use GET or POST."
 	}
+	if !cleanText(r.PathValue("tenant_id")) || !cleanText(r.PathValue("server_id")) {
+		return nil, "The address is not valid UTF-8, or contains a NUL byte."
+	}
 	params := make(map[string]string, len(values))
 	for k, vs := range values {
 		if len(vs) > 1 {
-			return nil, "The parameter " + k + " is repeated."
+			return nil, "A parameter is repeated."
+		}
+		if !cleanText(k) || !cleanText(vs[0]) {
+			return nil, "A parameter is not valid UTF-8, or contains a NUL byte."
 		}
 		params[k] = vs[0]
 	}
 	return params, ""
 }
+
+// cleanText reports text that can be passed on: valid UTF-8 without NUL (protobuf strings must be UTF-8).
+func cleanText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
 
 // authorize handles GET|POST {issuer}/oauth2/authorize.
 func (g *Gateway) authorize(w http.ResponseWriter, r *http.Request) {
@@ -138,6 +148,10 @@ func (g *Gateway) login(w http.ResponseWriter, r *http.Request) {
 	setRoute(r.Context(), loginRoute)
 	tenantID, serverID := r.PathValue("tenant_id"), r.PathValue("server_id")
 	if r.Method == http.MethodGet {
+		if id := r.URL.Query().Get("request"); !cleanText(id) || !cleanText(tenantID) || !cleanText(serverID) {
+			g.renderMessage(w, r, &tokenv1.MessagePage{Error: "invalid_request", Description: "The address is not valid UTF-8, or contains a NUL byte.", Status: http.StatusBadRequest})
+			return
+		}
 		resp, err := g.tokens.GetLoginPage(r.Context(), &tokenv1.GetLoginPageRequest{
 			TenantId: tenantID, ServerId: serverID, RequestId: r.URL.Query().Get("request"), Cookies: g.cookies(r),
 		})

@@ -688,6 +688,20 @@ func TestBrowserSignInPromptsConsentAndLogout(t *testing.T) {
 		}
 	})
 
+	t.Run("invalid UTF-8 or a NUL byte is a 400 page", func(t *testing.T) {
+		for _, u := range []string{
+			env.HTTPURL + "/" + w.tn.ID + "/%ff/oauth2/authorize?client_id=x",
+			w.issuer() + "/oauth2/authorize?client_id=" + w.spaID + "&state=%ff",
+			w.issuer() + "/oauth2/authorize?client_id=" + w.spaID + "&state=a%00b",
+			w.issuer() + "/login?request=%ff",
+			w.issuer() + "/oauth2/logout?state=%ff",
+		} {
+			if p := b.get(u); p.status != http.StatusBadRequest {
+				t.Errorf("%s: status %d, want 400", u, p.status)
+			}
+		}
+	})
+
 	t.Run("an unknown workspace is a 404 page", func(t *testing.T) {
 		p := b.get(env.HTTPURL + "/" + w.tn.ID + "/no-such-ws/oauth2/authorize?client_id=x")
 		if p.status != http.StatusNotFound || !strings.Contains(p.header.Get("Content-Type"), "text/html") {
