@@ -1279,7 +1279,8 @@ func (x *EndUserSessionsRequest) GetUserId() string {
 	return ""
 }
 
-// A login session of a user: started by a password grant, continued by its refresh tokens, ended by logout,
+// A login session of a user: started by a password grant, a browser sign-in (kind `browser`) or an authorization
+// code (an app session under its browser session), continued by its refresh tokens, ended by logout,
 // an admin, the user's deactivation or deletion, a new password, refresh-token reuse, its client's deletion or its
 // absolute lifetime (the workspace's session_ttl).
 type Session struct {

@@ -80,7 +80,8 @@ type TokenServiceClient interface {
 	// Ends every session of a pool user (called by the pool service when the user is made inactive or deleted, or
 	// its password is set): their refresh tokens stop working and their access tokens are refused at once.
 	EndUserSessions(ctx context.Context, in *EndUserSessionsRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
-	// Lists a pool user's live sessions (password-grant logins that have not ended), newest first.
+	// Lists a pool user's live sessions (password-grant logins, browser sign-ins and the app sessions they started,
+	// that have not ended), by id.
 	ListUserSessions(ctx context.Context, in *ListUserSessionsRequest, opts ...grpc.CallOption) (*ListUserSessionsResponse, error)
 	// Ends one session of a pool user.
 	DeleteUserSession(ctx context.Context, in *DeleteUserSessionRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
@@ -355,7 +356,8 @@ type TokenServiceServer interface {
 	// Ends every session of a pool user (called by the pool service when the user is made inactive or deleted, or
 	// its password is set): their refresh tokens stop working and their access tokens are refused at once.
 	EndUserSessions(context.Context, *EndUserSessionsRequest) (*emptypb.Empty, error)
-	// Lists a pool user's live sessions (password-grant logins that have not ended), newest first.
+	// Lists a pool user's live sessions (password-grant logins, browser sign-ins and the app sessions they started,
+	// that have not ended), by id.
 	ListUserSessions(context.Context, *ListUserSessionsRequest) (*ListUserSessionsResponse, error)
 	// Ends one session of a pool user.
 	DeleteUserSession(context.Context, *DeleteUserSessionRequest) (*emptypb.Empty, error)
