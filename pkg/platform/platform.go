@@ -3,6 +3,7 @@
 package platform
 
 import (
+	"net/netip"
 	"regexp"
 	"slices"
 	"strings"
@@ -48,10 +49,12 @@ const (
 	GrantClientCredentials = "client_credentials"
 	GrantPassword          = "password"
 	GrantRefreshToken      = "refresh_token"
+	// GrantAuthorizationCode is browser sign-in: the authorization endpoint, then the code at the token endpoint.
+	GrantAuthorizationCode = "authorization_code"
 )
 
 // SupportedGrants in the order discovery lists them.
-var SupportedGrants = []string{GrantClientCredentials, GrantPassword, GrantRefreshToken}
+var SupportedGrants = []string{GrantClientCredentials, GrantPassword, GrantRefreshToken, GrantAuthorizationCode}
 
 // IsSupportedGrant reports a grant type this server implements.
 func IsSupportedGrant(g string) bool { return slices.Contains(SupportedGrants, g) }
@@ -106,4 +109,14 @@ func NewResourceID(requested string) (string, error) {
 		return "", apierr.Field("id", "id must match %s", resourceIDPattern)
 	}
 	return requested, nil
+}
+
+// IsLoopbackHost reports whether a URL's host (without port or brackets) is a loopback address or `localhost`:
+// where http redirect URIs and origins are allowed (RFC 8252 section 7.3).
+func IsLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }

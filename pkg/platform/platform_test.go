@@ -135,12 +135,12 @@ func TestIssuer(t *testing.T) {
 }
 
 func TestGrantsAndScopes(t *testing.T) {
-	for _, g := range []string{"client_credentials", "password", "refresh_token"} {
+	for _, g := range []string{"client_credentials", "password", "refresh_token", "authorization_code"} {
 		if !platform.IsSupportedGrant(g) {
 			t.Errorf("IsSupportedGrant(%q) = false", g)
 		}
 	}
-	for _, g := range []string{"", "authorization_code", "implicit", "urn:ietf:params:oauth:grant-type:device_code", "Password"} {
+	for _, g := range []string{"", "implicit", "urn:ietf:params:oauth:grant-type:device_code", "Password"} {
 		if platform.IsSupportedGrant(g) {
 			t.Errorf("IsSupportedGrant(%q) = true", g)
 		}
@@ -174,5 +174,17 @@ func TestGrantsAndScopes(t *testing.T) {
 	}
 	if !has(platform.StandardScopes, "openid") {
 		t.Errorf("StandardScopes = %v lacks openid", platform.StandardScopes)
+	}
+}
+
+func TestIsLoopbackHost(t *testing.T) {
+	cases := map[string]bool{
+		"127.0.0.1": true, "127.1.2.3": true, "::1": true, "localhost": true, "LOCALHOST": true,
+		"localhost.example": false, "10.0.0.1": false, "app.example": false, "": false, "0.0.0.0": false,
+	}
+	for host, want := range cases {
+		if got := platform.IsLoopbackHost(host); got != want {
+			t.Errorf("IsLoopbackHost(%q) = %v, want %v", host, got, want)
+		}
 	}
 }

@@ -311,17 +311,45 @@ func applyClient(row *clientRow, in *clientv1.Client, mask []string, md *workspa
 			return apierr.Field("redirect_uris", "at most %d redirect URIs", maxListLen)
 		}
 		for _, u := range in.RedirectUris {
-			if err := checkRedirectURI(u); err != nil {
+			if err := checkRedirectURI("redirect_uris", u); err != nil {
 				return err
 			}
 		}
 		row.RedirectURIs = dedupe(in.RedirectUris)
+	}
+	if set("post_logout_redirect_uris") {
+		if len(in.PostLogoutRedirectUris) > maxListLen {
+			return apierr.Field("post_logout_redirect_uris", "at most %d post-logout redirect URIs", maxListLen)
+		}
+		for _, u := range in.PostLogoutRedirectUris {
+			if err := checkRedirectURI("post_logout_redirect_uris", u); err != nil {
+				return err
+			}
+		}
+		row.PostLogoutRedirectURIs = dedupe(in.PostLogoutRedirectUris)
+	}
+	if set("allowed_origins") {
+		if len(in.AllowedOrigins) > maxListLen {
+			return apierr.Field("allowed_origins", "at most %d origins", maxListLen)
+		}
+		for _, o := range in.AllowedOrigins {
+			if err := checkOrigin(o); err != nil {
+				return err
+			}
+		}
+		row.AllowedOrigins = dedupe(in.AllowedOrigins)
+	}
+	if set("trusted") {
+		row.Trusted = in.Trusted
 	}
 	// Checks of the whole, whichever fields changed: the workspace may have changed since.
 	for _, g := range row.GrantTypes {
 		if !slices.Contains(md.GrantTypes, g) {
 			return apierr.Field("grant_types", "grant type %q is not enabled on authorization server %q", g, md.ServerId)
 		}
+	}
+	if slices.Contains(row.GrantTypes, platform.GrantAuthorizationCode) && len(row.RedirectURIs) == 0 {
+		return apierr.Field("redirect_uris", "a client with the authorization_code grant needs at least one redirect URI")
 	}
 	if row.AuthMethod == platform.AuthNone && slices.Contains(row.GrantTypes, platform.GrantClientCredentials) {
 		return apierr.Field("grant_types", "a public client (token_endpoint_auth_method none) cannot use client_credentials")
@@ -337,24 +365,63 @@ func applyClient(row *clientRow, in *clientv1.Client, mask []string, md *workspa
 // mutableClientFields are the fields UpdateClient may change (the workspace and the secret are fixed).
 var mutableClientFields = []string{
 	"client_name", "description", "grant_types", "token_endpoint_auth_method", "scopes", "audience",
-	"token_policy_id", "redirect_uris",
+	"token_policy_id", "redirect_uris", "post_logout_redirect_uris", "allowed_origins", "trusted",
 }
 
-// checkRedirectURI accepts an absolute URI without a fragment (RFC 6749 §3.1.2); http(s) ones need a host, while
-// private-use schemes of native apps (RFC 8252 §7.1) need none.
-func checkRedirectURI(raw string) error {
+// checkRedirectURI accepts an absolute URI without a fragment (RFC 6749 §3.1.2) that a browser may be sent to
+// with an authorization code or after logout (field names the list): `https` with a host; `http` only on a loopback
+// host (RFC 8252 §7.3: the code never crosses a network in clear); or a private-use scheme of a native app, named
+// after a reverse domain (RFC 8252 §7.1: `com.example.app:/cb`), which also keeps out `javascript:` and `data:`.
+func checkRedirectURI(field, raw string) error {
 	if raw == "" || len(raw) > maxRedirectURI {
-		return apierr.Field("redirect_uris", "each redirect URI must be 1 to %d characters", maxRedirectURI)
+		return apierr.Field(field, "each URI must be 1 to %d characters", maxRedirectURI)
 	}
 	u, err := url.Parse(raw)
 	if err != nil || !u.IsAbs() {
-		return apierr.Field("redirect_uris", "redirect URI %q is not an absolute URI", raw)
+		return apierr.Field(field, "%q is not an absolute URI", raw)
 	}
 	if u.Fragment != "" || strings.Contains(raw, "#") {
-		return apierr.Field("redirect_uris", "redirect URI %q must not contain a fragment", raw)
+		return apierr.Field(field, "%q must not contain a fragment", raw)
 	}
-	if (u.Scheme == "http" || u.Scheme == "https") && u.Host == "" {
-		return apierr.Field("redirect_uris", "redirect URI %q has no host", raw)
+	if u.User != nil {
+		return apierr.Field(field, "%q must not contain user information", raw)
+	}
+	switch u.Scheme {
+	case "https":
+		if u.Host == "" {
+			return apierr.Field(field, "%q has no host", raw)
+		}
+	case "http":
+		if u.Host == "" {
+			return apierr.Field(field, "%q has no host", raw)
+		}
+		if !platform.IsLoopbackHost(u.Hostname()) {
+			return apierr.Field(field, "%q: http is allowed only on a loopback host (127.0.0.1, [::1], localhost); use https", raw)
+		}
+	default:
+		if !strings.Contains(u.Scheme, ".") {
+			return apierr.Field(field, "%q: a native app's scheme must be a reverse domain name such as com.example.app (RFC 8252)", raw)
+		}
+	}
+	return nil
+}
+
+// checkOrigin accepts a browser origin as browsers send it: `scheme://host[:port]` without path, query or
+// trailing slash, https or http on a loopback host.
+func checkOrigin(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || len(raw) > maxRedirectURI || u.Host == "" || u.User != nil || u.Path != "" || u.RawQuery != "" ||
+		u.Fragment != "" || strings.HasSuffix(raw, "/") || strings.Contains(raw, "*") {
+		return apierr.Field("allowed_origins", "%q is not an origin (scheme://host[:port])", raw)
+	}
+	if raw != strings.ToLower(u.Scheme)+"://"+strings.ToLower(u.Host) {
+		return apierr.Field("allowed_origins", "%q: write the origin in lower case, as browsers send it", raw)
+	}
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && platform.IsLoopbackHost(u.Hostname()):
+	default:
+		return apierr.Field("allowed_origins", "%q: an origin must be https, or http on a loopback host", raw)
 	}
 	return nil
 }
@@ -589,9 +656,10 @@ func clientToProto(r *clientRow) *clientv1.Client {
 		ClientId: r.ClientID, TenantId: r.TenantID, AuthorizationServerId: r.ServerID, ClientName: r.Name,
 		Description: r.Description, GrantTypes: nonNil(r.GrantTypes), TokenEndpointAuthMethod: r.AuthMethod,
 		Scopes: nonNil(r.Scopes), Audience: audience, TokenPolicyId: r.TokenPolicyID,
-		RedirectUris: nonNil(r.RedirectURIs),
-		CreatedAt:    timestamppb.New(time.UnixMicro(r.CreatedAt)),
-		UpdatedAt:    timestamppb.New(time.UnixMicro(r.UpdatedAt)),
+		RedirectUris: nonNil(r.RedirectURIs), PostLogoutRedirectUris: nonNil(r.PostLogoutRedirectURIs),
+		AllowedOrigins: nonNil(r.AllowedOrigins), Trusted: r.Trusted,
+		CreatedAt: timestamppb.New(time.UnixMicro(r.CreatedAt)),
+		UpdatedAt: timestamppb.New(time.UnixMicro(r.UpdatedAt)),
 	}
 }
 
@@ -600,4 +668,22 @@ func nonNil(l stringList) []string {
 		return []string{}
 	}
 	return l
+}
+
+// ListAllowedOrigins is the union of the allowed_origins of a workspace's clients: the gateway answers CORS for
+// these origins, and for no other, at the workspace's endpoints.
+func (s *Service) ListAllowedOrigins(ctx context.Context, req *clientv1.ListAllowedOriginsRequest) (*clientv1.ListAllowedOriginsResponse, error) {
+	if req.TenantId == "" || req.ServerId == "" {
+		return nil, apierr.Field("server_id", "tenant_id and server_id are required")
+	}
+	lists, err := s.store.serverOrigins(ctx, req.TenantId, req.ServerId)
+	if err != nil {
+		return nil, apierr.Wrap(err, "list allowed origins")
+	}
+	var origins []string
+	for _, l := range lists {
+		origins = append(origins, l...)
+	}
+	slices.Sort(origins)
+	return &clientv1.ListAllowedOriginsResponse{Origins: slices.Compact(origins)}, nil
 }

@@ -45,6 +45,12 @@ CREATE TABLE client_token_policies (
   updated_at {{bigint}} NOT NULL,
   PRIMARY KEY (tenant_id, id)
 )`},
+	// Browser sign-in: where RP-initiated logout may return to, which browser origins may call the data plane
+	// (CORS), and whether the client skips the consent page.
+	{Version: 2, Name: "browser sign-in client fields", SQL: `
+ALTER TABLE client_clients ADD COLUMN post_logout_redirect_uris TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE client_clients ADD COLUMN allowed_origins TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE client_clients ADD COLUMN trusted {{bool}} NOT NULL DEFAULT FALSE`},
 }
 
 // stringList is a list column stored as a JSON array in TEXT, the same on both backends and unambiguous for any
@@ -93,9 +99,13 @@ type clientRow struct {
 	Audience      stringList `gorm:"column:audience"`
 	TokenPolicyID string     `gorm:"column:token_policy_id"`
 	RedirectURIs  stringList `gorm:"column:redirect_uris"`
-	SecretHash    string     `gorm:"column:secret_hash"`
-	CreatedAt     int64      `gorm:"column:created_at;autoCreateTime:false"`
-	UpdatedAt     int64      `gorm:"column:updated_at;autoUpdateTime:false"`
+	// PostLogoutRedirectURIs, AllowedOrigins and Trusted are for browser sign-in.
+	PostLogoutRedirectURIs stringList `gorm:"column:post_logout_redirect_uris"`
+	AllowedOrigins         stringList `gorm:"column:allowed_origins"`
+	Trusted                bool       `gorm:"column:trusted"`
+	SecretHash             string     `gorm:"column:secret_hash"`
+	CreatedAt              int64      `gorm:"column:created_at;autoCreateTime:false"`
+	UpdatedAt              int64      `gorm:"column:updated_at;autoUpdateTime:false"`
 }
 
 func (clientRow) TableName() string { return "client_clients" }
@@ -189,7 +199,7 @@ func (s *store) updateClient(ctx context.Context, row *clientRow) error {
 		}
 		res := db.Tenant(tx, row.TenantID).Model(&clientRow{}).Where("client_id = ?", row.ClientID).
 			Select("name", "description", "grant_types", "auth_method", "scopes", "audience", "token_policy_id",
-				"redirect_uris", "secret_hash", "updated_at").
+				"redirect_uris", "post_logout_redirect_uris", "allowed_origins", "trusted", "secret_hash", "updated_at").
 			Updates(row)
 		if res.Error == nil && res.RowsAffected == 0 {
 			return gorm.ErrRecordNotFound
@@ -208,6 +218,14 @@ func (s *store) setSecretHash(ctx context.Context, tenantID, clientID, hash stri
 func (s *store) deleteClient(ctx context.Context, tenantID, clientID string) (bool, error) {
 	res := db.Tenant(s.db.WithContext(ctx), tenantID).Where("client_id = ?", clientID).Delete(&clientRow{})
 	return res.RowsAffected > 0, res.Error
+}
+
+// serverOrigins returns the allowed_origins lists of a workspace's clients that have any.
+func (s *store) serverOrigins(ctx context.Context, tenantID, serverID string) ([]stringList, error) {
+	var lists []stringList
+	err := db.Tenant(s.db.WithContext(ctx), tenantID).Model(&clientRow{}).
+		Where("server_id = ? AND allowed_origins <> '[]'", serverID).Pluck("allowed_origins", &lists).Error
+	return lists, err
 }
 
 // deleteServerClients deletes every client of a workspace and returns their ids.

@@ -29,6 +29,13 @@ type providerMetadata struct {
 	IDTokenSigningAlgValuesSupported  []string `json:"id_token_signing_alg_values_supported"`
 	SubjectTypesSupported             []string `json:"subject_types_supported"`
 	ClaimsSupported                   []string `json:"claims_supported"`
+	// Browser sign-in.
+	AuthorizationEndpoint                      string   `json:"authorization_endpoint"`
+	EndSessionEndpoint                         string   `json:"end_session_endpoint"`
+	ResponseModesSupported                     []string `json:"response_modes_supported"`
+	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported"`
+	AuthorizationResponseIssParameterSupported bool     `json:"authorization_response_iss_parameter_supported"`
+	PromptValuesSupported                      []string `json:"prompt_values_supported"`
 }
 
 func (g *Gateway) discovery(w http.ResponseWriter, r *http.Request) {
@@ -55,7 +62,7 @@ func (g *Gateway) writeMetadata(w http.ResponseWriter, r *http.Request) {
 		IntrospectionEndpoint: iss + "/oauth2/introspect", RevocationEndpoint: iss + "/oauth2/revoke",
 		UserinfoEndpoint:                  iss + "/userinfo",
 		GrantTypesSupported:               md.GrantTypes,
-		ResponseTypesSupported:            []string{},
+		ResponseTypesSupported:            []string{"code"},
 		ScopesSupported:                   md.Scopes,
 		TokenEndpointAuthMethodsSupported: authMethods,
 		IntrospectionAuthMethodsSupported: []string{platform.AuthSecretBasic, platform.AuthSecretPost},
@@ -63,7 +70,14 @@ func (g *Gateway) writeMetadata(w http.ResponseWriter, r *http.Request) {
 		IDTokenSigningAlgValuesSupported:  []string{signingAlg(md)},
 		SubjectTypesSupported:             []string{"public"},
 		ClaimsSupported: []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "jti", "client_id", "scope", "tid", "aid",
-			"name", "given_name", "family_name", "email", "email_verified", "phone_number", "phone_number_verified", "idp", "extra_info"},
+			"name", "given_name", "family_name", "email", "email_verified", "phone_number", "phone_number_verified", "idp", "extra_info",
+			"sid", "nonce", "at_hash", "azp"},
+		AuthorizationEndpoint:                      iss + "/oauth2/authorize",
+		EndSessionEndpoint:                         iss + "/oauth2/logout",
+		ResponseModesSupported:                     []string{"query"},
+		CodeChallengeMethodsSupported:              []string{"S256"},
+		AuthorizationResponseIssParameterSupported: true,
+		PromptValuesSupported:                      []string{"none", "login", "consent"},
 	}
 	writeJSON(w, http.StatusOK, doc, "public, max-age=60")
 }

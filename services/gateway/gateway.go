@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 
+	clientv1 "github.com/authplane/authplane/gen/go/authplane/client/v1"
 	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
 	workspacev1 "github.com/authplane/authplane/gen/go/authplane/workspace/v1"
 	"github.com/authplane/authplane/gen/openapiv2"
@@ -27,7 +28,9 @@ type Gateway struct {
 	tokens     tokenv1.TokenServiceClient
 	workspaces workspacev1.WorkspaceServiceClient
 	// internal is the credential of the gateway's own calls (discovery reads the workspace's metadata).
-	internal  *internalcall.Authority
+	internal *internalcall.Authority
+	// origins are the browser origins each workspace's clients allow (CORS).
+	origins   *corsOrigins
 	rest      http.Handler
 	data      *http.ServeMux
 	wellKnown *http.ServeMux // host-level metadata, kept apart: its paths overlap the /{tenant}/{server}/… patterns
@@ -44,16 +47,22 @@ func New(ctx context.Context, d svc.Deps) (*Gateway, error) {
 		tokens:     tokenv1.NewTokenServiceClient(d.Conns.Token),
 		workspaces: workspacev1.NewWorkspaceServiceClient(d.Conns.Workspace),
 		internal:   d.Internal,
+		origins:    newCORSOrigins(clientv1.NewClientServiceClient(d.Conns.Client), d.Internal.Outgoing, d.Bus),
 		rest:       putAsPatch(restMux),
 		data:       http.NewServeMux(),
 		wellKnown:  http.NewServeMux(),
 	}
-	g.data.HandleFunc("/{tenant_id}/{server_id}/oauth2/token", g.token)
+	g.data.HandleFunc("/{tenant_id}/{server_id}/oauth2/token", g.withCORS("POST", g.token))
 	g.data.HandleFunc(introspectRoute, g.introspect)
-	g.data.HandleFunc(revokeRoute, g.revoke)
-	g.data.HandleFunc(userinfoRoute, g.userinfo)
-	g.data.HandleFunc("GET /{tenant_id}/{server_id}/.well-known/jwks.json", g.jwks)
-	g.data.HandleFunc("GET /{tenant_id}/{server_id}/.well-known/openid-configuration", g.discovery)
+	g.data.HandleFunc(revokeRoute, g.withCORS("POST", g.revoke))
+	g.data.HandleFunc(userinfoRoute, g.withCORS("GET, POST", g.userinfo))
+	g.data.HandleFunc("/{tenant_id}/{server_id}/.well-known/jwks.json", g.withCORS("GET", getOnly(g.jwks)))
+	g.data.HandleFunc("/{tenant_id}/{server_id}/.well-known/openid-configuration", g.withCORS("GET", getOnly(g.discovery)))
+	g.data.HandleFunc(authorizeRoute, g.authorize)
+	g.data.HandleFunc("GET "+loginRoute, g.login)
+	g.data.HandleFunc("POST "+loginRoute, g.login)
+	g.data.HandleFunc("POST "+consentRoute, g.consent)
+	g.data.HandleFunc(logoutRoute, g.logout)
 	g.wellKnown.HandleFunc("GET /.well-known/oauth-authorization-server/{tenant_id}/{server_id}", g.authorizationServerMetadata)
 	g.wellKnown.HandleFunc("/", notFound)
 	g.data.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
@@ -133,6 +142,19 @@ func (g *Gateway) refuseMalformedURL(w http.ResponseWriter, r *http.Request, fie
 		}
 	}
 	writeAPIError(w, http.StatusBadRequest, "invalid_input", msg, field)
+}
+
+// getOnly answers 405 to anything but GET (and HEAD), as a "GET /…" pattern would; CORS preflights are answered
+// before.
+func getOnly(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeAPIError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use GET", "")
+			return
+		}
+		next(w, r)
+	}
 }
 
 func notFound(w http.ResponseWriter, _ *http.Request) {

@@ -2,6 +2,8 @@ package token
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"strings"
 	"time"
@@ -92,6 +94,23 @@ func userClaims(u *poolv1.User) map[string]any {
 // issueIDToken signs the ID token of a login in session sid (OpenID Connect Core section 2): the audience is the client, the
 // lifetime the workspace's id_token_ttl, and the profile claims are those the granted scope releases.
 func (s *Service) issueIDToken(ctx context.Context, g *grant, l *login, sid string) (string, error) {
+	return s.issueIDTokenWith(ctx, g, l, sid, idTokenExtras{})
+}
+
+// idTokenExtras are the claims of an ID token issued at the end of the authorization code flow (OpenID Connect
+// Core section 3.1.3.6): the request's nonce and at_hash of the access token issued with it.
+type idTokenExtras struct {
+	nonce       string
+	accessToken string
+}
+
+// atHash is the at_hash of an access token: the left half of its SHA-256 (the hash of ES256), base64url.
+func atHash(accessToken string) string {
+	sum := sha256.Sum256([]byte(accessToken))
+	return base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2])
+}
+
+func (s *Service) issueIDTokenWith(ctx context.Context, g *grant, l *login, sid string, extra idTokenExtras) (string, error) {
 	keys, err := s.workspaceKeys(ctx, g.ws)
 	if err != nil {
 		return "", err
@@ -112,6 +131,12 @@ func (s *Service) issueIDToken(ctx context.Context, g *grant, l *login, sid stri
 	claims["sid"] = sid
 	if l.IdpID != "" {
 		claims["idp"] = l.IdpID
+	}
+	if extra.nonce != "" {
+		claims["nonce"] = extra.nonce
+	}
+	if extra.accessToken != "" {
+		claims["at_hash"] = atHash(extra.accessToken)
 	}
 	if err := s.coverExpiry(ctx, g.ws, keys, claims["exp"].(int64)); err != nil {
 		return "", err

@@ -60,6 +60,8 @@ type workspaceKeys struct {
 	// signer signs access tokens, idSigner ID tokens, with the current key (JOSE types at+jwt and JWT).
 	signer, idSigner *signer
 	public           []*tokenv1.JWK
+	// verify holds the published public keys, for the tokens the service itself checks (logout's id_token_hint).
+	verify jose.JSONWebKeySet
 
 	// covered is the expiry (Unix µs) up to which the current key's row records that it signed tokens (max_exp):
 	// a retired key is removed only after it. Raising it takes coverMu and one database write.
@@ -238,6 +240,11 @@ func (s *Service) loadKeys(ctx context.Context, ws *workspaceInfo) (*workspaceKe
 			return nil, apierr.Wrap(err, "read public key")
 		}
 		keys.public = append(keys.public, k)
+		var jwk jose.JSONWebKey
+		if err := jwk.UnmarshalJSON([]byte(r.PublicJWK)); err != nil || !jwk.IsPublic() || jwk.KeyID != r.KID {
+			return nil, apierr.Wrap(fmt.Errorf("public key %s does not parse (%v)", r.KID, err), "read public key")
+		}
+		keys.verify.Keys = append(keys.verify.Keys, jwk)
 	}
 	return keys, nil
 }

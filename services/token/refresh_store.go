@@ -34,17 +34,28 @@ type sessionRow struct {
 	AccessExpiresAt  int64
 	EndedAt          int64
 	EndReason        string
+	// ParentID is the browser session that signed this app session in (authorization code), else empty.
+	ParentID string
+	// BrowserHash names a browser session: the keyed hash of its SSO cookie's value (empty for app sessions).
+	BrowserHash string
+	// AuthTime is when the user of a browser session last authenticated (Unix seconds).
+	AuthTime int64
+	// Login is a browser session's login (JSON of login, without scope): what each app it signs in gets.
+	Login string
 }
 
 func (sessionRow) TableName() string { return "token_sessions" }
 
 // Why a session ended (end_reason).
 const (
-	endUserChanged   = "user_changed"   // made inactive, deleted, or given a new password
-	endAdmin         = "ended_by_admin" // the sessions API
-	endRefreshReuse  = "refresh_reuse"  // a spent refresh token was presented again
-	endRevoked       = "revoked"        // its refresh token was revoked (RFC 7009)
-	endClientDeleted = "client_deleted"
+	endUserChanged    = "user_changed"   // made inactive, deleted, or given a new password
+	endAdmin          = "ended_by_admin" // the sessions API
+	endRefreshReuse   = "refresh_reuse"  // a spent refresh token was presented again
+	endRevoked        = "revoked"        // its refresh token was revoked (RFC 7009)
+	endClientDeleted  = "client_deleted"
+	endLogout         = "logout"          // RP-initiated logout, or the browser signed in as another user
+	endCodeReuse      = "code_reuse"      // its authorization code was presented again
+	endConsentRevoked = "consent_revoked" // the user revoked its client's consent
 )
 
 // refreshRow is one refresh token, named by the keyed hash of its value (the value itself is never stored). Each
@@ -292,10 +303,13 @@ func (s *store) endedSessions(ctx context.Context, tenantID string, now int64) (
 	return rows, err
 }
 
-// deleteSessions deletes a tenant's sessions and refresh tokens matching where (on columns both tables have).
+// deleteSessions deletes a tenant's sessions, refresh tokens and browser sign-in state (pending requests, codes,
+// consents) matching where (on columns every one of these tables has).
 func deleteSessions(tx *gorm.DB, tenantID, where string, args ...any) error {
-	if err := db.Tenant(tx, tenantID).Where(where, args...).Delete(&refreshRow{}).Error; err != nil {
-		return err
+	for _, m := range []any{&refreshRow{}, &authRequestRow{}, &authCodeRow{}, &consentRow{}} {
+		if err := db.Tenant(tx, tenantID).Where(where, args...).Delete(m).Error; err != nil {
+			return err
+		}
 	}
 	return db.Tenant(tx, tenantID).Where(where, args...).Delete(&sessionRow{}).Error
 }
@@ -305,11 +319,15 @@ func deleteSessions(tx *gorm.DB, tenantID, where string, args ...any) error {
 func (s *store) endClientSessions(ctx context.Context, tenantID, clientID string, now int64) (bool, error) {
 	ended := false
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		n, err := endSessions(tx, tenantID, now, endClientDeleted, "client_id = ?", clientID)
+		// A browser session names the app it signed in first, but belongs to the browser: it outlives that app.
+		n, err := endSessions(tx, tenantID, now, endClientDeleted, "client_id = ? AND browser_hash = ''", clientID)
 		if err != nil {
 			return err
 		}
 		ended = n > 0
+		if err := deleteClientBrowserState(tx, tenantID, clientID); err != nil {
+			return err
+		}
 		return db.Tenant(tx, tenantID).Where("client_id = ?", clientID).Delete(&refreshRow{}).Error
 	})
 	return ended, err
@@ -320,6 +338,9 @@ func (s *store) endClientSessions(ctx context.Context, tenantID, clientID string
 func (s *store) pruneSessions(ctx context.Context, tenantID string, cutoff int64) error {
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := db.Tenant(tx, tenantID).Where("expires_at <= ?", cutoff).Delete(&refreshRow{}).Error; err != nil {
+			return err
+		}
+		if err := pruneBrowserState(tx, tenantID, cutoff); err != nil {
 			return err
 		}
 		return db.Tenant(tx, tenantID).

@@ -123,6 +123,7 @@ func New(ctx context.Context, d svc.Deps) (*Service, error) {
 		platform.GrantClientCredentials: s.clientCredentials,
 		platform.GrantPassword:          s.passwordGrant,
 		platform.GrantRefreshToken:      s.refreshTokenGrant,
+		platform.GrantAuthorizationCode: s.authorizationCodeGrant,
 	}
 	d.Bus.Subscribe(changes.Keys, func(key string) { dropWorkspaceKey(s.keys, key) })
 	d.Bus.Subscribe(changes.Servers, func(key string) { dropWorkspaceKey(s.workspaces, key) })

@@ -166,6 +166,7 @@ func (s *Service) ListUserSessions(ctx context.Context, req *tokenv1.ListUserSes
 			CreatedAt:  timestamppb.New(time.UnixMicro(r.CreatedAt)),
 			ExpiresAt:  timestamppb.New(time.UnixMicro(r.ExpiresAt)),
 			LastUsedAt: timestamppb.New(time.UnixMicro(r.LastUsedAt)),
+			Kind:       r.kind(),
 		})
 	}
 	return resp, nil
@@ -178,8 +179,9 @@ func (s *Service) DeleteUserSession(ctx context.Context, req *tokenv1.DeleteUser
 	if req.SessionId == "" {
 		return nil, apierr.Field("session_id", "session_id is required")
 	}
-	ids, err := s.store.endSessions(ctx, req.TenantId, db.Now(), endAdmin, "id = ? AND pool_id = ? AND subject = ?",
-		req.SessionId, req.PoolId, req.UserId)
+	// Ending a browser session signs the browser out and ends the app sessions it signed in.
+	ids, err := s.store.endSessions(ctx, req.TenantId, db.Now(), endAdmin, "(id = ? OR parent_id = ?) AND pool_id = ? AND subject = ?",
+		req.SessionId, req.SessionId, req.PoolId, req.UserId)
 	if err != nil {
 		return nil, apierr.Wrap(err, "end session")
 	}
@@ -198,6 +200,19 @@ func (s *Service) DeleteUserSessions(ctx context.Context, req *tokenv1.DeleteUse
 		return nil, err
 	}
 	return &emptypb.Empty{}, nil
+}
+
+// Session kinds (Session.kind).
+const (
+	sessionBrowser = "browser"
+	sessionToken   = "token"
+)
+
+func (r *sessionRow) kind() string {
+	if r.BrowserHash != "" {
+		return sessionBrowser
+	}
+	return sessionToken
 }
 
 // userState is what the token service needs to know of a pool user: whether it may still hold a session, and its

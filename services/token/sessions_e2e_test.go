@@ -586,7 +586,8 @@ func TestLoginSessions(t *testing.T) {
 					Sessions []map[string]any `json:"sessions"`
 				}
 				call(t, env, "GET", path, w.tn.SystemToken, nil, &fields, http.StatusOK)
-				want := []string{"authorization_server_id", "client_id", "created_at", "expires_at", "id", "last_used_at"}
+				// The contract's fields, and kind (token or browser); never a token or a secret.
+				want := []string{"authorization_server_id", "client_id", "created_at", "expires_at", "id", "kind", "last_used_at"}
 				for _, s := range fields.Sessions {
 					var keys []string
 					for k := range s {

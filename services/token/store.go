@@ -127,6 +127,7 @@ UPDATE token_signing_keys SET state = 'current', retired_at = 0, rotate_at = cre
 CREATE UNIQUE INDEX token_signing_keys_current ON token_signing_keys (tenant_id, server_id, server_uid) WHERE state = 'current';
 CREATE UNIQUE INDEX token_signing_keys_next ON token_signing_keys (tenant_id, server_id, server_uid) WHERE state = 'next';
 CREATE INDEX token_signing_keys_due ON token_signing_keys (state, rotate_at)`},
+	browserMigration,
 }
 
 // keyRow is one signing key of a workspace incarnation. The private key is a JWK sealed under the master key

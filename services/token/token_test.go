@@ -213,7 +213,7 @@ func TestTokenRequestErrorsComeInOrder(t *testing.T) {
 		wantHTTP int
 	}{
 		{"missing grant_type", with(func(r *tokenv1.TokenRequest) { r.GrantType = ""; r.ClientSecret = "bad" }), "invalid_request", 400},
-		{"unknown grant_type before client authentication", with(func(r *tokenv1.TokenRequest) { r.GrantType = "authorization_code"; r.ClientSecret = "bad" }), "unsupported_grant_type", 400},
+		{"unknown grant_type before client authentication", with(func(r *tokenv1.TokenRequest) { r.GrantType = "implicit"; r.ClientSecret = "bad" }), "unsupported_grant_type", 400},
 		{"wrong secret", with(func(r *tokenv1.TokenRequest) { r.ClientSecret = "bad" }), "invalid_client", 401},
 		{"no secret", with(func(r *tokenv1.TokenRequest) { r.ClientSecret = "" }), "invalid_client", 401},
 		{"unknown client", with(func(r *tokenv1.TokenRequest) { r.ClientId = "nobody" }), "invalid_client", 401},

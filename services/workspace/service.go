@@ -4,10 +4,12 @@ package workspace
 
 import (
 	"context"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -198,6 +200,9 @@ func applyServer(row *serverRow, in *workspacev1.Server, mask []string) error {
 	if set("description") {
 		row.Description = in.Description
 	}
+	if err := applyBranding(row, in, set); err != nil {
+		return err
+	}
 	if set("grant_types") {
 		grants := in.GrantTypes
 		if len(grants) == 0 {
@@ -258,6 +263,42 @@ func applyServer(row *serverRow, in *workspacev1.Server, mask []string) error {
 			return apierr.Field(t.field, "%s must be between 1s and %s", t.field, maxTTL)
 		}
 		*t.out = d.Milliseconds()
+	}
+	return nil
+}
+
+// primaryColorPattern is the sign-in page's accent colour: it goes into the page's style sheet, so nothing but
+// `#rrggbb` is accepted.
+var primaryColorPattern = regexp.MustCompile(`^#[0-9a-fA-F]{6}$`)
+
+// applyBranding sets what the hosted sign-in page shows. The logo is loaded by the user's browser from the
+// sign-in page, whose Content-Security-Policy names its origin: https, or http on a loopback host (development).
+func applyBranding(row *serverRow, in *workspacev1.Server, set func(string) bool) error {
+	if set("display_name") {
+		row.DisplayName = strings.TrimSpace(in.DisplayName)
+		if utf8.RuneCountInString(row.DisplayName) > 200 || strings.ContainsAny(row.DisplayName, "\x00\r\n") {
+			return apierr.Field("display_name", "display_name must be one line of at most 200 characters")
+		}
+	}
+	if set("logo_url") {
+		row.LogoURL = in.LogoUrl
+		if row.LogoURL != "" {
+			u, err := url.Parse(row.LogoURL)
+			switch {
+			case err != nil || len(row.LogoURL) > 2048 || u.Host == "" || u.User != nil || u.Fragment != "":
+				return apierr.Field("logo_url", "logo_url must be an absolute https URL without user information or fragment")
+			case u.Scheme == "https":
+			case u.Scheme == "http" && platform.IsLoopbackHost(u.Hostname()):
+			default:
+				return apierr.Field("logo_url", "logo_url must be https (or http on a loopback host)")
+			}
+		}
+	}
+	if set("primary_color") {
+		row.PrimaryColor = strings.ToLower(in.PrimaryColor)
+		if row.PrimaryColor != "" && !primaryColorPattern.MatchString(row.PrimaryColor) {
+			return apierr.Field("primary_color", "primary_color must be #rrggbb")
+		}
 	}
 	return nil
 }
@@ -441,6 +482,10 @@ func (s *Service) GetServerMetadata(ctx context.Context, req *workspacev1.GetSer
 		SessionTtl:        durationpb.New(time.Duration(row.SessionTTLMs) * time.Millisecond),
 		SigningAlg:        row.SigningAlg,
 		KeyRotationPeriod: durationpb.New(time.Duration(row.KeyRotationMs) * time.Millisecond),
+		DisplayName:       row.DisplayName, LogoUrl: row.LogoURL, PrimaryColor: row.PrimaryColor,
+	}
+	if md.DisplayName == "" {
+		md.DisplayName = row.Name
 	}
 	for _, sc := range scopes {
 		md.Scopes = append(md.Scopes, sc.Name)
@@ -461,9 +506,10 @@ func (s *Service) toProto(r *serverRow) *workspacev1.Server {
 		SessionTtl:        durationpb.New(time.Duration(r.SessionTTLMs) * time.Millisecond),
 		SigningAlg:        r.SigningAlg,
 		KeyRotationPeriod: durationpb.New(time.Duration(r.KeyRotationMs) * time.Millisecond),
-		IssuerUrl:         platform.Issuer(s.issuer, r.TenantID, r.ID),
-		CreatedAt:         timestamppb.New(time.UnixMicro(r.CreatedAt)),
-		UpdatedAt:         timestamppb.New(time.UnixMicro(r.UpdatedAt)),
+		DisplayName:       r.DisplayName, LogoUrl: r.LogoURL, PrimaryColor: r.PrimaryColor,
+		IssuerUrl: platform.Issuer(s.issuer, r.TenantID, r.ID),
+		CreatedAt: timestamppb.New(time.UnixMicro(r.CreatedAt)),
+		UpdatedAt: timestamppb.New(time.UnixMicro(r.UpdatedAt)),
 	}
 }
 

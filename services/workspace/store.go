@@ -67,6 +67,11 @@ ALTER TABLE workspace_servers ADD COLUMN session_ttl_ms {{bigint}} NOT NULL DEFA
 	{Version: 5, Name: "signing algorithm and key rotation", SQL: `
 ALTER TABLE workspace_servers ADD COLUMN signing_alg TEXT NOT NULL DEFAULT 'ES256';
 ALTER TABLE workspace_servers ADD COLUMN key_rotation_period_ms {{bigint}} NOT NULL DEFAULT 2592000000`},
+	// What the hosted sign-in page shows.
+	{Version: 6, Name: "sign-in page branding", SQL: `
+ALTER TABLE workspace_servers ADD COLUMN display_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE workspace_servers ADD COLUMN logo_url TEXT NOT NULL DEFAULT '';
+ALTER TABLE workspace_servers ADD COLUMN primary_color TEXT NOT NULL DEFAULT ''`},
 }
 
 // serverRow is a workspace as stored. Grant types are space-separated. UID names this incarnation of the
@@ -85,8 +90,12 @@ type serverRow struct {
 	SessionTTLMs      int64 `gorm:"column:session_ttl_ms"`
 	SigningAlg        string
 	KeyRotationMs     int64 `gorm:"column:key_rotation_period_ms"`
-	CreatedAt         int64 `gorm:"autoCreateTime:false"`
-	UpdatedAt         int64 `gorm:"autoUpdateTime:false"`
+	// DisplayName, LogoURL and PrimaryColor brand the hosted sign-in page.
+	DisplayName  string
+	LogoURL      string `gorm:"column:logo_url"`
+	PrimaryColor string
+	CreatedAt    int64 `gorm:"autoCreateTime:false"`
+	UpdatedAt    int64 `gorm:"autoUpdateTime:false"`
 }
 
 func (serverRow) TableName() string { return "workspace_servers" }
@@ -211,7 +220,8 @@ func (s *store) listServers(ctx context.Context, tenantID, after string, limit i
 
 func (s *store) updateServer(ctx context.Context, row *serverRow) error {
 	return db.Tenant(s.db.WithContext(ctx), row.TenantID).Where("id = ?", row.ID).
-		Select("name", "description", "grant_types", "access_token_ttl_ms", "refresh_token_ttl_ms", "id_token_ttl_ms", "session_ttl_ms", "signing_alg", "key_rotation_period_ms", "updated_at").
+		Select("name", "description", "grant_types", "access_token_ttl_ms", "refresh_token_ttl_ms", "id_token_ttl_ms", "session_ttl_ms",
+			"signing_alg", "key_rotation_period_ms", "display_name", "logo_url", "primary_color", "updated_at").
 		Updates(row).Error
 }
 

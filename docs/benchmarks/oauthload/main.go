@@ -6,26 +6,41 @@
 //	oauthload -mode cc       -url {issuer}/oauth2/token -client ID:SECRET [-scope S]
 //	oauthload -mode refresh  -url {issuer}/oauth2/token -client ID:SECRET -users FILE   (one "username password" a line)
 //	oauthload -mode password -url {issuer}/oauth2/token -client ID:SECRET -users FILE
+//	oauthload -mode signin   -url {issuer}/oauth2/token -client ID: -redirect URI -users FILE
+//	oauthload -mode code     -url {issuer}/oauth2/token -client ID: -redirect URI -users FILE
+//
+// The browser modes play browsers of a public client with the authorization_code grant, trusted (no consent page)
+// and with redirect URI -redirect: signin submits the hosted sign-in page (GET authorize with prompt=login, GET the
+// page, POST the form: one argon2id hash each) and counts the submissions; code signs each worker in once, then
+// loops over single sign-on (GET authorize with the SSO cookie, no form) and counts the code exchanges at the token
+// endpoint (PKCE S256, no password hashing), whose latency it reports.
 package main
 
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/oauth2"
 )
 
 func main() {
-	mode := flag.String("mode", "cc", "cc, refresh or password")
+	mode := flag.String("mode", "cc", "cc, refresh, password, signin or code")
+	redirectURI := flag.String("redirect", "", "redirect URI of the client (signin, code)")
 	tokenURL := flag.String("url", "", "token endpoint")
 	client := flag.String("client", "", "client_id:client_secret (sent as client_secret_basic)")
 	scope := flag.String("scope", "", "scope parameter (cc)")
@@ -40,6 +55,11 @@ func main() {
 		os.Exit(2)
 	}
 	var users [][2]string
+	browserMode := *mode == "signin" || *mode == "code"
+	if browserMode && *redirectURI == "" {
+		fmt.Fprintln(os.Stderr, "oauthload: -redirect is required with -mode signin and code")
+		os.Exit(2)
+	}
 	if *mode != "cc" {
 		var err error
 		if users, err = readUsers(*usersFile); err != nil || len(users) == 0 {
@@ -66,6 +86,12 @@ func main() {
 		_ = json.Unmarshal(raw, &out)
 		return out, resp.StatusCode, nil
 	}
+	issuer := strings.TrimSuffix(*tokenURL, "/oauth2/token")
+	browserClient := func() *http.Client {
+		jar, _ := cookiejar.New(nil)
+		return &http.Client{Transport: transport, Jar: jar, Timeout: 30 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
 	login := func(u [2]string) (map[string]any, int, error) {
 		return post(url.Values{"grant_type": {"password"}, "username": {u[0]}, "password": {u[1]}, "scope": {"openid offline_access"}})
 	}
@@ -77,11 +103,36 @@ func main() {
 	var failures atomic.Int64
 	statuses := map[int]int{}
 	var wg sync.WaitGroup
+	// ready counts the workers that finished their set-up (a code-mode worker's one sign-in): the warm-up starts
+	// only then, so no sign-in's hashing is inside the measurement.
+	var ready sync.WaitGroup
 	for w := 0; w < *workers; w++ {
 		wg.Add(1)
+		ready.Add(1)
 		go func(w int) {
 			defer wg.Done()
+			setUp := sync.OnceFunc(ready.Done)
+			defer setUp()
 			var refreshToken string
+			var bc *http.Client
+			if browserMode {
+				bc = browserClient()
+			}
+			if *mode == "code" {
+				var err error
+				for try := 0; try < 50; try++ {
+					if _, _, err = signIn(bc, issuer, id, *redirectURI, users[w%len(users)]); err == nil {
+						break
+					}
+					time.Sleep(time.Duration(50+w) * time.Millisecond) // the hashing pool is busy with the others
+				}
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "oauthload: sign-in of worker %d: %v\n", w, err)
+					failures.Add(1)
+					return
+				}
+			}
+			setUp()
 			if *mode == "refresh" {
 				out, code, err := login(users[w%len(users)])
 				// 64 logins at once queue on the bounded hashing pool: a 503 there means "try again".
@@ -128,6 +179,19 @@ func main() {
 					}
 				case "password":
 					out, code, err = login(users[(w+n*(*workers))%len(users)])
+				case "signin":
+					code = 200
+					if _, _, err = signIn(bc, issuer, id, *redirectURI, users[(w+n*(*workers))%len(users)]); err != nil {
+						code = 0
+					}
+				case "code":
+					var authCode, verifier string
+					if authCode, verifier, err = authorize(bc, issuer, id, *redirectURI, ""); err != nil {
+						break
+					}
+					start = time.Now() // the exchange alone
+					out, code, err = post(url.Values{"grant_type": {"authorization_code"}, "code": {authCode},
+						"redirect_uri": {*redirectURI}, "code_verifier": {verifier}})
 				}
 				elapsed := time.Since(start)
 				if !measuring.Load() {
@@ -149,6 +213,7 @@ func main() {
 			}
 		}(w)
 	}
+	ready.Wait()
 	time.Sleep(*warmup)
 	measuring.Store(true)
 	began := time.Now()
@@ -167,6 +232,70 @@ func main() {
 	fmt.Printf("mode=%s workers=%d requests=%d failures=%d rate=%.0f/s p50=%s p90=%s p99=%s statuses=%v\n",
 		*mode, *workers, len(latencies), failures.Load(), float64(len(latencies))/elapsed.Seconds(),
 		pct(0.50).Round(10*time.Microsecond), pct(0.90).Round(10*time.Microsecond), pct(0.99).Round(10*time.Microsecond), statuses)
+}
+
+// authorize starts an authorization request with PKCE and returns the code when the browser is signed in (single
+// sign-on), or the sign-in page's address ("" code) when it is not.
+func authorize(bc *http.Client, issuer, clientID, redirectURI, prompt string) (code, verifier string, err error) {
+	verifier = oauth2.GenerateVerifier()
+	q := url.Values{"client_id": {clientID}, "redirect_uri": {redirectURI}, "response_type": {"code"}, "scope": {"openid"},
+		"state": {"s"}, "code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)}, "code_challenge_method": {"S256"}}
+	if prompt != "" {
+		q.Set("prompt", prompt)
+	}
+	resp, err := bc.Get(issuer + "/oauth2/authorize?" + q.Encode())
+	if err != nil {
+		return "", "", err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	loc, err := resp.Location()
+	if err != nil {
+		return "", "", fmt.Errorf("authorize: status %d without a redirect", resp.StatusCode)
+	}
+	if c := loc.Query().Get("code"); c != "" {
+		return c, verifier, nil
+	}
+	if strings.HasPrefix(loc.String(), redirectURI) {
+		return "", "", fmt.Errorf("authorize: %s", loc.Query().Get("error"))
+	}
+	return "", verifier, errNotSignedIn{loc.String()}
+}
+
+type errNotSignedIn struct{ page string }
+
+func (e errNotSignedIn) Error() string { return "not signed in" }
+
+var hiddenField = regexp.MustCompile(`name="(request|csrf_token)" value="([^"]*)"`)
+
+// signIn goes through the sign-in page with prompt=login: authorize, the page, the form. It returns the code.
+func signIn(bc *http.Client, issuer, clientID, redirectURI string, user [2]string) (code, verifier string, err error) {
+	_, verifier, err = authorize(bc, issuer, clientID, redirectURI, "login")
+	var page errNotSignedIn
+	if !errors.As(err, &page) {
+		return "", "", fmt.Errorf("authorize did not show the sign-in page: %v", err)
+	}
+	resp, err := bc.Get(page.page)
+	if err != nil {
+		return "", "", err
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	form := url.Values{"username": {user[0]}, "password": {user[1]}}
+	for _, m := range hiddenField.FindAllStringSubmatch(string(body), -1) {
+		form.Set(m[1], html.UnescapeString(m[2]))
+	}
+	resp, err = bc.PostForm(issuer+"/login", form)
+	if err != nil {
+		return "", "", err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	loc, err := resp.Location()
+	if err != nil || loc.Query().Get("code") == "" {
+		return "", "", fmt.Errorf("sign-in refused: status %d", resp.StatusCode)
+	}
+	return loc.Query().Get("code"), verifier, nil
 }
 
 func readUsers(path string) ([][2]string, error) {

@@ -48,13 +48,23 @@ type Client struct {
 	// The access token's `aud`; default `[client_id]`.
 	Audience      []string `protobuf:"bytes,9,rep,name=audience,proto3" json:"audience,omitempty"`
 	TokenPolicyId string   `protobuf:"bytes,10,opt,name=token_policy_id,json=tokenPolicyId,proto3" json:"token_policy_id,omitempty"`
-	RedirectUris  []string `protobuf:"bytes,11,rep,name=redirect_uris,json=redirectUris,proto3" json:"redirect_uris,omitempty"`
+	// Where the authorization endpoint may send the browser back, compared exactly: `https`, `http` only on a
+	// loopback host (127.0.0.1, [::1], localhost), or a private-use scheme of a native app named after a domain
+	// (`com.example.app:/cb`, RFC 8252 section 7.1).
+	RedirectUris []string `protobuf:"bytes,11,rep,name=redirect_uris,json=redirectUris,proto3" json:"redirect_uris,omitempty"`
 	// Output only, and only from CreateClient and RotateClientSecret.
 	ClientSecret *string `protobuf:"bytes,12,opt,name=client_secret,json=clientSecret,proto3,oneof" json:"client_secret,omitempty"`
 	// Output only.
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// Output only.
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// Where RP-initiated logout may send the browser afterwards, compared exactly; the same rules as redirect_uris.
+	PostLogoutRedirectUris []string `protobuf:"bytes,15,rep,name=post_logout_redirect_uris,json=postLogoutRedirectUris,proto3" json:"post_logout_redirect_uris,omitempty"`
+	// Browser origins (`scheme://host[:port]`, exact) that may call the token, revocation, userinfo, JWKS and
+	// discovery endpoints (CORS).
+	AllowedOrigins []string `protobuf:"bytes,16,rep,name=allowed_origins,json=allowedOrigins,proto3" json:"allowed_origins,omitempty"`
+	// A trusted client (first-party) signs users in without asking their consent to its scopes.
+	Trusted       bool `protobuf:"varint,17,opt,name=trusted,proto3" json:"trusted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -185,6 +195,27 @@ func (x *Client) GetUpdatedAt() *timestamppb.Timestamp {
 		return x.UpdatedAt
 	}
 	return nil
+}
+
+func (x *Client) GetPostLogoutRedirectUris() []string {
+	if x != nil {
+		return x.PostLogoutRedirectUris
+	}
+	return nil
+}
+
+func (x *Client) GetAllowedOrigins() []string {
+	if x != nil {
+		return x.AllowedOrigins
+	}
+	return nil
+}
+
+func (x *Client) GetTrusted() bool {
+	if x != nil {
+		return x.Trusted
+	}
+	return false
 }
 
 type CreateClientRequest struct {
@@ -1387,11 +1418,108 @@ func (x *DeleteServerClientsRequest) GetServerId() string {
 	return ""
 }
 
+type ListAllowedOriginsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ServerId      string                 `protobuf:"bytes,2,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAllowedOriginsRequest) Reset() {
+	*x = ListAllowedOriginsRequest{}
+	mi := &file_authplane_client_v1_client_service_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAllowedOriginsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAllowedOriginsRequest) ProtoMessage() {}
+
+func (x *ListAllowedOriginsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_client_v1_client_service_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAllowedOriginsRequest.ProtoReflect.Descriptor instead.
+func (*ListAllowedOriginsRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_client_v1_client_service_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ListAllowedOriginsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ListAllowedOriginsRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+type ListAllowedOriginsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Sorted, without duplicates.
+	Origins       []string `protobuf:"bytes,1,rep,name=origins,proto3" json:"origins,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAllowedOriginsResponse) Reset() {
+	*x = ListAllowedOriginsResponse{}
+	mi := &file_authplane_client_v1_client_service_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAllowedOriginsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAllowedOriginsResponse) ProtoMessage() {}
+
+func (x *ListAllowedOriginsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_client_v1_client_service_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAllowedOriginsResponse.ProtoReflect.Descriptor instead.
+func (*ListAllowedOriginsResponse) Descriptor() ([]byte, []int) {
+	return file_authplane_client_v1_client_service_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ListAllowedOriginsResponse) GetOrigins() []string {
+	if x != nil {
+		return x.Origins
+	}
+	return nil
+}
+
 var File_authplane_client_v1_client_service_proto protoreflect.FileDescriptor
 
 const file_authplane_client_v1_client_service_proto_rawDesc = "" +
 	"\n" +
-	"(authplane/client/v1/client_service.proto\x12\x13authplane.client.v1\x1a authplane/access/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xce\x04\n" +
+	"(authplane/client/v1/client_service.proto\x12\x13authplane.client.v1\x1a authplane/access/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcc\x05\n" +
 	"\x06Client\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x126\n" +
@@ -1411,7 +1539,10 @@ const file_authplane_client_v1_client_service_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAtB\x10\n" +
+	"updated_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x129\n" +
+	"\x19post_logout_redirect_uris\x18\x0f \x03(\tR\x16postLogoutRedirectUris\x12'\n" +
+	"\x0fallowed_origins\x18\x10 \x03(\tR\x0eallowedOrigins\x12\x18\n" +
+	"\atrusted\x18\x11 \x01(\bR\atrustedB\x10\n" +
 	"\x0e_client_secret\"g\n" +
 	"\x13CreateClientRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x123\n" +
@@ -1493,7 +1624,12 @@ const file_authplane_client_v1_client_service_proto_rawDesc = "" +
 	"\tclient_id\x18\x02 \x01(\tR\bclientId\"V\n" +
 	"\x1aDeleteServerClientsRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
-	"\tserver_id\x18\x02 \x01(\tR\bserverId2\xc0\x13\n" +
+	"\tserver_id\x18\x02 \x01(\tR\bserverId\"U\n" +
+	"\x19ListAllowedOriginsRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tserver_id\x18\x02 \x01(\tR\bserverId\"6\n" +
+	"\x1aListAllowedOriginsResponse\x12\x18\n" +
+	"\aorigins\x18\x01 \x03(\tR\aorigins2\xbd\x14\n" +
 	"\rClientService\x12\x89\x01\n" +
 	"\fCreateClient\x12(.authplane.client.v1.CreateClientRequest\x1a\x1b.authplane.client.v1.Client\"2\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x02(:\x06client\"\x1e/api/admin/{tenant_id}/clients\x12\x87\x01\n" +
 	"\tGetClient\x12%.authplane.client.v1.GetClientRequest\x1a\x1b.authplane.client.v1.Client\"6\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x02,\x12*/api/admin/{tenant_id}/clients/{client_id}\x12\xc2\x01\n" +
@@ -1510,7 +1646,8 @@ const file_authplane_client_v1_client_service_proto_rawDesc = "" +
 	"\x17CreateTenantAdminClient\x123.authplane.client.v1.CreateTenantAdminClientRequest\x1a\x1b.authplane.client.v1.Client\"\x04\xc8\xf3\x18\x06\x12^\n" +
 	"\x10DeleteTenantData\x12,.authplane.client.v1.DeleteTenantDataRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x06\x12d\n" +
 	"\x13DeleteServerClients\x12/.authplane.client.v1.DeleteServerClientsRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x06\x12n\n" +
-	"\x0fGetClientAccess\x12+.authplane.client.v1.GetClientAccessRequest\x1a(.authplane.client.v1.AuthenticatedClient\"\x04\xc8\xf3\x18\x06BDZBgithub.com/authplane/authplane/gen/go/authplane/client/v1;clientv1b\x06proto3"
+	"\x0fGetClientAccess\x12+.authplane.client.v1.GetClientAccessRequest\x1a(.authplane.client.v1.AuthenticatedClient\"\x04\xc8\xf3\x18\x06\x12{\n" +
+	"\x12ListAllowedOrigins\x12..authplane.client.v1.ListAllowedOriginsRequest\x1a/.authplane.client.v1.ListAllowedOriginsResponse\"\x04\xc8\xf3\x18\x06BDZBgithub.com/authplane/authplane/gen/go/authplane/client/v1;clientv1b\x06proto3"
 
 var (
 	file_authplane_client_v1_client_service_proto_rawDescOnce sync.Once
@@ -1524,7 +1661,7 @@ func file_authplane_client_v1_client_service_proto_rawDescGZIP() []byte {
 	return file_authplane_client_v1_client_service_proto_rawDescData
 }
 
-var file_authplane_client_v1_client_service_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_authplane_client_v1_client_service_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_authplane_client_v1_client_service_proto_goTypes = []any{
 	(*Client)(nil),                         // 0: authplane.client.v1.Client
 	(*CreateClientRequest)(nil),            // 1: authplane.client.v1.CreateClientRequest
@@ -1548,26 +1685,28 @@ var file_authplane_client_v1_client_service_proto_goTypes = []any{
 	(*DeleteTenantDataRequest)(nil),        // 19: authplane.client.v1.DeleteTenantDataRequest
 	(*GetClientAccessRequest)(nil),         // 20: authplane.client.v1.GetClientAccessRequest
 	(*DeleteServerClientsRequest)(nil),     // 21: authplane.client.v1.DeleteServerClientsRequest
-	(*timestamppb.Timestamp)(nil),          // 22: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),          // 23: google.protobuf.FieldMask
-	(*durationpb.Duration)(nil),            // 24: google.protobuf.Duration
-	(*emptypb.Empty)(nil),                  // 25: google.protobuf.Empty
+	(*ListAllowedOriginsRequest)(nil),      // 22: authplane.client.v1.ListAllowedOriginsRequest
+	(*ListAllowedOriginsResponse)(nil),     // 23: authplane.client.v1.ListAllowedOriginsResponse
+	(*timestamppb.Timestamp)(nil),          // 24: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),          // 25: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),            // 26: google.protobuf.Duration
+	(*emptypb.Empty)(nil),                  // 27: google.protobuf.Empty
 }
 var file_authplane_client_v1_client_service_proto_depIdxs = []int32{
-	22, // 0: authplane.client.v1.Client.created_at:type_name -> google.protobuf.Timestamp
-	22, // 1: authplane.client.v1.Client.updated_at:type_name -> google.protobuf.Timestamp
+	24, // 0: authplane.client.v1.Client.created_at:type_name -> google.protobuf.Timestamp
+	24, // 1: authplane.client.v1.Client.updated_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: authplane.client.v1.CreateClientRequest.client:type_name -> authplane.client.v1.Client
 	0,  // 3: authplane.client.v1.ListClientsResponse.clients:type_name -> authplane.client.v1.Client
 	0,  // 4: authplane.client.v1.UpdateClientRequest.client:type_name -> authplane.client.v1.Client
-	23, // 5: authplane.client.v1.UpdateClientRequest.update_mask:type_name -> google.protobuf.FieldMask
-	24, // 6: authplane.client.v1.TokenPolicy.access_token_ttl:type_name -> google.protobuf.Duration
-	24, // 7: authplane.client.v1.TokenPolicy.refresh_token_ttl:type_name -> google.protobuf.Duration
-	22, // 8: authplane.client.v1.TokenPolicy.created_at:type_name -> google.protobuf.Timestamp
-	22, // 9: authplane.client.v1.TokenPolicy.updated_at:type_name -> google.protobuf.Timestamp
+	25, // 5: authplane.client.v1.UpdateClientRequest.update_mask:type_name -> google.protobuf.FieldMask
+	26, // 6: authplane.client.v1.TokenPolicy.access_token_ttl:type_name -> google.protobuf.Duration
+	26, // 7: authplane.client.v1.TokenPolicy.refresh_token_ttl:type_name -> google.protobuf.Duration
+	24, // 8: authplane.client.v1.TokenPolicy.created_at:type_name -> google.protobuf.Timestamp
+	24, // 9: authplane.client.v1.TokenPolicy.updated_at:type_name -> google.protobuf.Timestamp
 	9,  // 10: authplane.client.v1.CreateTokenPolicyRequest.token_policy:type_name -> authplane.client.v1.TokenPolicy
 	9,  // 11: authplane.client.v1.ListTokenPoliciesResponse.token_policies:type_name -> authplane.client.v1.TokenPolicy
 	9,  // 12: authplane.client.v1.UpdateTokenPolicyRequest.token_policy:type_name -> authplane.client.v1.TokenPolicy
-	23, // 13: authplane.client.v1.UpdateTokenPolicyRequest.update_mask:type_name -> google.protobuf.FieldMask
+	25, // 13: authplane.client.v1.UpdateTokenPolicyRequest.update_mask:type_name -> google.protobuf.FieldMask
 	0,  // 14: authplane.client.v1.AuthenticatedClient.client:type_name -> authplane.client.v1.Client
 	9,  // 15: authplane.client.v1.AuthenticatedClient.token_policy:type_name -> authplane.client.v1.TokenPolicy
 	1,  // 16: authplane.client.v1.ClientService.CreateClient:input_type -> authplane.client.v1.CreateClientRequest
@@ -1586,24 +1725,26 @@ var file_authplane_client_v1_client_service_proto_depIdxs = []int32{
 	19, // 29: authplane.client.v1.ClientService.DeleteTenantData:input_type -> authplane.client.v1.DeleteTenantDataRequest
 	21, // 30: authplane.client.v1.ClientService.DeleteServerClients:input_type -> authplane.client.v1.DeleteServerClientsRequest
 	20, // 31: authplane.client.v1.ClientService.GetClientAccess:input_type -> authplane.client.v1.GetClientAccessRequest
-	0,  // 32: authplane.client.v1.ClientService.CreateClient:output_type -> authplane.client.v1.Client
-	0,  // 33: authplane.client.v1.ClientService.GetClient:output_type -> authplane.client.v1.Client
-	4,  // 34: authplane.client.v1.ClientService.ListClients:output_type -> authplane.client.v1.ListClientsResponse
-	0,  // 35: authplane.client.v1.ClientService.UpdateClient:output_type -> authplane.client.v1.Client
-	25, // 36: authplane.client.v1.ClientService.DeleteClient:output_type -> google.protobuf.Empty
-	8,  // 37: authplane.client.v1.ClientService.RotateClientSecret:output_type -> authplane.client.v1.RotateClientSecretResponse
-	9,  // 38: authplane.client.v1.ClientService.CreateTokenPolicy:output_type -> authplane.client.v1.TokenPolicy
-	9,  // 39: authplane.client.v1.ClientService.GetTokenPolicy:output_type -> authplane.client.v1.TokenPolicy
-	13, // 40: authplane.client.v1.ClientService.ListTokenPolicies:output_type -> authplane.client.v1.ListTokenPoliciesResponse
-	9,  // 41: authplane.client.v1.ClientService.UpdateTokenPolicy:output_type -> authplane.client.v1.TokenPolicy
-	25, // 42: authplane.client.v1.ClientService.DeleteTokenPolicy:output_type -> google.protobuf.Empty
-	17, // 43: authplane.client.v1.ClientService.AuthenticateClient:output_type -> authplane.client.v1.AuthenticatedClient
-	0,  // 44: authplane.client.v1.ClientService.CreateTenantAdminClient:output_type -> authplane.client.v1.Client
-	25, // 45: authplane.client.v1.ClientService.DeleteTenantData:output_type -> google.protobuf.Empty
-	25, // 46: authplane.client.v1.ClientService.DeleteServerClients:output_type -> google.protobuf.Empty
-	17, // 47: authplane.client.v1.ClientService.GetClientAccess:output_type -> authplane.client.v1.AuthenticatedClient
-	32, // [32:48] is the sub-list for method output_type
-	16, // [16:32] is the sub-list for method input_type
+	22, // 32: authplane.client.v1.ClientService.ListAllowedOrigins:input_type -> authplane.client.v1.ListAllowedOriginsRequest
+	0,  // 33: authplane.client.v1.ClientService.CreateClient:output_type -> authplane.client.v1.Client
+	0,  // 34: authplane.client.v1.ClientService.GetClient:output_type -> authplane.client.v1.Client
+	4,  // 35: authplane.client.v1.ClientService.ListClients:output_type -> authplane.client.v1.ListClientsResponse
+	0,  // 36: authplane.client.v1.ClientService.UpdateClient:output_type -> authplane.client.v1.Client
+	27, // 37: authplane.client.v1.ClientService.DeleteClient:output_type -> google.protobuf.Empty
+	8,  // 38: authplane.client.v1.ClientService.RotateClientSecret:output_type -> authplane.client.v1.RotateClientSecretResponse
+	9,  // 39: authplane.client.v1.ClientService.CreateTokenPolicy:output_type -> authplane.client.v1.TokenPolicy
+	9,  // 40: authplane.client.v1.ClientService.GetTokenPolicy:output_type -> authplane.client.v1.TokenPolicy
+	13, // 41: authplane.client.v1.ClientService.ListTokenPolicies:output_type -> authplane.client.v1.ListTokenPoliciesResponse
+	9,  // 42: authplane.client.v1.ClientService.UpdateTokenPolicy:output_type -> authplane.client.v1.TokenPolicy
+	27, // 43: authplane.client.v1.ClientService.DeleteTokenPolicy:output_type -> google.protobuf.Empty
+	17, // 44: authplane.client.v1.ClientService.AuthenticateClient:output_type -> authplane.client.v1.AuthenticatedClient
+	0,  // 45: authplane.client.v1.ClientService.CreateTenantAdminClient:output_type -> authplane.client.v1.Client
+	27, // 46: authplane.client.v1.ClientService.DeleteTenantData:output_type -> google.protobuf.Empty
+	27, // 47: authplane.client.v1.ClientService.DeleteServerClients:output_type -> google.protobuf.Empty
+	17, // 48: authplane.client.v1.ClientService.GetClientAccess:output_type -> authplane.client.v1.AuthenticatedClient
+	23, // 49: authplane.client.v1.ClientService.ListAllowedOrigins:output_type -> authplane.client.v1.ListAllowedOriginsResponse
+	33, // [33:50] is the sub-list for method output_type
+	16, // [16:33] is the sub-list for method input_type
 	16, // [16:16] is the sub-list for extension type_name
 	16, // [16:16] is the sub-list for extension extendee
 	0,  // [0:16] is the sub-list for field type_name
@@ -1621,7 +1762,7 @@ func file_authplane_client_v1_client_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_authplane_client_v1_client_service_proto_rawDesc), len(file_authplane_client_v1_client_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -36,6 +36,7 @@ const (
 	ClientService_DeleteTenantData_FullMethodName        = "/authplane.client.v1.ClientService/DeleteTenantData"
 	ClientService_DeleteServerClients_FullMethodName     = "/authplane.client.v1.ClientService/DeleteServerClients"
 	ClientService_GetClientAccess_FullMethodName         = "/authplane.client.v1.ClientService/GetClientAccess"
+	ClientService_ListAllowedOrigins_FullMethodName      = "/authplane.client.v1.ClientService/ListAllowedOrigins"
 )
 
 // ClientServiceClient is the client API for ClientService service.
@@ -73,6 +74,9 @@ type ClientServiceClient interface {
 	// Access-token verifiers refuse a token whose client is gone, was registered again after the token was issued,
 	// or may no longer be granted one of the token's scopes.
 	GetClientAccess(ctx context.Context, in *GetClientAccessRequest, opts ...grpc.CallOption) (*AuthenticatedClient, error)
+	// Every browser origin that some client of a workspace allows (its allowed_origins), for CORS at the
+	// workspace's endpoints.
+	ListAllowedOrigins(ctx context.Context, in *ListAllowedOriginsRequest, opts ...grpc.CallOption) (*ListAllowedOriginsResponse, error)
 }
 
 type clientServiceClient struct {
@@ -243,6 +247,16 @@ func (c *clientServiceClient) GetClientAccess(ctx context.Context, in *GetClient
 	return out, nil
 }
 
+func (c *clientServiceClient) ListAllowedOrigins(ctx context.Context, in *ListAllowedOriginsRequest, opts ...grpc.CallOption) (*ListAllowedOriginsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAllowedOriginsResponse)
+	err := c.cc.Invoke(ctx, ClientService_ListAllowedOrigins_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClientServiceServer is the server API for ClientService service.
 // All implementations must embed UnimplementedClientServiceServer
 // for forward compatibility.
@@ -278,6 +292,9 @@ type ClientServiceServer interface {
 	// Access-token verifiers refuse a token whose client is gone, was registered again after the token was issued,
 	// or may no longer be granted one of the token's scopes.
 	GetClientAccess(context.Context, *GetClientAccessRequest) (*AuthenticatedClient, error)
+	// Every browser origin that some client of a workspace allows (its allowed_origins), for CORS at the
+	// workspace's endpoints.
+	ListAllowedOrigins(context.Context, *ListAllowedOriginsRequest) (*ListAllowedOriginsResponse, error)
 	mustEmbedUnimplementedClientServiceServer()
 }
 
@@ -335,6 +352,9 @@ func (UnimplementedClientServiceServer) DeleteServerClients(context.Context, *De
 }
 func (UnimplementedClientServiceServer) GetClientAccess(context.Context, *GetClientAccessRequest) (*AuthenticatedClient, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetClientAccess not implemented")
+}
+func (UnimplementedClientServiceServer) ListAllowedOrigins(context.Context, *ListAllowedOriginsRequest) (*ListAllowedOriginsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAllowedOrigins not implemented")
 }
 func (UnimplementedClientServiceServer) mustEmbedUnimplementedClientServiceServer() {}
 func (UnimplementedClientServiceServer) testEmbeddedByValue()                       {}
@@ -645,6 +665,24 @@ func _ClientService_GetClientAccess_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClientService_ListAllowedOrigins_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAllowedOriginsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClientServiceServer).ListAllowedOrigins(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClientService_ListAllowedOrigins_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClientServiceServer).ListAllowedOrigins(ctx, req.(*ListAllowedOriginsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ClientService_ServiceDesc is the grpc.ServiceDesc for ClientService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -715,6 +753,10 @@ var ClientService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetClientAccess",
 			Handler:    _ClientService_GetClientAccess_Handler,
+		},
+		{
+			MethodName: "ListAllowedOrigins",
+			Handler:    _ClientService_ListAllowedOrigins_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1606,7 +1606,8 @@ func (x *EndUserSessionsRequest) GetUserId() string {
 	return ""
 }
 
-// A login session of a user: started by a password grant, continued by its refresh tokens, ended by logout,
+// A login session of a user: started by a password grant, a browser sign-in (kind `browser`) or an authorization
+// code (an app session under its browser session), continued by its refresh tokens, ended by logout,
 // an admin, the user's deactivation or deletion, a new password, refresh-token reuse, its client's deletion or its
 // absolute lifetime (the workspace's session_ttl).
 type Session struct {
@@ -1620,7 +1621,11 @@ type Session struct {
 	// The session's absolute end (created_at + the workspace's session_ttl).
 	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	// The last token issuance in the session (the login or its latest refresh).
-	LastUsedAt    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_used_at,json=lastUsedAt,proto3" json:"last_used_at,omitempty"`
+	LastUsedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_used_at,json=lastUsedAt,proto3" json:"last_used_at,omitempty"`
+	// `browser`: a sign-in at the hosted login page, held by the browser's SSO cookie (client_id is the app it
+	// signed in first); ending it signs the browser out and ends the sessions of every app it signed in.
+	// `token`: the tokens of one app (a password grant, or an authorization code).
+	Kind          string `protobuf:"bytes,7,opt,name=kind,proto3" json:"kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1695,6 +1700,13 @@ func (x *Session) GetLastUsedAt() *timestamppb.Timestamp {
 		return x.LastUsedAt
 	}
 	return nil
+}
+
+func (x *Session) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
 }
 
 type ListUserSessionsRequest struct {
@@ -2061,6 +2073,1222 @@ func (x *UserInfo) GetClaims() *structpb.Struct {
 	return nil
 }
 
+// The browser's cookies, as the gateway read them.
+type BrowserCookies struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The workspace's SSO cookie (empty without one).
+	Session string `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	// The CSRF binding cookie (empty without one).
+	Binding       string `protobuf:"bytes,2,opt,name=binding,proto3" json:"binding,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BrowserCookies) Reset() {
+	*x = BrowserCookies{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BrowserCookies) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BrowserCookies) ProtoMessage() {}
+
+func (x *BrowserCookies) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BrowserCookies.ProtoReflect.Descriptor instead.
+func (*BrowserCookies) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *BrowserCookies) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+func (x *BrowserCookies) GetBinding() string {
+	if x != nil {
+		return x.Binding
+	}
+	return ""
+}
+
+type AuthorizeRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ServerId string                 `protobuf:"bytes,2,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	// Every parameter of the request (query or form), single-valued.
+	Parameters    map[string]string `protobuf:"bytes,3,rep,name=parameters,proto3" json:"parameters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Cookies       *BrowserCookies   `protobuf:"bytes,4,opt,name=cookies,proto3" json:"cookies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthorizeRequest) Reset() {
+	*x = AuthorizeRequest{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthorizeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthorizeRequest) ProtoMessage() {}
+
+func (x *AuthorizeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthorizeRequest.ProtoReflect.Descriptor instead.
+func (*AuthorizeRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *AuthorizeRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *AuthorizeRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *AuthorizeRequest) GetParameters() map[string]string {
+	if x != nil {
+		return x.Parameters
+	}
+	return nil
+}
+
+func (x *AuthorizeRequest) GetCookies() *BrowserCookies {
+	if x != nil {
+		return x.Cookies
+	}
+	return nil
+}
+
+type GetLoginPageRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ServerId      string                 `protobuf:"bytes,2,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	RequestId     string                 `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Cookies       *BrowserCookies        `protobuf:"bytes,4,opt,name=cookies,proto3" json:"cookies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetLoginPageRequest) Reset() {
+	*x = GetLoginPageRequest{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetLoginPageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetLoginPageRequest) ProtoMessage() {}
+
+func (x *GetLoginPageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetLoginPageRequest.ProtoReflect.Descriptor instead.
+func (*GetLoginPageRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *GetLoginPageRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *GetLoginPageRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *GetLoginPageRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *GetLoginPageRequest) GetCookies() *BrowserCookies {
+	if x != nil {
+		return x.Cookies
+	}
+	return nil
+}
+
+type SubmitLoginRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	TenantId  string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ServerId  string                 `protobuf:"bytes,2,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	RequestId string                 `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The form's CSRF token: it must equal the binding cookie, which the request was bound to.
+	CsrfToken     string          `protobuf:"bytes,4,opt,name=csrf_token,json=csrfToken,proto3" json:"csrf_token,omitempty"`
+	Username      string          `protobuf:"bytes,5,opt,name=username,proto3" json:"username,omitempty"`
+	Password      string          `protobuf:"bytes,6,opt,name=password,proto3" json:"password,omitempty"`
+	Cookies       *BrowserCookies `protobuf:"bytes,7,opt,name=cookies,proto3" json:"cookies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitLoginRequest) Reset() {
+	*x = SubmitLoginRequest{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitLoginRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitLoginRequest) ProtoMessage() {}
+
+func (x *SubmitLoginRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitLoginRequest.ProtoReflect.Descriptor instead.
+func (*SubmitLoginRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *SubmitLoginRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *SubmitLoginRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *SubmitLoginRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *SubmitLoginRequest) GetCsrfToken() string {
+	if x != nil {
+		return x.CsrfToken
+	}
+	return ""
+}
+
+func (x *SubmitLoginRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *SubmitLoginRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *SubmitLoginRequest) GetCookies() *BrowserCookies {
+	if x != nil {
+		return x.Cookies
+	}
+	return nil
+}
+
+type SubmitConsentRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	TenantId  string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ServerId  string                 `protobuf:"bytes,2,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	RequestId string                 `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	CsrfToken string                 `protobuf:"bytes,4,opt,name=csrf_token,json=csrfToken,proto3" json:"csrf_token,omitempty"`
+	// true: the user allowed the scopes; false: denied (access_denied goes back to the app).
+	Approve       bool            `protobuf:"varint,5,opt,name=approve,proto3" json:"approve,omitempty"`
+	Cookies       *BrowserCookies `protobuf:"bytes,6,opt,name=cookies,proto3" json:"cookies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitConsentRequest) Reset() {
+	*x = SubmitConsentRequest{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitConsentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitConsentRequest) ProtoMessage() {}
+
+func (x *SubmitConsentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitConsentRequest.ProtoReflect.Descriptor instead.
+func (*SubmitConsentRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *SubmitConsentRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *SubmitConsentRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *SubmitConsentRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *SubmitConsentRequest) GetCsrfToken() string {
+	if x != nil {
+		return x.CsrfToken
+	}
+	return ""
+}
+
+func (x *SubmitConsentRequest) GetApprove() bool {
+	if x != nil {
+		return x.Approve
+	}
+	return false
+}
+
+func (x *SubmitConsentRequest) GetCookies() *BrowserCookies {
+	if x != nil {
+		return x.Cookies
+	}
+	return nil
+}
+
+type LogoutRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TenantId string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	ServerId string                 `protobuf:"bytes,2,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	// id_token_hint, client_id, post_logout_redirect_uri, state, ui_locales, logout_hint.
+	Parameters    map[string]string `protobuf:"bytes,3,rep,name=parameters,proto3" json:"parameters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Cookies       *BrowserCookies   `protobuf:"bytes,4,opt,name=cookies,proto3" json:"cookies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogoutRequest) Reset() {
+	*x = LogoutRequest{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogoutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogoutRequest) ProtoMessage() {}
+
+func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogoutRequest.ProtoReflect.Descriptor instead.
+func (*LogoutRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *LogoutRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *LogoutRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *LogoutRequest) GetParameters() map[string]string {
+	if x != nil {
+		return x.Parameters
+	}
+	return nil
+}
+
+func (x *LogoutRequest) GetCookies() *BrowserCookies {
+	if x != nil {
+		return x.Cookies
+	}
+	return nil
+}
+
+// What the sign-in page shows of its workspace.
+type Branding struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DisplayName   string                 `protobuf:"bytes,1,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	LogoUrl       string                 `protobuf:"bytes,2,opt,name=logo_url,json=logoUrl,proto3" json:"logo_url,omitempty"`
+	PrimaryColor  string                 `protobuf:"bytes,3,opt,name=primary_color,json=primaryColor,proto3" json:"primary_color,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Branding) Reset() {
+	*x = Branding{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Branding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Branding) ProtoMessage() {}
+
+func (x *Branding) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Branding.ProtoReflect.Descriptor instead.
+func (*Branding) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *Branding) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *Branding) GetLogoUrl() string {
+	if x != nil {
+		return x.LogoUrl
+	}
+	return ""
+}
+
+func (x *Branding) GetPrimaryColor() string {
+	if x != nil {
+		return x.PrimaryColor
+	}
+	return ""
+}
+
+// The sign-in form of a pending authorization request.
+type LoginPage struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	RequestId  string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	ClientName string                 `protobuf:"bytes,2,opt,name=client_name,json=clientName,proto3" json:"client_name,omitempty"`
+	Branding   *Branding              `protobuf:"bytes,3,opt,name=branding,proto3" json:"branding,omitempty"`
+	// The username to prefill (login_hint, or what was typed before a failure).
+	Username string `protobuf:"bytes,4,opt,name=username,proto3" json:"username,omitempty"`
+	// Shown above the form: the one message of every refused sign-in, or empty.
+	ErrorMessage string `protobuf:"bytes,5,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	// Where the form's answer redirects to (the redirect URI's origin, or its scheme for a native app), for the
+	// page's Content-Security-Policy form-action.
+	RedirectOrigin string `protobuf:"bytes,6,opt,name=redirect_origin,json=redirectOrigin,proto3" json:"redirect_origin,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *LoginPage) Reset() {
+	*x = LoginPage{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoginPage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoginPage) ProtoMessage() {}
+
+func (x *LoginPage) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoginPage.ProtoReflect.Descriptor instead.
+func (*LoginPage) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *LoginPage) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *LoginPage) GetClientName() string {
+	if x != nil {
+		return x.ClientName
+	}
+	return ""
+}
+
+func (x *LoginPage) GetBranding() *Branding {
+	if x != nil {
+		return x.Branding
+	}
+	return nil
+}
+
+func (x *LoginPage) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *LoginPage) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
+}
+
+func (x *LoginPage) GetRedirectOrigin() string {
+	if x != nil {
+		return x.RedirectOrigin
+	}
+	return ""
+}
+
+// A scope the consent page lists.
+type ConsentScope struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Description   string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsentScope) Reset() {
+	*x = ConsentScope{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsentScope) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsentScope) ProtoMessage() {}
+
+func (x *ConsentScope) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsentScope.ProtoReflect.Descriptor instead.
+func (*ConsentScope) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ConsentScope) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ConsentScope) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+// The consent form of a pending authorization request.
+type ConsentPage struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	RequestId  string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	ClientName string                 `protobuf:"bytes,2,opt,name=client_name,json=clientName,proto3" json:"client_name,omitempty"`
+	Branding   *Branding              `protobuf:"bytes,3,opt,name=branding,proto3" json:"branding,omitempty"`
+	Scopes     []*ConsentScope        `protobuf:"bytes,4,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// The signed-in user, as typed at sign-in (or the subject).
+	Username       string `protobuf:"bytes,5,opt,name=username,proto3" json:"username,omitempty"`
+	RedirectOrigin string `protobuf:"bytes,6,opt,name=redirect_origin,json=redirectOrigin,proto3" json:"redirect_origin,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ConsentPage) Reset() {
+	*x = ConsentPage{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsentPage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsentPage) ProtoMessage() {}
+
+func (x *ConsentPage) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsentPage.ProtoReflect.Descriptor instead.
+func (*ConsentPage) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ConsentPage) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ConsentPage) GetClientName() string {
+	if x != nil {
+		return x.ClientName
+	}
+	return ""
+}
+
+func (x *ConsentPage) GetBranding() *Branding {
+	if x != nil {
+		return x.Branding
+	}
+	return nil
+}
+
+func (x *ConsentPage) GetScopes() []*ConsentScope {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *ConsentPage) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *ConsentPage) GetRedirectOrigin() string {
+	if x != nil {
+		return x.RedirectOrigin
+	}
+	return ""
+}
+
+// A page that ends the flow without a redirect: an unknown client or redirect URI (status 400), a request that
+// expired, or the signed-out page.
+type MessagePage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// An OAuth error code (`invalid_request`, …), or empty for an informational page.
+	Error       string    `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Description string    `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	Branding    *Branding `protobuf:"bytes,3,opt,name=branding,proto3" json:"branding,omitempty"`
+	// The HTTP status to answer with (400, 403, 200).
+	Status        int32 `protobuf:"varint,4,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MessagePage) Reset() {
+	*x = MessagePage{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MessagePage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MessagePage) ProtoMessage() {}
+
+func (x *MessagePage) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MessagePage.ProtoReflect.Descriptor instead.
+func (*MessagePage) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *MessagePage) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *MessagePage) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *MessagePage) GetBranding() *Branding {
+	if x != nil {
+		return x.Branding
+	}
+	return nil
+}
+
+func (x *MessagePage) GetStatus() int32 {
+	if x != nil {
+		return x.Status
+	}
+	return 0
+}
+
+// What the gateway does with the browser.
+type BrowserResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Outcome:
+	//
+	//	*BrowserResponse_RedirectTo
+	//	*BrowserResponse_Login
+	//	*BrowserResponse_Consent
+	//	*BrowserResponse_Message
+	Outcome isBrowserResponse_Outcome `protobuf_oneof:"outcome"`
+	// The new value of the SSO cookie, set when a sign-in succeeded (with its lifetime in seconds).
+	SetSession    string `protobuf:"bytes,5,opt,name=set_session,json=setSession,proto3" json:"set_session,omitempty"`
+	SessionMaxAge int64  `protobuf:"varint,6,opt,name=session_max_age,json=sessionMaxAge,proto3" json:"session_max_age,omitempty"`
+	// Delete the SSO cookie (signed out, or a cookie naming no live session).
+	ClearSession bool `protobuf:"varint,7,opt,name=clear_session,json=clearSession,proto3" json:"clear_session,omitempty"`
+	// The CSRF binding the page's form carries; the gateway sets it as the binding cookie when the browser had none.
+	Binding       string `protobuf:"bytes,8,opt,name=binding,proto3" json:"binding,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BrowserResponse) Reset() {
+	*x = BrowserResponse{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BrowserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BrowserResponse) ProtoMessage() {}
+
+func (x *BrowserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BrowserResponse.ProtoReflect.Descriptor instead.
+func (*BrowserResponse) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *BrowserResponse) GetOutcome() isBrowserResponse_Outcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return nil
+}
+
+func (x *BrowserResponse) GetRedirectTo() string {
+	if x != nil {
+		if x, ok := x.Outcome.(*BrowserResponse_RedirectTo); ok {
+			return x.RedirectTo
+		}
+	}
+	return ""
+}
+
+func (x *BrowserResponse) GetLogin() *LoginPage {
+	if x != nil {
+		if x, ok := x.Outcome.(*BrowserResponse_Login); ok {
+			return x.Login
+		}
+	}
+	return nil
+}
+
+func (x *BrowserResponse) GetConsent() *ConsentPage {
+	if x != nil {
+		if x, ok := x.Outcome.(*BrowserResponse_Consent); ok {
+			return x.Consent
+		}
+	}
+	return nil
+}
+
+func (x *BrowserResponse) GetMessage() *MessagePage {
+	if x != nil {
+		if x, ok := x.Outcome.(*BrowserResponse_Message); ok {
+			return x.Message
+		}
+	}
+	return nil
+}
+
+func (x *BrowserResponse) GetSetSession() string {
+	if x != nil {
+		return x.SetSession
+	}
+	return ""
+}
+
+func (x *BrowserResponse) GetSessionMaxAge() int64 {
+	if x != nil {
+		return x.SessionMaxAge
+	}
+	return 0
+}
+
+func (x *BrowserResponse) GetClearSession() bool {
+	if x != nil {
+		return x.ClearSession
+	}
+	return false
+}
+
+func (x *BrowserResponse) GetBinding() string {
+	if x != nil {
+		return x.Binding
+	}
+	return ""
+}
+
+type isBrowserResponse_Outcome interface {
+	isBrowserResponse_Outcome()
+}
+
+type BrowserResponse_RedirectTo struct {
+	// 303 to this URL: the app's redirect URI with the authorization response, or the login page.
+	RedirectTo string `protobuf:"bytes,1,opt,name=redirect_to,json=redirectTo,proto3,oneof"`
+}
+
+type BrowserResponse_Login struct {
+	Login *LoginPage `protobuf:"bytes,2,opt,name=login,proto3,oneof"`
+}
+
+type BrowserResponse_Consent struct {
+	Consent *ConsentPage `protobuf:"bytes,3,opt,name=consent,proto3,oneof"`
+}
+
+type BrowserResponse_Message struct {
+	Message *MessagePage `protobuf:"bytes,4,opt,name=message,proto3,oneof"`
+}
+
+func (*BrowserResponse_RedirectTo) isBrowserResponse_Outcome() {}
+
+func (*BrowserResponse_Login) isBrowserResponse_Outcome() {}
+
+func (*BrowserResponse_Consent) isBrowserResponse_Outcome() {}
+
+func (*BrowserResponse_Message) isBrowserResponse_Outcome() {}
+
+// What a user allowed a client at the consent page.
+type Consent struct {
+	state                 protoimpl.MessageState `protogen:"open.v1"`
+	ClientId              string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	AuthorizationServerId string                 `protobuf:"bytes,2,opt,name=authorization_server_id,json=authorizationServerId,proto3" json:"authorization_server_id,omitempty"`
+	Scopes                []string               `protobuf:"bytes,3,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	GrantedAt             *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=granted_at,json=grantedAt,proto3" json:"granted_at,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *Consent) Reset() {
+	*x = Consent{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Consent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Consent) ProtoMessage() {}
+
+func (x *Consent) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Consent.ProtoReflect.Descriptor instead.
+func (*Consent) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *Consent) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *Consent) GetAuthorizationServerId() string {
+	if x != nil {
+		return x.AuthorizationServerId
+	}
+	return ""
+}
+
+func (x *Consent) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *Consent) GetGrantedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.GrantedAt
+	}
+	return nil
+}
+
+type ListUserConsentsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	PoolId        string                 `protobuf:"bytes,2,opt,name=pool_id,json=poolId,proto3" json:"pool_id,omitempty"`
+	UserId        string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	PageSize      int32                  `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUserConsentsRequest) Reset() {
+	*x = ListUserConsentsRequest{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUserConsentsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUserConsentsRequest) ProtoMessage() {}
+
+func (x *ListUserConsentsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUserConsentsRequest.ProtoReflect.Descriptor instead.
+func (*ListUserConsentsRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ListUserConsentsRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *ListUserConsentsRequest) GetPoolId() string {
+	if x != nil {
+		return x.PoolId
+	}
+	return ""
+}
+
+func (x *ListUserConsentsRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ListUserConsentsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListUserConsentsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListUserConsentsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Consents      []*Consent             `protobuf:"bytes,1,rep,name=consents,proto3" json:"consents,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUserConsentsResponse) Reset() {
+	*x = ListUserConsentsResponse{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUserConsentsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUserConsentsResponse) ProtoMessage() {}
+
+func (x *ListUserConsentsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUserConsentsResponse.ProtoReflect.Descriptor instead.
+func (*ListUserConsentsResponse) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *ListUserConsentsResponse) GetConsents() []*Consent {
+	if x != nil {
+		return x.Consents
+	}
+	return nil
+}
+
+func (x *ListUserConsentsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type DeleteUserConsentRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TenantId      string                 `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	PoolId        string                 `protobuf:"bytes,2,opt,name=pool_id,json=poolId,proto3" json:"pool_id,omitempty"`
+	UserId        string                 `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	ClientId      string                 `protobuf:"bytes,4,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserConsentRequest) Reset() {
+	*x = DeleteUserConsentRequest{}
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserConsentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserConsentRequest) ProtoMessage() {}
+
+func (x *DeleteUserConsentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authplane_token_v1_token_service_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserConsentRequest.ProtoReflect.Descriptor instead.
+func (*DeleteUserConsentRequest) Descriptor() ([]byte, []int) {
+	return file_authplane_token_v1_token_service_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *DeleteUserConsentRequest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *DeleteUserConsentRequest) GetPoolId() string {
+	if x != nil {
+		return x.PoolId
+	}
+	return ""
+}
+
+func (x *DeleteUserConsentRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *DeleteUserConsentRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
 var File_authplane_token_v1_token_service_proto protoreflect.FileDescriptor
 
 const file_authplane_token_v1_token_service_proto_rawDesc = "" +
@@ -2193,7 +3421,7 @@ const file_authplane_token_v1_token_service_proto_rawDesc = "" +
 	"\x16EndUserSessionsRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
 	"\apool_id\x18\x02 \x01(\tR\x06poolId\x12\x17\n" +
-	"\auser_id\x18\x03 \x01(\tR\x06userId\"\xa2\x02\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\"\xb6\x02\n" +
 	"\aSession\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tclient_id\x18\x02 \x01(\tR\bclientId\x126\n" +
@@ -2203,7 +3431,8 @@ const file_authplane_token_v1_token_service_proto_rawDesc = "" +
 	"\n" +
 	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12<\n" +
 	"\flast_used_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"lastUsedAt\"\xa4\x01\n" +
+	"lastUsedAt\x12\x12\n" +
+	"\x04kind\x18\a \x01(\tR\x04kind\"\xa4\x01\n" +
 	"\x17ListUserSessionsRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
 	"\apool_id\x18\x02 \x01(\tR\x06poolId\x12\x17\n" +
@@ -2229,12 +3458,123 @@ const file_authplane_token_v1_token_service_proto_rawDesc = "" +
 	"\tserver_id\x18\x02 \x01(\tR\bserverId\x12!\n" +
 	"\faccess_token\x18\x03 \x01(\tR\vaccessToken\";\n" +
 	"\bUserInfo\x12/\n" +
-	"\x06claims\x18\x01 \x01(\v2\x17.google.protobuf.StructR\x06claims*\xaa\x01\n" +
+	"\x06claims\x18\x01 \x01(\v2\x17.google.protobuf.StructR\x06claims\"D\n" +
+	"\x0eBrowserCookies\x12\x18\n" +
+	"\asession\x18\x01 \x01(\tR\asession\x12\x18\n" +
+	"\abinding\x18\x02 \x01(\tR\abinding\"\x9f\x02\n" +
+	"\x10AuthorizeRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tserver_id\x18\x02 \x01(\tR\bserverId\x12T\n" +
+	"\n" +
+	"parameters\x18\x03 \x03(\v24.authplane.token.v1.AuthorizeRequest.ParametersEntryR\n" +
+	"parameters\x12<\n" +
+	"\acookies\x18\x04 \x01(\v2\".authplane.token.v1.BrowserCookiesR\acookies\x1a=\n" +
+	"\x0fParametersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xac\x01\n" +
+	"\x13GetLoginPageRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tserver_id\x18\x02 \x01(\tR\bserverId\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tR\trequestId\x12<\n" +
+	"\acookies\x18\x04 \x01(\v2\".authplane.token.v1.BrowserCookiesR\acookies\"\x82\x02\n" +
+	"\x12SubmitLoginRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tserver_id\x18\x02 \x01(\tR\bserverId\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tR\trequestId\x12\x1d\n" +
+	"\n" +
+	"csrf_token\x18\x04 \x01(\tR\tcsrfToken\x12\x1a\n" +
+	"\busername\x18\x05 \x01(\tR\busername\x12\x1a\n" +
+	"\bpassword\x18\x06 \x01(\tR\bpassword\x12<\n" +
+	"\acookies\x18\a \x01(\v2\".authplane.token.v1.BrowserCookiesR\acookies\"\xe6\x01\n" +
+	"\x14SubmitConsentRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tserver_id\x18\x02 \x01(\tR\bserverId\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tR\trequestId\x12\x1d\n" +
+	"\n" +
+	"csrf_token\x18\x04 \x01(\tR\tcsrfToken\x12\x18\n" +
+	"\aapprove\x18\x05 \x01(\bR\aapprove\x12<\n" +
+	"\acookies\x18\x06 \x01(\v2\".authplane.token.v1.BrowserCookiesR\acookies\"\x99\x02\n" +
+	"\rLogoutRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
+	"\tserver_id\x18\x02 \x01(\tR\bserverId\x12Q\n" +
+	"\n" +
+	"parameters\x18\x03 \x03(\v21.authplane.token.v1.LogoutRequest.ParametersEntryR\n" +
+	"parameters\x12<\n" +
+	"\acookies\x18\x04 \x01(\v2\".authplane.token.v1.BrowserCookiesR\acookies\x1a=\n" +
+	"\x0fParametersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"m\n" +
+	"\bBranding\x12!\n" +
+	"\fdisplay_name\x18\x01 \x01(\tR\vdisplayName\x12\x19\n" +
+	"\blogo_url\x18\x02 \x01(\tR\alogoUrl\x12#\n" +
+	"\rprimary_color\x18\x03 \x01(\tR\fprimaryColor\"\xef\x01\n" +
+	"\tLoginPage\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1f\n" +
+	"\vclient_name\x18\x02 \x01(\tR\n" +
+	"clientName\x128\n" +
+	"\bbranding\x18\x03 \x01(\v2\x1c.authplane.token.v1.BrandingR\bbranding\x12\x1a\n" +
+	"\busername\x18\x04 \x01(\tR\busername\x12#\n" +
+	"\rerror_message\x18\x05 \x01(\tR\ferrorMessage\x12'\n" +
+	"\x0fredirect_origin\x18\x06 \x01(\tR\x0eredirectOrigin\"D\n" +
+	"\fConsentScope\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\"\x86\x02\n" +
+	"\vConsentPage\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1f\n" +
+	"\vclient_name\x18\x02 \x01(\tR\n" +
+	"clientName\x128\n" +
+	"\bbranding\x18\x03 \x01(\v2\x1c.authplane.token.v1.BrandingR\bbranding\x128\n" +
+	"\x06scopes\x18\x04 \x03(\v2 .authplane.token.v1.ConsentScopeR\x06scopes\x12\x1a\n" +
+	"\busername\x18\x05 \x01(\tR\busername\x12'\n" +
+	"\x0fredirect_origin\x18\x06 \x01(\tR\x0eredirectOrigin\"\x97\x01\n" +
+	"\vMessagePage\x12\x14\n" +
+	"\x05error\x18\x01 \x01(\tR\x05error\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x128\n" +
+	"\bbranding\x18\x03 \x01(\v2\x1c.authplane.token.v1.BrandingR\bbranding\x12\x16\n" +
+	"\x06status\x18\x04 \x01(\x05R\x06status\"\xf8\x02\n" +
+	"\x0fBrowserResponse\x12!\n" +
+	"\vredirect_to\x18\x01 \x01(\tH\x00R\n" +
+	"redirectTo\x125\n" +
+	"\x05login\x18\x02 \x01(\v2\x1d.authplane.token.v1.LoginPageH\x00R\x05login\x12;\n" +
+	"\aconsent\x18\x03 \x01(\v2\x1f.authplane.token.v1.ConsentPageH\x00R\aconsent\x12;\n" +
+	"\amessage\x18\x04 \x01(\v2\x1f.authplane.token.v1.MessagePageH\x00R\amessage\x12\x1f\n" +
+	"\vset_session\x18\x05 \x01(\tR\n" +
+	"setSession\x12&\n" +
+	"\x0fsession_max_age\x18\x06 \x01(\x03R\rsessionMaxAge\x12#\n" +
+	"\rclear_session\x18\a \x01(\bR\fclearSession\x12\x18\n" +
+	"\abinding\x18\b \x01(\tR\abindingB\t\n" +
+	"\aoutcome\"\xb1\x01\n" +
+	"\aConsent\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\x126\n" +
+	"\x17authorization_server_id\x18\x02 \x01(\tR\x15authorizationServerId\x12\x16\n" +
+	"\x06scopes\x18\x03 \x03(\tR\x06scopes\x129\n" +
+	"\n" +
+	"granted_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tgrantedAt\"\xa4\x01\n" +
+	"\x17ListUserConsentsRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
+	"\apool_id\x18\x02 \x01(\tR\x06poolId\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x1b\n" +
+	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\"{\n" +
+	"\x18ListUserConsentsResponse\x127\n" +
+	"\bconsents\x18\x01 \x03(\v2\x1b.authplane.token.v1.ConsentR\bconsents\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x86\x01\n" +
+	"\x18DeleteUserConsentRequest\x12\x1b\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
+	"\apool_id\x18\x02 \x01(\tR\x06poolId\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x1b\n" +
+	"\tclient_id\x18\x04 \x01(\tR\bclientId*\xaa\x01\n" +
 	"\x10ClientAuthMethod\x12\"\n" +
 	"\x1eCLIENT_AUTH_METHOD_UNSPECIFIED\x10\x00\x12*\n" +
 	"&CLIENT_AUTH_METHOD_CLIENT_SECRET_BASIC\x10\x01\x12)\n" +
 	"%CLIENT_AUTH_METHOD_CLIENT_SECRET_POST\x10\x02\x12\x1b\n" +
-	"\x17CLIENT_AUTH_METHOD_NONE\x10\x032\xe7\x0f\n" +
+	"\x17CLIENT_AUTH_METHOD_NONE\x10\x032\xcf\x16\n" +
 	"\fTokenService\x12R\n" +
 	"\x05Token\x12 .authplane.token.v1.TokenRequest\x1a!.authplane.token.v1.TokenResponse\"\x04\xc8\xf3\x18\x01\x12M\n" +
 	"\aGetJWKS\x12\".authplane.token.v1.GetJWKSRequest\x1a\x18.authplane.token.v1.JWKS\"\x04\xc8\xf3\x18\x01\x12a\n" +
@@ -2251,7 +3591,14 @@ const file_authplane_token_v1_token_service_proto_rawDesc = "" +
 	"\x11DeleteUserSession\x12,.authplane.token.v1.DeleteUserSessionRequest\x1a\x16.google.protobuf.Empty\"b\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02X*V/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}/sessions/{session_id}\x12\xa4\x01\n" +
 	"\x0eListServerKeys\x12).authplane.token.v1.ListServerKeysRequest\x1a*.authplane.token.v1.ListServerKeysResponse\";\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x021\x12//api/admin/{tenant_id}/servers/{server_id}/keys\x12\xa4\x01\n" +
 	"\x0fRotateServerKey\x12*.authplane.token.v1.RotateServerKeyRequest\x1a\x1e.authplane.token.v1.SigningKey\"E\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x02;:\x01*\"6/api/admin/{tenant_id}/servers/{server_id}/keys/rotate\x12\xaa\x01\n" +
-	"\x0fRevokeServerKey\x12*.authplane.token.v1.RevokeServerKeyRequest\x1a\x1e.authplane.token.v1.SigningKey\"K\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x02A:\x01*\"</api/admin/{tenant_id}/servers/{server_id}/keys/{kid}/revoke\x12\xb2\x01\n" +
+	"\x0fRevokeServerKey\x12*.authplane.token.v1.RevokeServerKeyRequest\x1a\x1e.authplane.token.v1.SigningKey\"K\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x02A:\x01*\"</api/admin/{tenant_id}/servers/{server_id}/keys/{kid}/revoke\x12\xc4\x01\n" +
+	"\x10ListUserConsents\x12+.authplane.token.v1.ListUserConsentsRequest\x1a,.authplane.token.v1.ListUserConsentsResponse\"U\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02K\x12I/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}/consents\x12\xbc\x01\n" +
+	"\x11DeleteUserConsent\x12,.authplane.token.v1.DeleteUserConsentRequest\x1a\x16.google.protobuf.Empty\"a\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02W*U/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}/consents/{client_id}\x12\\\n" +
+	"\tAuthorize\x12$.authplane.token.v1.AuthorizeRequest\x1a#.authplane.token.v1.BrowserResponse\"\x04\xc8\xf3\x18\x01\x12b\n" +
+	"\fGetLoginPage\x12'.authplane.token.v1.GetLoginPageRequest\x1a#.authplane.token.v1.BrowserResponse\"\x04\xc8\xf3\x18\x01\x12`\n" +
+	"\vSubmitLogin\x12&.authplane.token.v1.SubmitLoginRequest\x1a#.authplane.token.v1.BrowserResponse\"\x04\xc8\xf3\x18\x01\x12d\n" +
+	"\rSubmitConsent\x12(.authplane.token.v1.SubmitConsentRequest\x1a#.authplane.token.v1.BrowserResponse\"\x04\xc8\xf3\x18\x01\x12V\n" +
+	"\x06Logout\x12!.authplane.token.v1.LogoutRequest\x1a#.authplane.token.v1.BrowserResponse\"\x04\xc8\xf3\x18\x01\x12\xb2\x01\n" +
 	"\x12DeleteUserSessions\x12-.authplane.token.v1.DeleteUserSessionsRequest\x1a\x16.google.protobuf.Empty\"U\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02K*I/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}/sessionsBBZ@github.com/authplane/authplane/gen/go/authplane/token/v1;tokenv1b\x06proto3"
 
 var (
@@ -2267,7 +3614,7 @@ func file_authplane_token_v1_token_service_proto_rawDescGZIP() []byte {
 }
 
 var file_authplane_token_v1_token_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_authplane_token_v1_token_service_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_authplane_token_v1_token_service_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_authplane_token_v1_token_service_proto_goTypes = []any{
 	(ClientAuthMethod)(0),             // 0: authplane.token.v1.ClientAuthMethod
 	(*TokenRequest)(nil),              // 1: authplane.token.v1.TokenRequest
@@ -2299,70 +3646,118 @@ var file_authplane_token_v1_token_service_proto_goTypes = []any{
 	(*DeleteUserSessionsRequest)(nil), // 27: authplane.token.v1.DeleteUserSessionsRequest
 	(*GetUserInfoRequest)(nil),        // 28: authplane.token.v1.GetUserInfoRequest
 	(*UserInfo)(nil),                  // 29: authplane.token.v1.UserInfo
-	nil,                               // 30: authplane.token.v1.TokenRequest.ParametersEntry
-	(*structpb.Struct)(nil),           // 31: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),     // 32: google.protobuf.Timestamp
-	(*emptypb.Empty)(nil),             // 33: google.protobuf.Empty
+	(*BrowserCookies)(nil),            // 30: authplane.token.v1.BrowserCookies
+	(*AuthorizeRequest)(nil),          // 31: authplane.token.v1.AuthorizeRequest
+	(*GetLoginPageRequest)(nil),       // 32: authplane.token.v1.GetLoginPageRequest
+	(*SubmitLoginRequest)(nil),        // 33: authplane.token.v1.SubmitLoginRequest
+	(*SubmitConsentRequest)(nil),      // 34: authplane.token.v1.SubmitConsentRequest
+	(*LogoutRequest)(nil),             // 35: authplane.token.v1.LogoutRequest
+	(*Branding)(nil),                  // 36: authplane.token.v1.Branding
+	(*LoginPage)(nil),                 // 37: authplane.token.v1.LoginPage
+	(*ConsentScope)(nil),              // 38: authplane.token.v1.ConsentScope
+	(*ConsentPage)(nil),               // 39: authplane.token.v1.ConsentPage
+	(*MessagePage)(nil),               // 40: authplane.token.v1.MessagePage
+	(*BrowserResponse)(nil),           // 41: authplane.token.v1.BrowserResponse
+	(*Consent)(nil),                   // 42: authplane.token.v1.Consent
+	(*ListUserConsentsRequest)(nil),   // 43: authplane.token.v1.ListUserConsentsRequest
+	(*ListUserConsentsResponse)(nil),  // 44: authplane.token.v1.ListUserConsentsResponse
+	(*DeleteUserConsentRequest)(nil),  // 45: authplane.token.v1.DeleteUserConsentRequest
+	nil,                               // 46: authplane.token.v1.TokenRequest.ParametersEntry
+	nil,                               // 47: authplane.token.v1.AuthorizeRequest.ParametersEntry
+	nil,                               // 48: authplane.token.v1.LogoutRequest.ParametersEntry
+	(*structpb.Struct)(nil),           // 49: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),     // 50: google.protobuf.Timestamp
+	(*emptypb.Empty)(nil),             // 51: google.protobuf.Empty
 }
 var file_authplane_token_v1_token_service_proto_depIdxs = []int32{
 	0,  // 0: authplane.token.v1.TokenRequest.client_auth_method:type_name -> authplane.token.v1.ClientAuthMethod
-	30, // 1: authplane.token.v1.TokenRequest.parameters:type_name -> authplane.token.v1.TokenRequest.ParametersEntry
+	46, // 1: authplane.token.v1.TokenRequest.parameters:type_name -> authplane.token.v1.TokenRequest.ParametersEntry
 	4,  // 2: authplane.token.v1.JWKS.keys:type_name -> authplane.token.v1.JWK
-	31, // 3: authplane.token.v1.SigningKey.public_jwk:type_name -> google.protobuf.Struct
-	32, // 4: authplane.token.v1.SigningKey.created_at:type_name -> google.protobuf.Timestamp
-	32, // 5: authplane.token.v1.SigningKey.activated_at:type_name -> google.protobuf.Timestamp
-	32, // 6: authplane.token.v1.SigningKey.retired_at:type_name -> google.protobuf.Timestamp
-	32, // 7: authplane.token.v1.SigningKey.revoked_at:type_name -> google.protobuf.Timestamp
+	49, // 3: authplane.token.v1.SigningKey.public_jwk:type_name -> google.protobuf.Struct
+	50, // 4: authplane.token.v1.SigningKey.created_at:type_name -> google.protobuf.Timestamp
+	50, // 5: authplane.token.v1.SigningKey.activated_at:type_name -> google.protobuf.Timestamp
+	50, // 6: authplane.token.v1.SigningKey.retired_at:type_name -> google.protobuf.Timestamp
+	50, // 7: authplane.token.v1.SigningKey.revoked_at:type_name -> google.protobuf.Timestamp
 	6,  // 8: authplane.token.v1.ListServerKeysResponse.keys:type_name -> authplane.token.v1.SigningKey
 	0,  // 9: authplane.token.v1.CallerCredentials.client_auth_method:type_name -> authplane.token.v1.ClientAuthMethod
 	14, // 10: authplane.token.v1.IntrospectRequest.caller:type_name -> authplane.token.v1.CallerCredentials
 	14, // 11: authplane.token.v1.RevokeRequest.caller:type_name -> authplane.token.v1.CallerCredentials
-	32, // 12: authplane.token.v1.RevokedToken.expires_at:type_name -> google.protobuf.Timestamp
+	50, // 12: authplane.token.v1.RevokedToken.expires_at:type_name -> google.protobuf.Timestamp
 	19, // 13: authplane.token.v1.ListRevokedTokensResponse.revoked:type_name -> authplane.token.v1.RevokedToken
 	21, // 14: authplane.token.v1.ListRevokedTokensResponse.ended_sessions:type_name -> authplane.token.v1.EndedSession
-	32, // 15: authplane.token.v1.EndedSession.expires_at:type_name -> google.protobuf.Timestamp
-	32, // 16: authplane.token.v1.Session.created_at:type_name -> google.protobuf.Timestamp
-	32, // 17: authplane.token.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
-	32, // 18: authplane.token.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
+	50, // 15: authplane.token.v1.EndedSession.expires_at:type_name -> google.protobuf.Timestamp
+	50, // 16: authplane.token.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	50, // 17: authplane.token.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
+	50, // 18: authplane.token.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
 	23, // 19: authplane.token.v1.ListUserSessionsResponse.sessions:type_name -> authplane.token.v1.Session
-	31, // 20: authplane.token.v1.UserInfo.claims:type_name -> google.protobuf.Struct
-	1,  // 21: authplane.token.v1.TokenService.Token:input_type -> authplane.token.v1.TokenRequest
-	3,  // 22: authplane.token.v1.TokenService.GetJWKS:input_type -> authplane.token.v1.GetJWKSRequest
-	15, // 23: authplane.token.v1.TokenService.Introspect:input_type -> authplane.token.v1.IntrospectRequest
-	17, // 24: authplane.token.v1.TokenService.Revoke:input_type -> authplane.token.v1.RevokeRequest
-	28, // 25: authplane.token.v1.TokenService.GetUserInfo:input_type -> authplane.token.v1.GetUserInfoRequest
-	18, // 26: authplane.token.v1.TokenService.ListRevokedTokens:input_type -> authplane.token.v1.ListRevokedTokensRequest
-	12, // 27: authplane.token.v1.TokenService.DeleteServerKeys:input_type -> authplane.token.v1.DeleteServerKeysRequest
-	13, // 28: authplane.token.v1.TokenService.DeleteClientTokens:input_type -> authplane.token.v1.DeleteClientTokensRequest
-	11, // 29: authplane.token.v1.TokenService.DeleteTenantData:input_type -> authplane.token.v1.DeleteTenantDataRequest
-	22, // 30: authplane.token.v1.TokenService.EndUserSessions:input_type -> authplane.token.v1.EndUserSessionsRequest
-	24, // 31: authplane.token.v1.TokenService.ListUserSessions:input_type -> authplane.token.v1.ListUserSessionsRequest
-	26, // 32: authplane.token.v1.TokenService.DeleteUserSession:input_type -> authplane.token.v1.DeleteUserSessionRequest
-	7,  // 33: authplane.token.v1.TokenService.ListServerKeys:input_type -> authplane.token.v1.ListServerKeysRequest
-	9,  // 34: authplane.token.v1.TokenService.RotateServerKey:input_type -> authplane.token.v1.RotateServerKeyRequest
-	10, // 35: authplane.token.v1.TokenService.RevokeServerKey:input_type -> authplane.token.v1.RevokeServerKeyRequest
-	27, // 36: authplane.token.v1.TokenService.DeleteUserSessions:input_type -> authplane.token.v1.DeleteUserSessionsRequest
-	2,  // 37: authplane.token.v1.TokenService.Token:output_type -> authplane.token.v1.TokenResponse
-	5,  // 38: authplane.token.v1.TokenService.GetJWKS:output_type -> authplane.token.v1.JWKS
-	16, // 39: authplane.token.v1.TokenService.Introspect:output_type -> authplane.token.v1.IntrospectResponse
-	33, // 40: authplane.token.v1.TokenService.Revoke:output_type -> google.protobuf.Empty
-	29, // 41: authplane.token.v1.TokenService.GetUserInfo:output_type -> authplane.token.v1.UserInfo
-	20, // 42: authplane.token.v1.TokenService.ListRevokedTokens:output_type -> authplane.token.v1.ListRevokedTokensResponse
-	33, // 43: authplane.token.v1.TokenService.DeleteServerKeys:output_type -> google.protobuf.Empty
-	33, // 44: authplane.token.v1.TokenService.DeleteClientTokens:output_type -> google.protobuf.Empty
-	33, // 45: authplane.token.v1.TokenService.DeleteTenantData:output_type -> google.protobuf.Empty
-	33, // 46: authplane.token.v1.TokenService.EndUserSessions:output_type -> google.protobuf.Empty
-	25, // 47: authplane.token.v1.TokenService.ListUserSessions:output_type -> authplane.token.v1.ListUserSessionsResponse
-	33, // 48: authplane.token.v1.TokenService.DeleteUserSession:output_type -> google.protobuf.Empty
-	8,  // 49: authplane.token.v1.TokenService.ListServerKeys:output_type -> authplane.token.v1.ListServerKeysResponse
-	6,  // 50: authplane.token.v1.TokenService.RotateServerKey:output_type -> authplane.token.v1.SigningKey
-	6,  // 51: authplane.token.v1.TokenService.RevokeServerKey:output_type -> authplane.token.v1.SigningKey
-	33, // 52: authplane.token.v1.TokenService.DeleteUserSessions:output_type -> google.protobuf.Empty
-	37, // [37:53] is the sub-list for method output_type
-	21, // [21:37] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	49, // 20: authplane.token.v1.UserInfo.claims:type_name -> google.protobuf.Struct
+	47, // 21: authplane.token.v1.AuthorizeRequest.parameters:type_name -> authplane.token.v1.AuthorizeRequest.ParametersEntry
+	30, // 22: authplane.token.v1.AuthorizeRequest.cookies:type_name -> authplane.token.v1.BrowserCookies
+	30, // 23: authplane.token.v1.GetLoginPageRequest.cookies:type_name -> authplane.token.v1.BrowserCookies
+	30, // 24: authplane.token.v1.SubmitLoginRequest.cookies:type_name -> authplane.token.v1.BrowserCookies
+	30, // 25: authplane.token.v1.SubmitConsentRequest.cookies:type_name -> authplane.token.v1.BrowserCookies
+	48, // 26: authplane.token.v1.LogoutRequest.parameters:type_name -> authplane.token.v1.LogoutRequest.ParametersEntry
+	30, // 27: authplane.token.v1.LogoutRequest.cookies:type_name -> authplane.token.v1.BrowserCookies
+	36, // 28: authplane.token.v1.LoginPage.branding:type_name -> authplane.token.v1.Branding
+	36, // 29: authplane.token.v1.ConsentPage.branding:type_name -> authplane.token.v1.Branding
+	38, // 30: authplane.token.v1.ConsentPage.scopes:type_name -> authplane.token.v1.ConsentScope
+	36, // 31: authplane.token.v1.MessagePage.branding:type_name -> authplane.token.v1.Branding
+	37, // 32: authplane.token.v1.BrowserResponse.login:type_name -> authplane.token.v1.LoginPage
+	39, // 33: authplane.token.v1.BrowserResponse.consent:type_name -> authplane.token.v1.ConsentPage
+	40, // 34: authplane.token.v1.BrowserResponse.message:type_name -> authplane.token.v1.MessagePage
+	50, // 35: authplane.token.v1.Consent.granted_at:type_name -> google.protobuf.Timestamp
+	42, // 36: authplane.token.v1.ListUserConsentsResponse.consents:type_name -> authplane.token.v1.Consent
+	1,  // 37: authplane.token.v1.TokenService.Token:input_type -> authplane.token.v1.TokenRequest
+	3,  // 38: authplane.token.v1.TokenService.GetJWKS:input_type -> authplane.token.v1.GetJWKSRequest
+	15, // 39: authplane.token.v1.TokenService.Introspect:input_type -> authplane.token.v1.IntrospectRequest
+	17, // 40: authplane.token.v1.TokenService.Revoke:input_type -> authplane.token.v1.RevokeRequest
+	28, // 41: authplane.token.v1.TokenService.GetUserInfo:input_type -> authplane.token.v1.GetUserInfoRequest
+	18, // 42: authplane.token.v1.TokenService.ListRevokedTokens:input_type -> authplane.token.v1.ListRevokedTokensRequest
+	12, // 43: authplane.token.v1.TokenService.DeleteServerKeys:input_type -> authplane.token.v1.DeleteServerKeysRequest
+	13, // 44: authplane.token.v1.TokenService.DeleteClientTokens:input_type -> authplane.token.v1.DeleteClientTokensRequest
+	11, // 45: authplane.token.v1.TokenService.DeleteTenantData:input_type -> authplane.token.v1.DeleteTenantDataRequest
+	22, // 46: authplane.token.v1.TokenService.EndUserSessions:input_type -> authplane.token.v1.EndUserSessionsRequest
+	24, // 47: authplane.token.v1.TokenService.ListUserSessions:input_type -> authplane.token.v1.ListUserSessionsRequest
+	26, // 48: authplane.token.v1.TokenService.DeleteUserSession:input_type -> authplane.token.v1.DeleteUserSessionRequest
+	7,  // 49: authplane.token.v1.TokenService.ListServerKeys:input_type -> authplane.token.v1.ListServerKeysRequest
+	9,  // 50: authplane.token.v1.TokenService.RotateServerKey:input_type -> authplane.token.v1.RotateServerKeyRequest
+	10, // 51: authplane.token.v1.TokenService.RevokeServerKey:input_type -> authplane.token.v1.RevokeServerKeyRequest
+	43, // 52: authplane.token.v1.TokenService.ListUserConsents:input_type -> authplane.token.v1.ListUserConsentsRequest
+	45, // 53: authplane.token.v1.TokenService.DeleteUserConsent:input_type -> authplane.token.v1.DeleteUserConsentRequest
+	31, // 54: authplane.token.v1.TokenService.Authorize:input_type -> authplane.token.v1.AuthorizeRequest
+	32, // 55: authplane.token.v1.TokenService.GetLoginPage:input_type -> authplane.token.v1.GetLoginPageRequest
+	33, // 56: authplane.token.v1.TokenService.SubmitLogin:input_type -> authplane.token.v1.SubmitLoginRequest
+	34, // 57: authplane.token.v1.TokenService.SubmitConsent:input_type -> authplane.token.v1.SubmitConsentRequest
+	35, // 58: authplane.token.v1.TokenService.Logout:input_type -> authplane.token.v1.LogoutRequest
+	27, // 59: authplane.token.v1.TokenService.DeleteUserSessions:input_type -> authplane.token.v1.DeleteUserSessionsRequest
+	2,  // 60: authplane.token.v1.TokenService.Token:output_type -> authplane.token.v1.TokenResponse
+	5,  // 61: authplane.token.v1.TokenService.GetJWKS:output_type -> authplane.token.v1.JWKS
+	16, // 62: authplane.token.v1.TokenService.Introspect:output_type -> authplane.token.v1.IntrospectResponse
+	51, // 63: authplane.token.v1.TokenService.Revoke:output_type -> google.protobuf.Empty
+	29, // 64: authplane.token.v1.TokenService.GetUserInfo:output_type -> authplane.token.v1.UserInfo
+	20, // 65: authplane.token.v1.TokenService.ListRevokedTokens:output_type -> authplane.token.v1.ListRevokedTokensResponse
+	51, // 66: authplane.token.v1.TokenService.DeleteServerKeys:output_type -> google.protobuf.Empty
+	51, // 67: authplane.token.v1.TokenService.DeleteClientTokens:output_type -> google.protobuf.Empty
+	51, // 68: authplane.token.v1.TokenService.DeleteTenantData:output_type -> google.protobuf.Empty
+	51, // 69: authplane.token.v1.TokenService.EndUserSessions:output_type -> google.protobuf.Empty
+	25, // 70: authplane.token.v1.TokenService.ListUserSessions:output_type -> authplane.token.v1.ListUserSessionsResponse
+	51, // 71: authplane.token.v1.TokenService.DeleteUserSession:output_type -> google.protobuf.Empty
+	8,  // 72: authplane.token.v1.TokenService.ListServerKeys:output_type -> authplane.token.v1.ListServerKeysResponse
+	6,  // 73: authplane.token.v1.TokenService.RotateServerKey:output_type -> authplane.token.v1.SigningKey
+	6,  // 74: authplane.token.v1.TokenService.RevokeServerKey:output_type -> authplane.token.v1.SigningKey
+	44, // 75: authplane.token.v1.TokenService.ListUserConsents:output_type -> authplane.token.v1.ListUserConsentsResponse
+	51, // 76: authplane.token.v1.TokenService.DeleteUserConsent:output_type -> google.protobuf.Empty
+	41, // 77: authplane.token.v1.TokenService.Authorize:output_type -> authplane.token.v1.BrowserResponse
+	41, // 78: authplane.token.v1.TokenService.GetLoginPage:output_type -> authplane.token.v1.BrowserResponse
+	41, // 79: authplane.token.v1.TokenService.SubmitLogin:output_type -> authplane.token.v1.BrowserResponse
+	41, // 80: authplane.token.v1.TokenService.SubmitConsent:output_type -> authplane.token.v1.BrowserResponse
+	41, // 81: authplane.token.v1.TokenService.Logout:output_type -> authplane.token.v1.BrowserResponse
+	51, // 82: authplane.token.v1.TokenService.DeleteUserSessions:output_type -> google.protobuf.Empty
+	60, // [60:83] is the sub-list for method output_type
+	37, // [37:60] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_authplane_token_v1_token_service_proto_init() }
@@ -2370,13 +3765,19 @@ func file_authplane_token_v1_token_service_proto_init() {
 	if File_authplane_token_v1_token_service_proto != nil {
 		return
 	}
+	file_authplane_token_v1_token_service_proto_msgTypes[40].OneofWrappers = []any{
+		(*BrowserResponse_RedirectTo)(nil),
+		(*BrowserResponse_Login)(nil),
+		(*BrowserResponse_Consent)(nil),
+		(*BrowserResponse_Message)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_authplane_token_v1_token_service_proto_rawDesc), len(file_authplane_token_v1_token_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   30,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

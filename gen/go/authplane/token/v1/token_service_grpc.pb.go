@@ -35,6 +35,13 @@ const (
 	TokenService_ListServerKeys_FullMethodName     = "/authplane.token.v1.TokenService/ListServerKeys"
 	TokenService_RotateServerKey_FullMethodName    = "/authplane.token.v1.TokenService/RotateServerKey"
 	TokenService_RevokeServerKey_FullMethodName    = "/authplane.token.v1.TokenService/RevokeServerKey"
+	TokenService_ListUserConsents_FullMethodName   = "/authplane.token.v1.TokenService/ListUserConsents"
+	TokenService_DeleteUserConsent_FullMethodName  = "/authplane.token.v1.TokenService/DeleteUserConsent"
+	TokenService_Authorize_FullMethodName          = "/authplane.token.v1.TokenService/Authorize"
+	TokenService_GetLoginPage_FullMethodName       = "/authplane.token.v1.TokenService/GetLoginPage"
+	TokenService_SubmitLogin_FullMethodName        = "/authplane.token.v1.TokenService/SubmitLogin"
+	TokenService_SubmitConsent_FullMethodName      = "/authplane.token.v1.TokenService/SubmitConsent"
+	TokenService_Logout_FullMethodName             = "/authplane.token.v1.TokenService/Logout"
 	TokenService_DeleteUserSessions_FullMethodName = "/authplane.token.v1.TokenService/DeleteUserSessions"
 )
 
@@ -76,7 +83,8 @@ type TokenServiceClient interface {
 	// Ends every session of a pool user (called by the pool service when the user is made inactive or deleted, or
 	// its password is set): their refresh tokens stop working and their access tokens are refused at once.
 	EndUserSessions(ctx context.Context, in *EndUserSessionsRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
-	// Lists a pool user's live sessions (password-grant logins that have not ended), newest first.
+	// Lists a pool user's live sessions (password-grant logins, browser sign-ins and the app sessions they started,
+	// that have not ended), by id.
 	ListUserSessions(ctx context.Context, in *ListUserSessionsRequest, opts ...grpc.CallOption) (*ListUserSessionsResponse, error)
 	// Ends one session of a pool user.
 	DeleteUserSession(ctx context.Context, in *DeleteUserSessionRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
@@ -89,6 +97,27 @@ type TokenServiceClient interface {
 	// Revokes a key at once: it leaves the JWKS, every token it signed is refused everywhere, and when it was the
 	// current key the next one takes over without a failed request.
 	RevokeServerKey(ctx context.Context, in *RevokeServerKeyRequest, opts ...grpc.CallOption) (*SigningKey, error)
+	// Lists what a pool user allowed apps at the consent page, by client id.
+	ListUserConsents(ctx context.Context, in *ListUserConsentsRequest, opts ...grpc.CallOption) (*ListUserConsentsResponse, error)
+	// Revokes a pool user's consent to a client: the next sign-in to it asks again, and the user's sessions of that
+	// client end.
+	DeleteUserConsent(ctx context.Context, in *DeleteUserConsentRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
+	// Browser sign-in. Each is public: the browser authenticates itself with its cookies (the SSO cookie and the
+	// CSRF binding cookie), which the gateway passes on, and the client is identified by its registered redirect URI.
+	//
+	// The authorization endpoint (`GET|POST {issuer}/oauth2/authorize`, RFC 6749 section 4.1 with PKCE S256).
+	Authorize(ctx context.Context, in *AuthorizeRequest, opts ...grpc.CallOption) (*BrowserResponse, error)
+	// The page of a pending authorization request (`GET {issuer}/login?request=…`): the sign-in form, or the consent
+	// form once the user signed in.
+	GetLoginPage(ctx context.Context, in *GetLoginPageRequest, opts ...grpc.CallOption) (*BrowserResponse, error)
+	// A submitted sign-in form (`POST {issuer}/login`): the credentials go through the workspace's identity sources
+	// exactly as for the password grant.
+	SubmitLogin(ctx context.Context, in *SubmitLoginRequest, opts ...grpc.CallOption) (*BrowserResponse, error)
+	// A submitted consent form (`POST {issuer}/consent`).
+	SubmitConsent(ctx context.Context, in *SubmitConsentRequest, opts ...grpc.CallOption) (*BrowserResponse, error)
+	// RP-initiated logout (`GET|POST {issuer}/oauth2/logout`, OpenID Connect RP-Initiated Logout 1.0): ends the
+	// browser's session and the sessions of every app it signed in.
+	Logout(ctx context.Context, in *LogoutRequest, opts ...grpc.CallOption) (*BrowserResponse, error)
 	// Ends every session of a pool user.
 	DeleteUserSessions(ctx context.Context, in *DeleteUserSessionsRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
 }
@@ -251,6 +280,76 @@ func (c *tokenServiceClient) RevokeServerKey(ctx context.Context, in *RevokeServ
 	return out, nil
 }
 
+func (c *tokenServiceClient) ListUserConsents(ctx context.Context, in *ListUserConsentsRequest, opts ...grpc.CallOption) (*ListUserConsentsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListUserConsentsResponse)
+	err := c.cc.Invoke(ctx, TokenService_ListUserConsents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) DeleteUserConsent(ctx context.Context, in *DeleteUserConsentRequest, opts ...grpc.CallOption) (*emptypb.Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(emptypb.Empty)
+	err := c.cc.Invoke(ctx, TokenService_DeleteUserConsent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) Authorize(ctx context.Context, in *AuthorizeRequest, opts ...grpc.CallOption) (*BrowserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BrowserResponse)
+	err := c.cc.Invoke(ctx, TokenService_Authorize_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) GetLoginPage(ctx context.Context, in *GetLoginPageRequest, opts ...grpc.CallOption) (*BrowserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BrowserResponse)
+	err := c.cc.Invoke(ctx, TokenService_GetLoginPage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) SubmitLogin(ctx context.Context, in *SubmitLoginRequest, opts ...grpc.CallOption) (*BrowserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BrowserResponse)
+	err := c.cc.Invoke(ctx, TokenService_SubmitLogin_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) SubmitConsent(ctx context.Context, in *SubmitConsentRequest, opts ...grpc.CallOption) (*BrowserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BrowserResponse)
+	err := c.cc.Invoke(ctx, TokenService_SubmitConsent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *tokenServiceClient) Logout(ctx context.Context, in *LogoutRequest, opts ...grpc.CallOption) (*BrowserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BrowserResponse)
+	err := c.cc.Invoke(ctx, TokenService_Logout_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *tokenServiceClient) DeleteUserSessions(ctx context.Context, in *DeleteUserSessionsRequest, opts ...grpc.CallOption) (*emptypb.Empty, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(emptypb.Empty)
@@ -299,7 +398,8 @@ type TokenServiceServer interface {
 	// Ends every session of a pool user (called by the pool service when the user is made inactive or deleted, or
 	// its password is set): their refresh tokens stop working and their access tokens are refused at once.
 	EndUserSessions(context.Context, *EndUserSessionsRequest) (*emptypb.Empty, error)
-	// Lists a pool user's live sessions (password-grant logins that have not ended), newest first.
+	// Lists a pool user's live sessions (password-grant logins, browser sign-ins and the app sessions they started,
+	// that have not ended), by id.
 	ListUserSessions(context.Context, *ListUserSessionsRequest) (*ListUserSessionsResponse, error)
 	// Ends one session of a pool user.
 	DeleteUserSession(context.Context, *DeleteUserSessionRequest) (*emptypb.Empty, error)
@@ -312,6 +412,27 @@ type TokenServiceServer interface {
 	// Revokes a key at once: it leaves the JWKS, every token it signed is refused everywhere, and when it was the
 	// current key the next one takes over without a failed request.
 	RevokeServerKey(context.Context, *RevokeServerKeyRequest) (*SigningKey, error)
+	// Lists what a pool user allowed apps at the consent page, by client id.
+	ListUserConsents(context.Context, *ListUserConsentsRequest) (*ListUserConsentsResponse, error)
+	// Revokes a pool user's consent to a client: the next sign-in to it asks again, and the user's sessions of that
+	// client end.
+	DeleteUserConsent(context.Context, *DeleteUserConsentRequest) (*emptypb.Empty, error)
+	// Browser sign-in. Each is public: the browser authenticates itself with its cookies (the SSO cookie and the
+	// CSRF binding cookie), which the gateway passes on, and the client is identified by its registered redirect URI.
+	//
+	// The authorization endpoint (`GET|POST {issuer}/oauth2/authorize`, RFC 6749 section 4.1 with PKCE S256).
+	Authorize(context.Context, *AuthorizeRequest) (*BrowserResponse, error)
+	// The page of a pending authorization request (`GET {issuer}/login?request=…`): the sign-in form, or the consent
+	// form once the user signed in.
+	GetLoginPage(context.Context, *GetLoginPageRequest) (*BrowserResponse, error)
+	// A submitted sign-in form (`POST {issuer}/login`): the credentials go through the workspace's identity sources
+	// exactly as for the password grant.
+	SubmitLogin(context.Context, *SubmitLoginRequest) (*BrowserResponse, error)
+	// A submitted consent form (`POST {issuer}/consent`).
+	SubmitConsent(context.Context, *SubmitConsentRequest) (*BrowserResponse, error)
+	// RP-initiated logout (`GET|POST {issuer}/oauth2/logout`, OpenID Connect RP-Initiated Logout 1.0): ends the
+	// browser's session and the sessions of every app it signed in.
+	Logout(context.Context, *LogoutRequest) (*BrowserResponse, error)
 	// Ends every session of a pool user.
 	DeleteUserSessions(context.Context, *DeleteUserSessionsRequest) (*emptypb.Empty, error)
 	mustEmbedUnimplementedTokenServiceServer()
@@ -368,6 +489,27 @@ func (UnimplementedTokenServiceServer) RotateServerKey(context.Context, *RotateS
 }
 func (UnimplementedTokenServiceServer) RevokeServerKey(context.Context, *RevokeServerKeyRequest) (*SigningKey, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeServerKey not implemented")
+}
+func (UnimplementedTokenServiceServer) ListUserConsents(context.Context, *ListUserConsentsRequest) (*ListUserConsentsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListUserConsents not implemented")
+}
+func (UnimplementedTokenServiceServer) DeleteUserConsent(context.Context, *DeleteUserConsentRequest) (*emptypb.Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteUserConsent not implemented")
+}
+func (UnimplementedTokenServiceServer) Authorize(context.Context, *AuthorizeRequest) (*BrowserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Authorize not implemented")
+}
+func (UnimplementedTokenServiceServer) GetLoginPage(context.Context, *GetLoginPageRequest) (*BrowserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetLoginPage not implemented")
+}
+func (UnimplementedTokenServiceServer) SubmitLogin(context.Context, *SubmitLoginRequest) (*BrowserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SubmitLogin not implemented")
+}
+func (UnimplementedTokenServiceServer) SubmitConsent(context.Context, *SubmitConsentRequest) (*BrowserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SubmitConsent not implemented")
+}
+func (UnimplementedTokenServiceServer) Logout(context.Context, *LogoutRequest) (*BrowserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Logout not implemented")
 }
 func (UnimplementedTokenServiceServer) DeleteUserSessions(context.Context, *DeleteUserSessionsRequest) (*emptypb.Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteUserSessions not implemented")
@@ -663,6 +805,132 @@ func _TokenService_RevokeServerKey_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TokenService_ListUserConsents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListUserConsentsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).ListUserConsents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_ListUserConsents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).ListUserConsents(ctx, req.(*ListUserConsentsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_DeleteUserConsent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteUserConsentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).DeleteUserConsent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_DeleteUserConsent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).DeleteUserConsent(ctx, req.(*DeleteUserConsentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_Authorize_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AuthorizeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).Authorize(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_Authorize_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).Authorize(ctx, req.(*AuthorizeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_GetLoginPage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetLoginPageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).GetLoginPage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_GetLoginPage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).GetLoginPage(ctx, req.(*GetLoginPageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_SubmitLogin_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SubmitLoginRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).SubmitLogin(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_SubmitLogin_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).SubmitLogin(ctx, req.(*SubmitLoginRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_SubmitConsent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SubmitConsentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).SubmitConsent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_SubmitConsent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).SubmitConsent(ctx, req.(*SubmitConsentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TokenService_Logout_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LogoutRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).Logout(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_Logout_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).Logout(ctx, req.(*LogoutRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _TokenService_DeleteUserSessions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(DeleteUserSessionsRequest)
 	if err := dec(in); err != nil {
@@ -747,6 +1015,34 @@ var TokenService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeServerKey",
 			Handler:    _TokenService_RevokeServerKey_Handler,
+		},
+		{
+			MethodName: "ListUserConsents",
+			Handler:    _TokenService_ListUserConsents_Handler,
+		},
+		{
+			MethodName: "DeleteUserConsent",
+			Handler:    _TokenService_DeleteUserConsent_Handler,
+		},
+		{
+			MethodName: "Authorize",
+			Handler:    _TokenService_Authorize_Handler,
+		},
+		{
+			MethodName: "GetLoginPage",
+			Handler:    _TokenService_GetLoginPage_Handler,
+		},
+		{
+			MethodName: "SubmitLogin",
+			Handler:    _TokenService_SubmitLogin_Handler,
+		},
+		{
+			MethodName: "SubmitConsent",
+			Handler:    _TokenService_SubmitConsent_Handler,
+		},
+		{
+			MethodName: "Logout",
+			Handler:    _TokenService_Logout_Handler,
 		},
 		{
 			MethodName: "DeleteUserSessions",

@@ -66,8 +66,14 @@ type Server struct {
 	SigningAlg string `protobuf:"bytes,15,opt,name=signing_alg,json=signingAlg,proto3" json:"signing_alg,omitempty"`
 	// How long a signing key signs before the next one takes over. Default 2592000s (30 days).
 	KeyRotationPeriod *durationpb.Duration `protobuf:"bytes,16,opt,name=key_rotation_period,json=keyRotationPeriod,proto3" json:"key_rotation_period,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The name the hosted sign-in page shows (default: name).
+	DisplayName string `protobuf:"bytes,17,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	// The logo the sign-in page shows: an `https` URL, or `http` on a loopback host.
+	LogoUrl string `protobuf:"bytes,18,opt,name=logo_url,json=logoUrl,proto3" json:"logo_url,omitempty"`
+	// The sign-in page's accent colour, `#rrggbb`.
+	PrimaryColor  string `protobuf:"bytes,19,opt,name=primary_color,json=primaryColor,proto3" json:"primary_color,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Server) Reset() {
@@ -210,6 +216,27 @@ func (x *Server) GetKeyRotationPeriod() *durationpb.Duration {
 		return x.KeyRotationPeriod
 	}
 	return nil
+}
+
+func (x *Server) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *Server) GetLogoUrl() string {
+	if x != nil {
+		return x.LogoUrl
+	}
+	return ""
+}
+
+func (x *Server) GetPrimaryColor() string {
+	if x != nil {
+		return x.PrimaryColor
+	}
+	return ""
 }
 
 type CreateServerRequest struct {
@@ -994,8 +1021,12 @@ type ServerMetadata struct {
 	SessionTtl        *durationpb.Duration `protobuf:"bytes,11,opt,name=session_ttl,json=sessionTtl,proto3" json:"session_ttl,omitempty"`
 	SigningAlg        string               `protobuf:"bytes,12,opt,name=signing_alg,json=signingAlg,proto3" json:"signing_alg,omitempty"`
 	KeyRotationPeriod *durationpb.Duration `protobuf:"bytes,13,opt,name=key_rotation_period,json=keyRotationPeriod,proto3" json:"key_rotation_period,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// What the hosted sign-in page shows (display_name falls back to the workspace's name).
+	DisplayName   string `protobuf:"bytes,14,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	LogoUrl       string `protobuf:"bytes,15,opt,name=logo_url,json=logoUrl,proto3" json:"logo_url,omitempty"`
+	PrimaryColor  string `protobuf:"bytes,16,opt,name=primary_color,json=primaryColor,proto3" json:"primary_color,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ServerMetadata) Reset() {
@@ -1117,6 +1148,27 @@ func (x *ServerMetadata) GetKeyRotationPeriod() *durationpb.Duration {
 		return x.KeyRotationPeriod
 	}
 	return nil
+}
+
+func (x *ServerMetadata) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *ServerMetadata) GetLogoUrl() string {
+	if x != nil {
+		return x.LogoUrl
+	}
+	return ""
+}
+
+func (x *ServerMetadata) GetPrimaryColor() string {
+	if x != nil {
+		return x.PrimaryColor
+	}
+	return ""
 }
 
 // An identity source as the data plane sees it (no secrets).
@@ -1784,7 +1836,7 @@ var File_authplane_workspace_v1_workspace_service_proto protoreflect.FileDescrip
 
 const file_authplane_workspace_v1_workspace_service_proto_rawDesc = "" +
 	"\n" +
-	".authplane/workspace/v1/workspace_service.proto\x12\x16authplane.workspace.v1\x1a authplane/access/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb8\x05\n" +
+	".authplane/workspace/v1/workspace_service.proto\x12\x16authplane.workspace.v1\x1a authplane/access/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9b\x06\n" +
 	"\x06Server\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x12\n" +
@@ -1809,7 +1861,10 @@ const file_authplane_workspace_v1_workspace_service_proto_rawDesc = "" +
 	"sessionTtl\x12\x1f\n" +
 	"\vsigning_alg\x18\x0f \x01(\tR\n" +
 	"signingAlg\x12I\n" +
-	"\x13key_rotation_period\x18\x10 \x01(\v2\x19.google.protobuf.DurationR\x11keyRotationPeriod\"j\n" +
+	"\x13key_rotation_period\x18\x10 \x01(\v2\x19.google.protobuf.DurationR\x11keyRotationPeriod\x12!\n" +
+	"\fdisplay_name\x18\x11 \x01(\tR\vdisplayName\x12\x19\n" +
+	"\blogo_url\x18\x12 \x01(\tR\alogoUrl\x12#\n" +
+	"\rprimary_color\x18\x13 \x01(\tR\fprimaryColor\"j\n" +
 	"\x13CreateServerRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x126\n" +
 	"\x06server\x18\x02 \x01(\v2\x1e.authplane.workspace.v1.ServerR\x06server\"m\n" +
@@ -1862,7 +1917,7 @@ const file_authplane_workspace_v1_workspace_service_proto_rawDesc = "" +
 	"\bscope_id\x18\x02 \x01(\tR\ascopeId\"T\n" +
 	"\x18GetServerMetadataRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
-	"\tserver_id\x18\x02 \x01(\tR\bserverId\"\xed\x04\n" +
+	"\tserver_id\x18\x02 \x01(\tR\bserverId\"\xd0\x05\n" +
 	"\x0eServerMetadata\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
 	"\tserver_id\x18\x02 \x01(\tR\bserverId\x12\x12\n" +
@@ -1881,7 +1936,10 @@ const file_authplane_workspace_v1_workspace_service_proto_rawDesc = "" +
 	"sessionTtl\x12\x1f\n" +
 	"\vsigning_alg\x18\f \x01(\tR\n" +
 	"signingAlg\x12I\n" +
-	"\x13key_rotation_period\x18\r \x01(\v2\x19.google.protobuf.DurationR\x11keyRotationPeriod\"\xa9\x01\n" +
+	"\x13key_rotation_period\x18\r \x01(\v2\x19.google.protobuf.DurationR\x11keyRotationPeriod\x12!\n" +
+	"\fdisplay_name\x18\x0e \x01(\tR\vdisplayName\x12\x19\n" +
+	"\blogo_url\x18\x0f \x01(\tR\alogoUrl\x12#\n" +
+	"\rprimary_color\x18\x10 \x01(\tR\fprimaryColor\"\xa9\x01\n" +
 	"\x0eIdentitySource\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06method\x18\x02 \x01(\tR\x06method\x12(\n" +
