@@ -4,6 +4,7 @@
 // state, which the refresh grant needs: each worker rotates its own refresh token, as each app instance would.
 //
 //	oauthload -mode cc       -url {issuer}/oauth2/token -client ID:SECRET [-scope S]
+//	oauthload -mode cc       -clients FILE   (one "token_url client_id client_secret" a line: spread over them)
 //	oauthload -mode refresh  -url {issuer}/oauth2/token -client ID:SECRET -users FILE   (one "username password" a line)
 //	oauthload -mode password -url {issuer}/oauth2/token -client ID:SECRET -users FILE
 //	oauthload -mode signin   -url {issuer}/oauth2/token -client ID: -redirect URI -users FILE
@@ -45,10 +46,20 @@ func main() {
 	client := flag.String("client", "", "client_id:client_secret (sent as client_secret_basic)")
 	scope := flag.String("scope", "", "scope parameter (cc)")
 	usersFile := flag.String("users", "", `file of "username password" lines (refresh, password)`)
+	clientsFile := flag.String("clients", "", `file of "token_url client_id client_secret" lines (cc: spread the requests over them)`)
 	workers := flag.Int("c", 64, "concurrent workers (connections)")
 	duration := flag.Duration("d", 30*time.Second, "how long to run, after the warm-up")
 	warmup := flag.Duration("warmup", 5*time.Second, "how long to run before measuring")
 	flag.Parse()
+	var clients [][3]string
+	if *clientsFile != "" {
+		var err error
+		if clients, err = readClients(*clientsFile); err != nil || len(clients) == 0 {
+			fmt.Fprintln(os.Stderr, "oauthload: -clients needs a file of \"token_url client_id client_secret\" lines:", err)
+			os.Exit(2)
+		}
+		*tokenURL, *client = clients[0][0], clients[0][1]+":"+clients[0][2]
+	}
 	id, secret, ok := strings.Cut(*client, ":")
 	if *tokenURL == "" || !ok {
 		fmt.Fprintln(os.Stderr, "oauthload: -url and -client ID:SECRET are required")
@@ -69,8 +80,8 @@ func main() {
 	}
 	transport := &http.Transport{MaxIdleConns: *workers, MaxIdleConnsPerHost: *workers, MaxConnsPerHost: *workers, IdleConnTimeout: time.Minute}
 	hc := &http.Client{Transport: transport, Timeout: 30 * time.Second}
-	post := func(form url.Values) (map[string]any, int, error) {
-		req, _ := http.NewRequest(http.MethodPost, *tokenURL, strings.NewReader(form.Encode()))
+	postAs := func(to, id, secret string, form url.Values) (map[string]any, int, error) {
+		req, _ := http.NewRequest(http.MethodPost, to, strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
 		resp, err := hc.Do(req)
@@ -86,6 +97,7 @@ func main() {
 		_ = json.Unmarshal(raw, &out)
 		return out, resp.StatusCode, nil
 	}
+	post := func(form url.Values) (map[string]any, int, error) { return postAs(*tokenURL, id, secret, form) }
 	issuer := strings.TrimSuffix(*tokenURL, "/oauth2/token")
 	browserClient := func() *http.Client {
 		jar, _ := cookiejar.New(nil)
@@ -171,7 +183,12 @@ func main() {
 					if *scope != "" {
 						form.Set("scope", *scope)
 					}
-					out, code, err = post(form)
+					if len(clients) > 0 { // spread over many tenants: each worker walks the list from its own place
+						c := clients[(w+n*(*workers))%len(clients)]
+						out, code, err = postAs(c[0], c[1], c[2], form)
+					} else {
+						out, code, err = post(form)
+					}
 				case "refresh":
 					out, code, err = post(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}})
 					if code == 200 {
@@ -296,6 +313,22 @@ func signIn(bc *http.Client, issuer, clientID, redirectURI string, user [2]strin
 		return "", "", fmt.Errorf("sign-in refused: status %d", resp.StatusCode)
 	}
 	return loc.Query().Get("code"), verifier, nil
+}
+
+func readClients(path string) ([][3]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var clients [][3]string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if parts := strings.Fields(sc.Text()); len(parts) == 3 {
+			clients = append(clients, [3]string{parts[0], parts[1], parts[2]})
+		}
+	}
+	return clients, sc.Err()
 }
 
 func readUsers(path string) ([][2]string, error) {
