@@ -5,6 +5,7 @@
 #   docs/benchmarks/tenants.sh                   # 10,000 tenants, SQLite
 #   TENANTS=2000 DB=postgres docs/benchmarks/tenants.sh
 # Env: TENANTS (10000), DURATION (30s), CONNECTIONS (64), LOAD_NICE (10), CREATORS (8 concurrent creations),
+#      PROFILE=1 (a CPU profile of the first 10 s of the cold run),
 #      PG_ADMIN_URL (postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable).
 # Needs: go, curl, jq, python3, psql (postgres only).
 set -euo pipefail
@@ -22,7 +23,7 @@ trap cleanup EXIT
 go build -o "$WORK/authplane" ./cmd/authplane
 go build -o "$WORK/oauthload" ./docs/benchmarks/oauthload
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-HTTP=$(port); GRPC=$(port); BASE="http://127.0.0.1:$HTTP"
+HTTP=$(port); GRPC=$(port); PPROF=$(port); BASE="http://127.0.0.1:$HTTP"
 if [ "$DB" = postgres ]; then
   DBNAME="authplane_tenants_$$"
   psql "$PG_ADMIN_URL" -qc "CREATE DATABASE $DBNAME" >/dev/null
@@ -34,7 +35,7 @@ MASTER=$(head -c 32 /dev/urandom | base64)
 start() {
   AUTHPLANE_DATABASE_URL=$DATABASE_URL AUTHPLANE_HTTP_ADDR=127.0.0.1:$HTTP AUTHPLANE_GRPC_ADDR=127.0.0.1:$GRPC \
     AUTHPLANE_ISSUER_URL=$BASE AUTHPLANE_ROOT_CLIENT_ID=root-operator AUTHPLANE_ROOT_CLIENT_SECRET=bench-root-secret \
-    AUTHPLANE_MASTER_KEY=$MASTER AUTHPLANE_LOG_LEVEL=warn "$WORK/authplane" serve >>"$WORK/server.log" 2>&1 &
+    AUTHPLANE_MASTER_KEY=$MASTER AUTHPLANE_LOG_LEVEL=warn AUTHPLANE_PPROF_ADDR=127.0.0.1:$PPROF "$WORK/authplane" serve >>"$WORK/server.log" 2>&1 &
   PID=$!
   for _ in $(seq 1 600); do curl -fs "$BASE/readyz" >/dev/null 2>&1 && return; sleep 0.05; done
   echo "server did not start"; tail "$WORK/server.log"; exit 1
@@ -79,12 +80,31 @@ load() { # load NAME CLIENTS_FILE [WARMUP]
 }
 echo "== warm (every tenant's first token already issued by the warm-up)"
 load "one tenant" "$WORK/one.txt"
+if [ "${PROFILE:-}" = 1 ]; then
+  (sleep 65; curl -fs "http://127.0.0.1:$PPROF/debug/pprof/profile?seconds=10" -o "$WORK/warm.pprof") &
+  PROFILER=$!
+fi
 load "all tenants" "$WORK/clients.txt" 60s
+if [ "${PROFILE:-}" = 1 ]; then
+  wait "$PROFILER"
+  echo "  CPU profile of the warm run over all tenants (top 30 by own time):"
+  go tool pprof -top -nodecount=30 "$WORK/authplane" "$WORK/warm.pprof" 2>/dev/null | tail -31
+fi
 echo "  RSS warm: $(rss) MB ($(( ($(rss) - RSS0) * 1024 / TENANTS )) KB per tenant)"
 
 echo "== cold: restart, then load at once"
 kill "$PID"; wait "$PID" 2>/dev/null || true
 S0=$(date +%s.%N); start; S1=$(date +%s.%N)
 echo "  restart to ready: $(echo "$S1 - $S0" | bc -l | xargs printf '%.2f') s"
+PROFILER=
+if [ "${PROFILE:-}" = 1 ]; then
+  curl -fs "http://127.0.0.1:$PPROF/debug/pprof/profile?seconds=10" -o "$WORK/cold.pprof" &
+  PROFILER=$!
+fi
 load "all tenants, cold" "$WORK/clients.txt" 0s
+if [ -n "$PROFILER" ]; then
+  wait "$PROFILER"
+  echo "  CPU profile of the first 10 s of the cold run (top 30 by cumulative time):"
+  go tool pprof -top -cum -nodecount=30 "$WORK/authplane" "$WORK/cold.pprof" 2>/dev/null | tail -31
+fi
 load "one tenant" "$WORK/one.txt"

@@ -46,8 +46,9 @@ const (
 	// defaultRotationPeriod applies when the workspace sets no key_rotation_period.
 	defaultRotationPeriod = 30 * 24 * time.Hour
 	// coverHeadroom is how far beyond a token's expiry a key's recorded last expiry (max_exp) is raised at once, so
-	// the record is written about once per headroom per key and process, never per token.
-	coverHeadroom = 10 * time.Minute
+	// the record is written about once per headroom per key and process, never per token, and a process restarted
+	// within the headroom writes nothing. It keeps a retired key published that much longer than needed.
+	coverHeadroom = time.Hour
 )
 
 // workspaceKeys is a workspace's key material as the hot path needs it: the signer of the current key, built once
