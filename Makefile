@@ -15,10 +15,16 @@ tools:
 	@test -x $(GOBIN)/protoc-gen-openapiv2 && $(GOBIN)/protoc-gen-openapiv2 --version | grep -q $(GRPC_GATEWAY_VERSION) || go install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@$(GRPC_GATEWAY_VERSION)
 	@test -x $(GOBIN)/buf && $(GOBIN)/buf --version | grep -q $(patsubst v%,%,$(BUF_VERSION)) || go install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
 
+# buf writes the Go code and protoc-gen-openapiv2's document of the REST routes; cmd/openapigen completes that
+# document (security from each RPC's plane, status codes, the OAuth endpoints of docs/openapi/authplane.yaml) into
+# gen/openapiv2/authplane.openapi.json.
 generate: tools
 	buf lint
 	rm -rf gen/go gen/openapiv2/*.json
 	buf generate
+	@descriptors=$$(mktemp) && trap 'rm -f "$$descriptors"' EXIT && \
+	  buf build --path proto/authplane --as-file-descriptor-set -o "$$descriptors#format=binpb" && \
+	  go run ./cmd/openapigen -descriptors "$$descriptors"
 
 lint: tools
 	buf lint
