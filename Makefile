@@ -6,7 +6,7 @@ BUF_VERSION                := v1.75.0
 GOBIN ?= $(shell go env GOPATH)/bin
 export PATH := $(GOBIN):$(PATH)
 
-.PHONY: tools generate lint check-generated test test-postgres build bench
+.PHONY: tools generate lint check-generated lint-openapi docs-assets test test-postgres build bench
 
 tools:
 	@test -x $(GOBIN)/protoc-gen-go && $(GOBIN)/protoc-gen-go --version | grep -q $(PROTOC_GEN_GO_VERSION) || go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
@@ -35,6 +35,22 @@ lint: tools
 check-generated: generate
 	git diff --exit-code -- gen
 	test -z "$$(git status --porcelain -- gen)"
+
+# The Swagger UI files of GET /docs (services/gateway/apidocs), unchanged from the swagger-ui-dist release that
+# docs/openapi/package.json pins.
+SWAGGER_UI_FILES := swagger-ui-bundle.js swagger-ui.css LICENSE NOTICE swagger-ui-bundle.js.LICENSE.txt
+OPENAPI_NPM := cd docs/openapi && npm ci --no-audit --no-fund --loglevel=error
+
+# Lints the generated OpenAPI document with Redocly CLI (docs/openapi/redocly.yaml) and checks that the /docs
+# assets are still those of the pinned Swagger UI.
+lint-openapi:
+	$(OPENAPI_NPM) && npm run --silent lint
+	for f in $(SWAGGER_UI_FILES); do cmp docs/openapi/node_modules/swagger-ui-dist/$$f services/gateway/apidocs/$$f || exit 1; done
+
+# Copies the pinned Swagger UI into services/gateway/apidocs (after changing its version in docs/openapi/package.json).
+docs-assets:
+	$(OPENAPI_NPM)
+	for f in $(SWAGGER_UI_FILES); do cp docs/openapi/node_modules/swagger-ui-dist/$$f services/gateway/apidocs/$$f; done
 
 build:
 	go build -o bin/authplane ./cmd/authplane
