@@ -314,10 +314,11 @@ func pruneUnusedSchemas(doc *openapi3.T) error {
 
 var abbreviations = []string{"e.g.", "i.e.", "etc.", "cf."}
 
-// FirstSentence returns the first sentence of a comment (on one line, without its final period), and whether
-// more text follows it.
+// FirstSentence returns the first sentence of a comment (on one line, without its final period), up to a colon
+// that introduces its details, and whether more text follows.
 func FirstSentence(comment string) (string, bool) {
 	flat := strings.Join(strings.Fields(comment), " ")
+	sentence := flat
 	for i := 0; i < len(flat); i++ {
 		if flat[i] != '.' || (i+1 < len(flat) && flat[i+1] != ' ') {
 			continue
@@ -325,9 +326,13 @@ func FirstSentence(comment string) (string, bool) {
 		if slices.ContainsFunc(abbreviations, func(a string) bool { return strings.HasSuffix(flat[:i+1], " "+a) || flat[:i+1] == a }) {
 			continue
 		}
-		return flat[:i], i+1 < len(flat)
+		sentence = flat[:i]
+		break
 	}
-	return flat, false
+	if head, _, found := strings.Cut(sentence, ": "); found {
+		sentence = head
+	}
+	return sentence, len(sentence) < len(strings.TrimSuffix(flat, "."))
 }
 
 // merge adds the fragment's paths, components and tags to doc, and takes its info and servers. A name both

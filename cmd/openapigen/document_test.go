@@ -152,6 +152,8 @@ func TestFirstSentence(t *testing.T) {
 		{"The service, e.g. `WorkspaceService.CreateServer`, and more.", "The service, e.g. `WorkspaceService.CreateServer`, and more", false},
 		{"RFC 6749 section 4.1 flows. Then", "RFC 6749 section 4.1 flows", true},
 		{"No period at all", "No period at all", false},
+		{"Revokes a key at once: it leaves the JWKS. More.", "Revokes a key at once", true},
+		{"Lists the keys: next, current.", "Lists the keys", true},
 	}
 	for _, tc := range tests {
 		got, more := FirstSentence(tc.comment)
