@@ -66,6 +66,18 @@ const (
 	AuthNone        = "none"
 )
 
+// RESTSuccessStatus is the status of a REST call that succeeds, by the name of its RPC: 201 for CreateX, 204 (no
+// body) for DeleteX, 200 for every other. The gateway answers with it and the OpenAPI document declares it.
+func RESTSuccessStatus(rpcName string) int {
+	switch {
+	case strings.HasPrefix(rpcName, "Create"):
+		return 201
+	case strings.HasPrefix(rpcName, "Delete"):
+		return 204
+	}
+	return 200
+}
+
 // Issuer is `{base}/{tenant}/{server}` with no trailing slash.
 func Issuer(base, tenantID, serverID string) string {
 	return strings.TrimRight(base, "/") + "/" + tenantID + "/" + serverID

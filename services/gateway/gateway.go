@@ -34,6 +34,8 @@ type Gateway struct {
 	rest      http.Handler
 	data      *http.ServeMux
 	wellKnown *http.ServeMux // host-level metadata, kept apart: its paths overlap the /{tenant}/{server}/… patterns
+	// patterns are those of data and wellKnown, which the OpenAPI document must cover (openapi_test.go).
+	patterns []string
 }
 
 // New builds the gateway over connections to the services (in this process or remote).
@@ -52,26 +54,34 @@ func New(ctx context.Context, d svc.Deps) (*Gateway, error) {
 		data:       http.NewServeMux(),
 		wellKnown:  http.NewServeMux(),
 	}
-	g.data.HandleFunc("/{tenant_id}/{server_id}/oauth2/token", g.withCORS("POST", g.token))
-	g.data.HandleFunc(introspectRoute, g.introspect)
-	g.data.HandleFunc(revokeRoute, g.withCORS("POST", g.revoke))
-	g.data.HandleFunc(userinfoRoute, g.withCORS("GET, POST", g.userinfo))
-	g.data.HandleFunc("/{tenant_id}/{server_id}/.well-known/jwks.json", g.withCORS("GET", getOnly(g.jwks)))
-	g.data.HandleFunc("/{tenant_id}/{server_id}/.well-known/openid-configuration", g.withCORS("GET", getOnly(g.discovery)))
-	g.data.HandleFunc(authorizeRoute, g.authorize)
-	g.data.HandleFunc("GET "+loginRoute, g.login)
-	g.data.HandleFunc("POST "+loginRoute, g.login)
-	g.data.HandleFunc("POST "+consentRoute, g.consent)
-	g.data.HandleFunc(logoutRoute, g.logout)
-	g.wellKnown.HandleFunc("GET /.well-known/oauth-authorization-server/{tenant_id}/{server_id}", g.authorizationServerMetadata)
-	g.wellKnown.HandleFunc("/", notFound)
-	g.data.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
+	g.handle(g.data, "/{tenant_id}/{server_id}/oauth2/token", g.withCORS("POST", g.token))
+	g.handle(g.data, introspectRoute, g.introspect)
+	g.handle(g.data, revokeRoute, g.withCORS("POST", g.revoke))
+	g.handle(g.data, userinfoRoute, g.withCORS("GET, POST", g.userinfo))
+	g.handle(g.data, "/{tenant_id}/{server_id}/.well-known/jwks.json", g.withCORS("GET", getOnly(g.jwks)))
+	g.handle(g.data, "/{tenant_id}/{server_id}/.well-known/openid-configuration", g.withCORS("GET", getOnly(g.discovery)))
+	g.handle(g.data, authorizeRoute, g.authorize)
+	g.handle(g.data, "GET "+loginRoute, g.login)
+	g.handle(g.data, "POST "+loginRoute, g.login)
+	g.handle(g.data, "POST "+consentRoute, g.consent)
+	g.handle(g.data, logoutRoute, g.logout)
+	g.handle(g.wellKnown, "GET /.well-known/oauth-authorization-server/{tenant_id}/{server_id}", g.authorizationServerMetadata)
+	g.handle(g.wellKnown, "/", notFound)
+	g.handle(g.data, "GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		setRoute(r.Context(), "/openapi.json")
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openapiv2.Document)
 	})
-	g.data.HandleFunc("/", notFound)
+	g.handle(g.data, "GET "+apiDocsRoute, g.apiDocs)
+	g.handle(g.data, "GET "+apiDocsAssetRoute, g.apiDocsAsset)
+	g.handle(g.data, "/", notFound)
 	return g, nil
+}
+
+// handle registers a route of the data plane or the host-level metadata.
+func (g *Gateway) handle(mux *http.ServeMux, pattern string, h http.HandlerFunc) {
+	mux.HandleFunc(pattern, h)
+	g.patterns = append(g.patterns, pattern)
 }
 
 // Handler returns the gateway's HTTP handler, wrapped with request ids, traces (a server span per request when

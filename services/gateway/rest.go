@@ -20,6 +20,7 @@ import (
 	tokenv1 "github.com/authplane/authplane/gen/go/authplane/token/v1"
 	workspacev1 "github.com/authplane/authplane/gen/go/authplane/workspace/v1"
 	"github.com/authplane/authplane/pkg/apierr"
+	"github.com/authplane/authplane/pkg/platform"
 	"github.com/authplane/authplane/pkg/svc"
 )
 
@@ -92,18 +93,15 @@ func newRESTMux(ctx context.Context, conns svc.Conns) (*runtime.ServeMux, error)
 	return mux, nil
 }
 
-// successStatus answers 201 for Create RPCs and 204 for Delete RPCs.
+// successStatus answers 201 for Create RPCs and 204 for Delete RPCs (platform.RESTSuccessStatus, which the OpenAPI
+// document declares too).
 func successStatus(ctx context.Context, w http.ResponseWriter, _ proto.Message) error {
 	method, ok := runtime.RPCMethod(ctx)
 	if !ok {
 		return nil
 	}
-	name := method[strings.LastIndex(method, "/")+1:]
-	switch {
-	case strings.HasPrefix(name, "Create"):
-		w.WriteHeader(http.StatusCreated)
-	case strings.HasPrefix(name, "Delete"):
-		w.WriteHeader(http.StatusNoContent)
+	if code := platform.RESTSuccessStatus(method[strings.LastIndex(method, "/")+1:]); code != http.StatusOK {
+		w.WriteHeader(code)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ package clientv1
 
 import (
 	_ "github.com/authplane/authplane/gen/go/authplane/access/v1"
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -1519,7 +1520,7 @@ var File_authplane_client_v1_client_service_proto protoreflect.FileDescriptor
 
 const file_authplane_client_v1_client_service_proto_rawDesc = "" +
 	"\n" +
-	"(authplane/client/v1/client_service.proto\x12\x13authplane.client.v1\x1a authplane/access/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcc\x05\n" +
+	"(authplane/client/v1/client_service.proto\x12\x13authplane.client.v1\x1a authplane/access/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xcc\x05\n" +
 	"\x06Client\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x126\n" +
@@ -1629,19 +1630,25 @@ const file_authplane_client_v1_client_service_proto_rawDesc = "" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
 	"\tserver_id\x18\x02 \x01(\tR\bserverId\"6\n" +
 	"\x1aListAllowedOriginsResponse\x12\x18\n" +
-	"\aorigins\x18\x01 \x03(\tR\aorigins2\xbd\x14\n" +
-	"\rClientService\x12\x89\x01\n" +
-	"\fCreateClient\x12(.authplane.client.v1.CreateClientRequest\x1a\x1b.authplane.client.v1.Client\"2\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x02(:\x06client\"\x1e/api/admin/{tenant_id}/clients\x12\x87\x01\n" +
+	"\aorigins\x18\x01 \x03(\tR\aorigins2\xf8\x15\n" +
+	"\rClientService\x12\xc9\x01\n" +
+	"\fCreateClient\x12(.authplane.client.v1.CreateClientRequest\x1a\x1b.authplane.client.v1.Client\"r\x92A=J;\n" +
+	"\x03409\x124\n" +
+	"2A client with this id exists already (`conflict`).\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x02(:\x06client\"\x1e/api/admin/{tenant_id}/clients\x12\x87\x01\n" +
 	"\tGetClient\x12%.authplane.client.v1.GetClientRequest\x1a\x1b.authplane.client.v1.Client\"6\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x02,\x12*/api/admin/{tenant_id}/clients/{client_id}\x12\xc2\x01\n" +
 	"\vListClients\x12'.authplane.client.v1.ListClientsRequest\x1a(.authplane.client.v1.ListClientsResponse\"`\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x02VZ \x12\x1e/api/admin/{tenant_id}/clients\x122/api/admin/{tenant_id}/servers/{server_id}/clients\x12\xcb\x01\n" +
 	"\fUpdateClient\x12(.authplane.client.v1.UpdateClientRequest\x1a\x1b.authplane.client.v1.Client\"t\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x02j:\x06clientZ4:\x06client2*/api/admin/{tenant_id}/clients/{client_id}\x1a*/api/admin/{tenant_id}/clients/{client_id}\x12\x88\x01\n" +
 	"\fDeleteClient\x12(.authplane.client.v1.DeleteClientRequest\x1a\x16.google.protobuf.Empty\"6\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x02,**/api/admin/{tenant_id}/clients/{client_id}\x12\xbe\x01\n" +
-	"\x12RotateClientSecret\x12..authplane.client.v1.RotateClientSecretRequest\x1a/.authplane.client.v1.RotateClientSecretResponse\"G\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x02=:\x01*\"8/api/admin/{tenant_id}/clients/{client_id}/rotate-secret\x12\xa5\x01\n" +
-	"\x11CreateTokenPolicy\x12-.authplane.client.v1.CreateTokenPolicyRequest\x1a .authplane.client.v1.TokenPolicy\"?\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x025:\ftoken_policy\"%/api/admin/{tenant_id}/token-policies\x12\xa3\x01\n" +
+	"\x12RotateClientSecret\x12..authplane.client.v1.RotateClientSecretRequest\x1a/.authplane.client.v1.RotateClientSecretResponse\"G\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x02=:\x01*\"8/api/admin/{tenant_id}/clients/{client_id}/rotate-secret\x12\xec\x01\n" +
+	"\x11CreateTokenPolicy\x12-.authplane.client.v1.CreateTokenPolicyRequest\x1a .authplane.client.v1.TokenPolicy\"\x85\x01\x92ACJA\n" +
+	"\x03409\x12:\n" +
+	"8A token policy with this id exists already (`conflict`).\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x025:\ftoken_policy\"%/api/admin/{tenant_id}/token-policies\x12\xa3\x01\n" +
 	"\x0eGetTokenPolicy\x12*.authplane.client.v1.GetTokenPolicyRequest\x1a .authplane.client.v1.TokenPolicy\"C\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x029\x127/api/admin/{tenant_id}/token-policies/{token_policy_id}\x12\xa5\x01\n" +
 	"\x11ListTokenPolicies\x12-.authplane.client.v1.ListTokenPoliciesRequest\x1a..authplane.client.v1.ListTokenPoliciesResponse\"1\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x02'\x12%/api/admin/{tenant_id}/token-policies\x12\x82\x02\n" +
-	"\x11UpdateTokenPolicy\x12-.authplane.client.v1.UpdateTokenPolicyRequest\x1a .authplane.client.v1.TokenPolicy\"\x9b\x01\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x02\x90\x01:\ftoken_policyZG:\ftoken_policy27/api/admin/{tenant_id}/token-policies/{token_policy_id}\x1a7/api/admin/{tenant_id}/token-policies/{token_policy_id}\x12\x9f\x01\n" +
-	"\x11DeleteTokenPolicy\x12-.authplane.client.v1.DeleteTokenPolicyRequest\x1a\x16.google.protobuf.Empty\"C\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x029*7/api/admin/{tenant_id}/token-policies/{token_policy_id}\x12t\n" +
+	"\x11UpdateTokenPolicy\x12-.authplane.client.v1.UpdateTokenPolicyRequest\x1a .authplane.client.v1.TokenPolicy\"\x9b\x01\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x02\x90\x01:\ftoken_policyZG:\ftoken_policy27/api/admin/{tenant_id}/token-policies/{token_policy_id}\x1a7/api/admin/{tenant_id}/token-policies/{token_policy_id}\x12\xd3\x01\n" +
+	"\x11DeleteTokenPolicy\x12-.authplane.client.v1.DeleteTokenPolicyRequest\x1a\x16.google.protobuf.Empty\"w\x92A1J/\n" +
+	"\x03409\x12(\n" +
+	"&A client uses the policy (`conflict`).\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x029*7/api/admin/{tenant_id}/token-policies/{token_policy_id}\x12t\n" +
 	"\x12AuthenticateClient\x12..authplane.client.v1.AuthenticateClientRequest\x1a(.authplane.client.v1.AuthenticatedClient\"\x04\xc8\xf3\x18\x06\x12q\n" +
 	"\x17CreateTenantAdminClient\x123.authplane.client.v1.CreateTenantAdminClientRequest\x1a\x1b.authplane.client.v1.Client\"\x04\xc8\xf3\x18\x06\x12^\n" +
 	"\x10DeleteTenantData\x12,.authplane.client.v1.DeleteTenantDataRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x06\x12d\n" +

@@ -8,6 +8,7 @@ package poolv1
 
 import (
 	_ "github.com/authplane/authplane/gen/go/authplane/access/v1"
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -2223,7 +2224,7 @@ var File_authplane_pool_v1_pool_service_proto protoreflect.FileDescriptor
 
 const file_authplane_pool_v1_pool_service_proto_rawDesc = "" +
 	"\n" +
-	"$authplane/pool/v1/pool_service.proto\x12\x11authplane.pool.v1\x1a authplane/access/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xab\x05\n" +
+	"$authplane/pool/v1/pool_service.proto\x12\x11authplane.pool.v1\x1a authplane/access/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xab\x05\n" +
 	"\x04Pool\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x12\n" +
@@ -2402,30 +2403,42 @@ const file_authplane_pool_v1_pool_service_proto_rawDesc = "" +
 	"\x12PoolExistsResponse\x12\x16\n" +
 	"\x06exists\x18\x01 \x01(\bR\x06exists\"6\n" +
 	"\x17DeleteTenantDataRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId2\xa9\x16\n" +
-	"\vPoolService\x12\x85\x01\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId2\xf5\x19\n" +
+	"\vPoolService\x12\xc3\x01\n" +
 	"\n" +
-	"CreatePool\x12$.authplane.pool.v1.CreatePoolRequest\x1a\x17.authplane.pool.v1.Pool\"8\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02.:\x04pool\"&/api/identity/{tenant_id}/system/pools\x12\x8a\x01\n" +
+	"CreatePool\x12$.authplane.pool.v1.CreatePoolRequest\x1a\x17.authplane.pool.v1.Pool\"v\x92A;J9\n" +
+	"\x03409\x122\n" +
+	"0A pool with this id exists already (`conflict`).\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02.:\x04pool\"&/api/identity/{tenant_id}/system/pools\x12\x8a\x01\n" +
 	"\tListPools\x12#.authplane.pool.v1.ListPoolsRequest\x1a$.authplane.pool.v1.ListPoolsResponse\"2\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02(\x12&/api/identity/{tenant_id}/system/pools\x12\x83\x01\n" +
 	"\aGetPool\x12!.authplane.pool.v1.GetPoolRequest\x1a\x17.authplane.pool.v1.Pool\"<\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x022\x120/api/identity/{tenant_id}/system/pools/{pool_id}\x12\xc9\x01\n" +
 	"\n" +
 	"UpdatePool\x12$.authplane.pool.v1.UpdatePoolRequest\x1a\x17.authplane.pool.v1.Pool\"|\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02r:\x04poolZ8:\x04pool20/api/identity/{tenant_id}/system/pools/{pool_id}\x1a0/api/identity/{tenant_id}/system/pools/{pool_id}\x12\x88\x01\n" +
 	"\n" +
-	"DeletePool\x12$.authplane.pool.v1.DeletePoolRequest\x1a\x16.google.protobuf.Empty\"<\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x022*0/api/identity/{tenant_id}/system/pools/{pool_id}\x12\x95\x01\n" +
+	"DeletePool\x12$.authplane.pool.v1.DeletePoolRequest\x1a\x16.google.protobuf.Empty\"<\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x022*0/api/identity/{tenant_id}/system/pools/{pool_id}\x12\xaa\x02\n" +
 	"\n" +
-	"CreateUser\x12$.authplane.pool.v1.CreateUserRequest\x1a\x17.authplane.pool.v1.User\"H\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02>:\x04user\"6/api/identity/{tenant_id}/system/pools/{pool_id}/users\x12\x9a\x01\n" +
+	"CreateUser\x12$.authplane.pool.v1.CreateUserRequest\x1a\x17.authplane.pool.v1.User\"\xdc\x01\x92A\x90\x01JB\n" +
+	"\x03409\x12;\n" +
+	"9The pool has one of the identifiers already (`conflict`).JJ\n" +
+	"\x03412\x12C\n" +
+	"AA schema the pool names no longer exists (`precondition_failed`).\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02>:\x04user\"6/api/identity/{tenant_id}/system/pools/{pool_id}/users\x12\x9a\x01\n" +
 	"\tListUsers\x12#.authplane.pool.v1.ListUsersRequest\x1a$.authplane.pool.v1.ListUsersResponse\"B\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x028\x126/api/identity/{tenant_id}/system/pools/{pool_id}/users\x12\x93\x01\n" +
-	"\aGetUser\x12!.authplane.pool.v1.GetUserRequest\x1a\x17.authplane.pool.v1.User\"L\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02B\x12@/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}\x12\xeb\x01\n" +
+	"\aGetUser\x12!.authplane.pool.v1.GetUserRequest\x1a\x17.authplane.pool.v1.User\"L\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02B\x12@/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}\x12\xba\x02\n" +
 	"\n" +
-	"UpdateUser\x12$.authplane.pool.v1.UpdateUserRequest\x1a\x17.authplane.pool.v1.User\"\x9d\x01\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02\x92\x01:\x04userZH:\x04user2@/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}\x1a@/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}\x12\x98\x01\n" +
+	"UpdateUser\x12$.authplane.pool.v1.UpdateUserRequest\x1a\x17.authplane.pool.v1.User\"\xec\x01\x92ALJJ\n" +
+	"\x03412\x12C\n" +
+	"AA schema the pool names no longer exists (`precondition_failed`).\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02\x92\x01:\x04userZH:\x04user2@/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}\x1a@/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}\x12\x98\x01\n" +
 	"\n" +
-	"DeleteUser\x12$.authplane.pool.v1.DeleteUserRequest\x1a\x16.google.protobuf.Empty\"L\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02B*@/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}\x12\xba\x01\n" +
-	"\x11AddUserIdentifier\x12+.authplane.pool.v1.AddUserIdentifierRequest\x1a\x17.authplane.pool.v1.User\"_\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02U:\x01*\"P/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}/identifiers/add\x12\xc3\x01\n" +
+	"DeleteUser\x12$.authplane.pool.v1.DeleteUserRequest\x1a\x16.google.protobuf.Empty\"L\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02B*@/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}\x12\xfa\x01\n" +
+	"\x11AddUserIdentifier\x12+.authplane.pool.v1.AddUserIdentifierRequest\x1a\x17.authplane.pool.v1.User\"\x9e\x01\x92A<J:\n" +
+	"\x03409\x123\n" +
+	"1The pool has the identifier already (`conflict`).\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02U:\x01*\"P/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}/identifiers/add\x12\xc3\x01\n" +
 	"\x14RemoveUserIdentifier\x12..authplane.pool.v1.RemoveUserIdentifierRequest\x1a\x17.authplane.pool.v1.User\"b\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02X:\x01*\"S/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}/identifiers/remove\x12\xae\x01\n" +
 	"\x0fSetUserPassword\x12).authplane.pool.v1.SetUserPasswordRequest\x1a\x16.google.protobuf.Empty\"X\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02N:\x01*\"I/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}/password\x12\xa3\x01\n" +
 	"\n" +
-	"UnlockUser\x12$.authplane.pool.v1.UnlockUserRequest\x1a\x17.authplane.pool.v1.User\"V\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02L:\x01*\"G/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}/unlock\x12\xbb\x01\n" +
-	"\x0eVerifyPassword\x12(.authplane.pool.v1.VerifyPasswordRequest\x1a).authplane.pool.v1.VerifyPasswordResponse\"T\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02J:\x01*\"E/api/identity/{tenant_id}/system/pools/{pool_id}/user/password/verify\x12}\n" +
+	"UnlockUser\x12$.authplane.pool.v1.UnlockUserRequest\x1a\x17.authplane.pool.v1.User\"V\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02L:\x01*\"G/api/identity/{tenant_id}/system/pools/{pool_id}/users/{user_id}/unlock\x12\xa5\x02\n" +
+	"\x0eVerifyPassword\x12(.authplane.pool.v1.VerifyPasswordRequest\x1a).authplane.pool.v1.VerifyPasswordResponse\"\xbd\x01\x92AfJd\n" +
+	"\x03429\x12]\n" +
+	"[Too many checks of this user's password are under way; retry shortly (`too_many_requests`).\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02J:\x01*\"E/api/identity/{tenant_id}/system/pools/{pool_id}/user/password/verify\x12}\n" +
 	"\x14AuthenticatePassword\x12..authplane.pool.v1.AuthenticatePasswordRequest\x1a/.authplane.pool.v1.AuthenticatePasswordResponse\"\x04\xc8\xf3\x18\x06\x12_\n" +
 	"\n" +
 	"PoolExists\x12$.authplane.pool.v1.PoolExistsRequest\x1a%.authplane.pool.v1.PoolExistsResponse\"\x04\xc8\xf3\x18\x06\x12\\\n" +

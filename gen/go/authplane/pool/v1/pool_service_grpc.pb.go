@@ -51,6 +51,7 @@ type PoolServiceClient interface {
 	CreatePool(ctx context.Context, in *CreatePoolRequest, opts ...grpc.CallOption) (*Pool, error)
 	// Lists the tenant's pools ordered by id.
 	ListPools(ctx context.Context, in *ListPoolsRequest, opts ...grpc.CallOption) (*ListPoolsResponse, error)
+	// Gets one pool.
 	GetPool(ctx context.Context, in *GetPoolRequest, opts ...grpc.CallOption) (*Pool, error)
 	// Updates the fields a caller sends (PUT and PATCH both merge). A new hashing method applies to new passwords
 	// and to stored ones at their next successful verification.
@@ -61,6 +62,7 @@ type PoolServiceClient interface {
 	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*User, error)
 	// Lists a pool's users ordered by id.
 	ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error)
+	// Gets one user with its identifiers (never a password or hash).
 	GetUser(ctx context.Context, in *GetUserRequest, opts ...grpc.CallOption) (*User, error)
 	// Replaces the top-level fields a caller sends (`status`, `payload`, `metadata`) and leaves the others.
 	// Identifiers and passwords have their own methods.
@@ -286,6 +288,7 @@ type PoolServiceServer interface {
 	CreatePool(context.Context, *CreatePoolRequest) (*Pool, error)
 	// Lists the tenant's pools ordered by id.
 	ListPools(context.Context, *ListPoolsRequest) (*ListPoolsResponse, error)
+	// Gets one pool.
 	GetPool(context.Context, *GetPoolRequest) (*Pool, error)
 	// Updates the fields a caller sends (PUT and PATCH both merge). A new hashing method applies to new passwords
 	// and to stored ones at their next successful verification.
@@ -296,6 +299,7 @@ type PoolServiceServer interface {
 	CreateUser(context.Context, *CreateUserRequest) (*User, error)
 	// Lists a pool's users ordered by id.
 	ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error)
+	// Gets one user with its identifiers (never a password or hash).
 	GetUser(context.Context, *GetUserRequest) (*User, error)
 	// Replaces the top-level fields a caller sends (`status`, `payload`, `metadata`) and leaves the others.
 	// Identifiers and passwords have their own methods.

@@ -8,6 +8,7 @@ package schemav1
 
 import (
 	_ "github.com/authplane/authplane/gen/go/authplane/access/v1"
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -511,7 +512,7 @@ var File_authplane_schema_v1_schema_service_proto protoreflect.FileDescriptor
 
 const file_authplane_schema_v1_schema_service_proto_rawDesc = "" +
 	"\n" +
-	"(authplane/schema/v1/schema_service.proto\x12\x13authplane.schema.v1\x1a authplane/access/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x92\x02\n" +
+	"(authplane/schema/v1/schema_service.proto\x12\x13authplane.schema.v1\x1a authplane/access/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\x92\x02\n" +
 	"\x06Schema\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x12\n" +
@@ -546,13 +547,17 @@ const file_authplane_schema_v1_schema_service_proto_rawDesc = "" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1b\n" +
 	"\tschema_id\x18\x02 \x01(\tR\bschemaId\"6\n" +
 	"\x17DeleteTenantDataRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId2\xaa\a\n" +
-	"\rSchemaService\x12\x93\x01\n" +
-	"\fCreateSchema\x12(.authplane.schema.v1.CreateSchemaRequest\x1a\x1b.authplane.schema.v1.Schema\"<\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x022:\x06schema\"(/api/identity/{tenant_id}/system/schemas\x12\x96\x01\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId2\x9c\b\n" +
+	"\rSchemaService\x12\xd3\x01\n" +
+	"\fCreateSchema\x12(.authplane.schema.v1.CreateSchemaRequest\x1a\x1b.authplane.schema.v1.Schema\"|\x92A=J;\n" +
+	"\x03409\x124\n" +
+	"2A schema with this id exists already (`conflict`).\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x022:\x06schema\"(/api/identity/{tenant_id}/system/schemas\x12\x96\x01\n" +
 	"\vListSchemas\x12'.authplane.schema.v1.ListSchemasRequest\x1a(.authplane.schema.v1.ListSchemasResponse\"4\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02*\x12(/api/identity/{tenant_id}/system/schemas\x12\x91\x01\n" +
 	"\tGetSchema\x12%.authplane.schema.v1.GetSchemaRequest\x1a\x1b.authplane.schema.v1.Schema\"@\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x026\x124/api/identity/{tenant_id}/system/schemas/{schema_id}\x12\xe0\x01\n" +
-	"\fUpdateSchema\x12(.authplane.schema.v1.UpdateSchemaRequest\x1a\x1b.authplane.schema.v1.Schema\"\x88\x01\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02~:\x06schemaZ>:\x06schema24/api/identity/{tenant_id}/system/schemas/{schema_id}\x1a4/api/identity/{tenant_id}/system/schemas/{schema_id}\x12\x92\x01\n" +
-	"\fDeleteSchema\x12(.authplane.schema.v1.DeleteSchemaRequest\x1a\x16.google.protobuf.Empty\"@\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x026*4/api/identity/{tenant_id}/system/schemas/{schema_id}\x12^\n" +
+	"\fUpdateSchema\x12(.authplane.schema.v1.UpdateSchemaRequest\x1a\x1b.authplane.schema.v1.Schema\"\x88\x01\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x02~:\x06schemaZ>:\x06schema24/api/identity/{tenant_id}/system/schemas/{schema_id}\x1a4/api/identity/{tenant_id}/system/schemas/{schema_id}\x12\xc4\x01\n" +
+	"\fDeleteSchema\x12(.authplane.schema.v1.DeleteSchemaRequest\x1a\x16.google.protobuf.Empty\"r\x92A/J-\n" +
+	"\x03409\x12&\n" +
+	"$A pool uses the schema (`conflict`).\xc8\xf3\x18\x05\x82\xd3\xe4\x93\x026*4/api/identity/{tenant_id}/system/schemas/{schema_id}\x12^\n" +
 	"\x10DeleteTenantData\x12,.authplane.schema.v1.DeleteTenantDataRequest\x1a\x16.google.protobuf.Empty\"\x04\xc8\xf3\x18\x06BDZBgithub.com/authplane/authplane/gen/go/authplane/schema/v1;schemav1b\x06proto3"
 
 var (

@@ -39,6 +39,7 @@ type SchemaServiceClient interface {
 	CreateSchema(ctx context.Context, in *CreateSchemaRequest, opts ...grpc.CallOption) (*Schema, error)
 	// Lists the tenant's schemas ordered by id.
 	ListSchemas(ctx context.Context, in *ListSchemasRequest, opts ...grpc.CallOption) (*ListSchemasResponse, error)
+	// Gets one schema with its document.
 	GetSchema(ctx context.Context, in *GetSchemaRequest, opts ...grpc.CallOption) (*Schema, error)
 	// Updates the fields a caller sends (PUT and PATCH both merge). A new document applies to the next write of
 	// every user of the pools that use it; stored users are not re-validated.
@@ -128,6 +129,7 @@ type SchemaServiceServer interface {
 	CreateSchema(context.Context, *CreateSchemaRequest) (*Schema, error)
 	// Lists the tenant's schemas ordered by id.
 	ListSchemas(context.Context, *ListSchemasRequest) (*ListSchemasResponse, error)
+	// Gets one schema with its document.
 	GetSchema(context.Context, *GetSchemaRequest) (*Schema, error)
 	// Updates the fields a caller sends (PUT and PATCH both merge). A new document applies to the next write of
 	// every user of the pools that use it; stored users are not re-validated.

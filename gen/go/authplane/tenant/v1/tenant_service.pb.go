@@ -8,6 +8,7 @@ package tenantv1
 
 import (
 	_ "github.com/authplane/authplane/gen/go/authplane/access/v1"
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -1002,7 +1003,7 @@ var File_authplane_tenant_v1_tenant_service_proto protoreflect.FileDescriptor
 
 const file_authplane_tenant_v1_tenant_service_proto_rawDesc = "" +
 	"\n" +
-	"(authplane/tenant/v1/tenant_service.proto\x12\x13authplane.tenant.v1\x1a authplane/access/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xff\x02\n" +
+	"(authplane/tenant/v1/tenant_service.proto\x12\x13authplane.tenant.v1\x1a authplane/access/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xff\x02\n" +
 	"\n" +
 	"AuditEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
@@ -1081,9 +1082,11 @@ const file_authplane_tenant_v1_tenant_service_proto_rawDesc = "" +
 	"\vupdate_mask\x18\x03 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
 	"updateMask\"2\n" +
 	"\x13DeleteTenantRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId2\x95\b\n" +
-	"\rTenantService\x12\x8b\x01\n" +
-	"\fCreateTenant\x12(.authplane.tenant.v1.CreateTenantRequest\x1a).authplane.tenant.v1.CreateTenantResponse\"&\xc8\xf3\x18\x02\x82\xd3\xe4\x93\x02\x1c:\x06tenant\"\x12/api/admin/tenants\x12\x80\x01\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId2\xd5\b\n" +
+	"\rTenantService\x12\xcb\x01\n" +
+	"\fCreateTenant\x12(.authplane.tenant.v1.CreateTenantRequest\x1a).authplane.tenant.v1.CreateTenantResponse\"f\x92A=J;\n" +
+	"\x03409\x124\n" +
+	"2A tenant with this id exists already (`conflict`).\xc8\xf3\x18\x02\x82\xd3\xe4\x93\x02\x1c:\x06tenant\"\x12/api/admin/tenants\x12\x80\x01\n" +
 	"\vListTenants\x12'.authplane.tenant.v1.ListTenantsRequest\x1a(.authplane.tenant.v1.ListTenantsResponse\"\x1e\xc8\xf3\x18\x02\x82\xd3\xe4\x93\x02\x14\x12\x12/api/admin/tenants\x12{\n" +
 	"\tGetTenant\x12%.authplane.tenant.v1.GetTenantRequest\x1a\x1b.authplane.tenant.v1.Tenant\"*\xc8\xf3\x18\x02\x82\xd3\xe4\x93\x02 \x12\x1e/api/admin/tenants/{tenant_id}\x12\xb3\x01\n" +
 	"\fUpdateTenant\x12(.authplane.tenant.v1.UpdateTenantRequest\x1a\x1b.authplane.tenant.v1.Tenant\"\\\xc8\xf3\x18\x02\x82\xd3\xe4\x93\x02R:\x06tenantZ(:\x06tenant2\x1e/api/admin/tenants/{tenant_id}\x1a\x1e/api/admin/tenants/{tenant_id}\x12|\n" +

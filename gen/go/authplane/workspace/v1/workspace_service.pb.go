@@ -8,6 +8,7 @@ package workspacev1
 
 import (
 	_ "github.com/authplane/authplane/gen/go/authplane/access/v1"
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -1836,7 +1837,7 @@ var File_authplane_workspace_v1_workspace_service_proto protoreflect.FileDescrip
 
 const file_authplane_workspace_v1_workspace_service_proto_rawDesc = "" +
 	"\n" +
-	".authplane/workspace/v1/workspace_service.proto\x12\x16authplane.workspace.v1\x1a authplane/access/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9b\x06\n" +
+	".authplane/workspace/v1/workspace_service.proto\x12\x16authplane.workspace.v1\x1a authplane/access/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\x9b\x06\n" +
 	"\x06Server\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x12\n" +
@@ -1989,14 +1990,18 @@ const file_authplane_workspace_v1_workspace_service_proto_rawDesc = "" +
 	"\x16ProvisionTenantRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\"6\n" +
 	"\x17DeleteTenantDataRequest\x12\x1b\n" +
-	"\ttenant_id\x18\x01 \x01(\tR\btenantId2\xe0\x13\n" +
-	"\x10WorkspaceService\x12\x8f\x01\n" +
-	"\fCreateServer\x12+.authplane.workspace.v1.CreateServerRequest\x1a\x1e.authplane.workspace.v1.Server\"2\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x02(:\x06server\"\x1e/api/admin/{tenant_id}/servers\x12\x92\x01\n" +
+	"\ttenant_id\x18\x01 \x01(\tR\btenantId2\xed\x14\n" +
+	"\x10WorkspaceService\x12\xd2\x01\n" +
+	"\fCreateServer\x12+.authplane.workspace.v1.CreateServerRequest\x1a\x1e.authplane.workspace.v1.Server\"u\x92A@J>\n" +
+	"\x03409\x127\n" +
+	"5A workspace with this id exists already (`conflict`).\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x02(:\x06server\"\x1e/api/admin/{tenant_id}/servers\x12\x92\x01\n" +
 	"\vListServers\x12*.authplane.workspace.v1.ListServersRequest\x1a+.authplane.workspace.v1.ListServersResponse\"*\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x02 \x12\x1e/api/admin/{tenant_id}/servers\x12\x8d\x01\n" +
 	"\tGetServer\x12(.authplane.workspace.v1.GetServerRequest\x1a\x1e.authplane.workspace.v1.Server\"6\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x02,\x12*/api/admin/{tenant_id}/servers/{server_id}\x12\xd1\x01\n" +
 	"\fUpdateServer\x12+.authplane.workspace.v1.UpdateServerRequest\x1a\x1e.authplane.workspace.v1.Server\"t\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x02j:\x06serverZ4:\x06server2*/api/admin/{tenant_id}/servers/{server_id}\x1a*/api/admin/{tenant_id}/servers/{server_id}\x12\x8b\x01\n" +
-	"\fDeleteServer\x12+.authplane.workspace.v1.DeleteServerRequest\x1a\x16.google.protobuf.Empty\"6\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x02,**/api/admin/{tenant_id}/servers/{server_id}\x12\x8a\x01\n" +
-	"\vCreateScope\x12*.authplane.workspace.v1.CreateScopeRequest\x1a\x1d.authplane.workspace.v1.Scope\"0\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x02&:\x05scope\"\x1d/api/admin/{tenant_id}/scopes\x12\xa2\x01\n" +
+	"\fDeleteServer\x12+.authplane.workspace.v1.DeleteServerRequest\x1a\x16.google.protobuf.Empty\"6\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x02,**/api/admin/{tenant_id}/servers/{server_id}\x12\xd4\x01\n" +
+	"\vCreateScope\x12*.authplane.workspace.v1.CreateScopeRequest\x1a\x1d.authplane.workspace.v1.Scope\"z\x92AGJE\n" +
+	"\x03409\x12>\n" +
+	"<The workspace has a scope of this name already (`conflict`).\xc8\xf3\x18\x04\x82\xd3\xe4\x93\x02&:\x05scope\"\x1d/api/admin/{tenant_id}/scopes\x12\xa2\x01\n" +
 	"\n" +
 	"ListScopes\x12).authplane.workspace.v1.ListScopesRequest\x1a*.authplane.workspace.v1.ListScopesResponse\"=\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x023\x121/api/admin/{tenant_id}/servers/{server_id}/scopes\x12\x88\x01\n" +
 	"\bGetScope\x12'.authplane.workspace.v1.GetScopeRequest\x1a\x1d.authplane.workspace.v1.Scope\"4\xc8\xf3\x18\x03\x82\xd3\xe4\x93\x02*\x12(/api/admin/{tenant_id}/scopes/{scope_id}\x12\x87\x01\n" +

@@ -49,6 +49,7 @@ type WorkspaceServiceClient interface {
 	CreateServer(ctx context.Context, in *CreateServerRequest, opts ...grpc.CallOption) (*Server, error)
 	// Lists the tenant's workspaces, built-in ones included, ordered by id.
 	ListServers(ctx context.Context, in *ListServersRequest, opts ...grpc.CallOption) (*ListServersResponse, error)
+	// Gets one workspace.
 	GetServer(ctx context.Context, in *GetServerRequest, opts ...grpc.CallOption) (*Server, error)
 	// Updates the fields a caller sends (PUT and PATCH both merge).
 	UpdateServer(ctx context.Context, in *UpdateServerRequest, opts ...grpc.CallOption) (*Server, error)
@@ -58,6 +59,7 @@ type WorkspaceServiceClient interface {
 	CreateScope(ctx context.Context, in *CreateScopeRequest, opts ...grpc.CallOption) (*Scope, error)
 	// Lists a workspace's scopes, predefined ones included, ordered by name.
 	ListScopes(ctx context.Context, in *ListScopesRequest, opts ...grpc.CallOption) (*ListScopesResponse, error)
+	// Gets one scope.
 	GetScope(ctx context.Context, in *GetScopeRequest, opts ...grpc.CallOption) (*Scope, error)
 	// Deletes a scope; predefined scopes cannot be deleted.
 	DeleteScope(ctx context.Context, in *DeleteScopeRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
@@ -68,7 +70,9 @@ type WorkspaceServiceClient interface {
 	CreateExternalIdp(ctx context.Context, in *CreateExternalIdpRequest, opts ...grpc.CallOption) (*Idp, error)
 	// Lists a workspace's identity sources in the order the password grant tries them.
 	ListIdps(ctx context.Context, in *ListIdpsRequest, opts ...grpc.CallOption) (*ListIdpsResponse, error)
+	// Gets one identity source (never an external verifier's signing secret).
 	GetIdp(ctx context.Context, in *GetIdpRequest, opts ...grpc.CallOption) (*Idp, error)
+	// Removes an identity source from the workspace; a linked pool and its users stay.
 	DeleteIdp(ctx context.Context, in *DeleteIdpRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
 	// What the data plane needs to issue tokens and serve discovery: grant types, lifetimes, scope names and
 	// identity sources (external verifier URLs included, so it is internal).
@@ -267,6 +271,7 @@ type WorkspaceServiceServer interface {
 	CreateServer(context.Context, *CreateServerRequest) (*Server, error)
 	// Lists the tenant's workspaces, built-in ones included, ordered by id.
 	ListServers(context.Context, *ListServersRequest) (*ListServersResponse, error)
+	// Gets one workspace.
 	GetServer(context.Context, *GetServerRequest) (*Server, error)
 	// Updates the fields a caller sends (PUT and PATCH both merge).
 	UpdateServer(context.Context, *UpdateServerRequest) (*Server, error)
@@ -276,6 +281,7 @@ type WorkspaceServiceServer interface {
 	CreateScope(context.Context, *CreateScopeRequest) (*Scope, error)
 	// Lists a workspace's scopes, predefined ones included, ordered by name.
 	ListScopes(context.Context, *ListScopesRequest) (*ListScopesResponse, error)
+	// Gets one scope.
 	GetScope(context.Context, *GetScopeRequest) (*Scope, error)
 	// Deletes a scope; predefined scopes cannot be deleted.
 	DeleteScope(context.Context, *DeleteScopeRequest) (*emptypb.Empty, error)
@@ -286,7 +292,9 @@ type WorkspaceServiceServer interface {
 	CreateExternalIdp(context.Context, *CreateExternalIdpRequest) (*Idp, error)
 	// Lists a workspace's identity sources in the order the password grant tries them.
 	ListIdps(context.Context, *ListIdpsRequest) (*ListIdpsResponse, error)
+	// Gets one identity source (never an external verifier's signing secret).
 	GetIdp(context.Context, *GetIdpRequest) (*Idp, error)
+	// Removes an identity source from the workspace; a linked pool and its users stay.
 	DeleteIdp(context.Context, *DeleteIdpRequest) (*emptypb.Empty, error)
 	// What the data plane needs to issue tokens and serve discovery: grant types, lifetimes, scope names and
 	// identity sources (external verifier URLs included, so it is internal).
