@@ -125,7 +125,7 @@ func (s *Service) authorizationCodeGrant(ctx context.Context, g *grant) (*tokenv
 	}
 	at, err := s.issueAccessToken(ctx, g, &authz.Claims{
 		Subject: l.Subject, Scope: l.Scope, SessionID: sess.ID, IdentitySource: l.IdpID, ExtraInfo: l.ExtraInfo,
-	}, accessExp)
+	}, now, accessExp)
 	if err != nil {
 		return nil, err
 	}

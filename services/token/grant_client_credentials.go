@@ -20,7 +20,8 @@ func (s *Service) clientCredentials(ctx context.Context, g *grant) (*tokenv1.Tok
 		return nil, err
 	}
 	ttl := s.accessTTL(g)
-	tok, err := s.issueAccessToken(ctx, g, &authz.Claims{Subject: g.client.id, Scope: scope}, s.now().Add(ttl))
+	now := s.now()
+	tok, err := s.issueAccessToken(ctx, g, &authz.Claims{Subject: g.client.id, Scope: scope}, now, now.Add(ttl))
 	if err != nil {
 		return nil, err
 	}

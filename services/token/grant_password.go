@@ -63,7 +63,7 @@ func (s *Service) passwordGrant(ctx context.Context, g *grant) (*tokenv1.TokenRe
 		return nil, apierr.Wrap(err, "store session")
 	}
 	s.pruneSessions(ctx, g.ws.tenantID, now)
-	resp, err := s.issueForLogin(ctx, g, l, sess.ID, accessExp)
+	resp, err := s.issueForLogin(ctx, g, l, sess.ID, now, accessExp)
 	if err != nil {
 		return nil, err
 	}

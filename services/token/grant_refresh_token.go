@@ -89,7 +89,7 @@ func (s *Service) refreshTokenGrant(ctx context.Context, g *grant) (*tokenv1.Tok
 		}
 		l.Claims = st.claims // the ID token tells what the user is now
 	}
-	resp, err := s.issueForLogin(ctx, g, &l, r.session.ID, time.UnixMicro(r.accessExpires))
+	resp, err := s.issueForLogin(ctx, g, &l, r.session.ID, now, time.UnixMicro(r.accessExpires))
 	if err != nil {
 		return nil, err
 	}

@@ -43,14 +43,14 @@ func hasScope(list, scope string) bool {
 
 // issueForLogin issues the access token of a session, expiring at accessExp, and its ID token when `openid` is
 // granted. It issues no refresh token: the password grant adds a new one, the refresh grant its rotated one.
-func (s *Service) issueForLogin(ctx context.Context, g *grant, l *login, sid string, accessExp time.Time) (*tokenv1.TokenResponse, error) {
+func (s *Service) issueForLogin(ctx context.Context, g *grant, l *login, sid string, now, accessExp time.Time) (*tokenv1.TokenResponse, error) {
 	at, err := s.issueAccessToken(ctx, g, &authz.Claims{
 		Subject: l.Subject, Scope: l.Scope, SessionID: sid, IdentitySource: l.IdpID, ExtraInfo: l.ExtraInfo,
-	}, accessExp)
+	}, now, accessExp)
 	if err != nil {
 		return nil, err
 	}
-	resp := &tokenv1.TokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: expiresIn(accessExp, s.now()), Scope: l.Scope}
+	resp := &tokenv1.TokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: expiresIn(accessExp, now), Scope: l.Scope}
 	if l.hasScope("openid") {
 		if resp.IdToken, err = s.issueIDToken(ctx, g, l, sid); err != nil {
 			return nil, err

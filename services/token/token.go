@@ -185,14 +185,15 @@ func (s *Service) accessTTL(g *grant) time.Duration {
 	return g.ws.accessTTL
 }
 
-// issueAccessToken signs an access token expiring at exp with the workspace's cached signer, no I/O once the
-// signer is loaded. c carries the subject, scope and user claims; the others are set here.
-func (s *Service) issueAccessToken(ctx context.Context, g *grant, c *authz.Claims, exp time.Time) (string, error) {
+// issueAccessToken signs an access token issued at issued and expiring at exp (both from one reading of the clock,
+// so exp - iat is the lifetime exactly) with the workspace's cached signer, no I/O once the signer is loaded. c
+// carries the subject, scope and user claims; the others are set here.
+func (s *Service) issueAccessToken(ctx context.Context, g *grant, c *authz.Claims, issued, exp time.Time) (string, error) {
 	keys, err := s.workspaceKeys(ctx, g.ws)
 	if err != nil {
 		return "", err
 	}
-	c.Issuer, c.Audience, c.Expiry, c.IssuedAt, c.JTI = g.ws.issuer, g.client.audience, exp.Unix(), s.now().Unix(), secrets.Random(16)
+	c.Issuer, c.Audience, c.Expiry, c.IssuedAt, c.JTI = g.ws.issuer, g.client.audience, exp.Unix(), issued.Unix(), secrets.Random(16)
 	c.ClientID, c.TenantID, c.ServerID, c.ClientIncarnation = g.client.id, g.ws.tenantID, g.ws.serverID, g.client.created
 	if err := s.coverExpiry(ctx, g.ws, keys, c.Expiry); err != nil {
 		return "", err
