@@ -54,6 +54,7 @@ func TestDockerBuildContext(t *testing.T) {
 		"authplane.db", "authplane.db-wal", "authplane.db-shm", "authplane.db.key",
 		"data/authplane.db", "pkg/app/authplane.db.key", "pkg/secrets/test.pem", ".env",
 		".git/config", ".ci/run", "bin/authplane", "docs/postman/node_modules/newman/package.json", "README.md",
+		"tls/tls.key", "tls-ca/ca.key", // docker-compose.tls.yml's certificate key and CA key
 	} {
 		if !excluded(file) {
 			t.Errorf("%s would be sent to the Docker daemon as build context", file)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/authplane/authplane/pkg/svc"
 	"github.com/authplane/authplane/pkg/testenv"
+	"github.com/authplane/authplane/pkg/testenv/testca"
 )
 
 // TestHealthcheckExitsZeroOnlyWhenReady runs the subcommand a container health check runs against real servers:
@@ -87,4 +88,61 @@ func TestHealthcheckIsACommand(t *testing.T) {
 	if got := run([]string{"healthcheck", "--url", env.HTTPURL + "/readyz"}, os.Getenv, &stdout, &stderr); got != 0 {
 		t.Fatalf("authplane healthcheck: exit %d, %s", got, stderr.String())
 	}
+}
+
+// TestHealthcheckOverHTTPS runs the subcommand against a process serving TLS: with the container's configuration it
+// asks https on loopback (the certificate names the public host, not the loopback address); a URL it is given is
+// verified as any client does, with the CA it is told to trust.
+func TestHealthcheckOverHTTPS(t *testing.T) {
+	ca := testca.New(t)
+	// Like a public certificate, it does not hold the loopback address.
+	certFile, keyFile := ca.Issue(t, testca.ForHosts("id.example.com", "localhost")).Files(t)
+	env := testenv.Start(t, testenv.WithTLS(testenv.TLS{CertFile: certFile, KeyFile: keyFile, CAFile: ca.File}))
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(env.HTTPURL, "https://"))
+	byName := "https://localhost:" + port + "/readyz"
+	container := map[string]string{"AUTHPLANE_HTTP_ADDR": ":" + port, "AUTHPLANE_TLS_CERT_FILE": certFile, "AUTHPLANE_TLS_KEY_FILE": keyFile}
+	withCA := map[string]string{"AUTHPLANE_TLS_CA_FILE": ca.File}
+	tests := []struct {
+		name   string
+		args   []string
+		env    map[string]string
+		want   int
+		output string
+	}{
+		{name: "the container's own listener, on loopback", env: container, want: 0,
+			output: "healthy: https://127.0.0.1:" + port + "/readyz answered 200"},
+		{name: "the same with the CA file of the other services set", env: merge(container, withCA), want: 0},
+		{name: "plain HTTP when the configuration says nothing of TLS", env: map[string]string{"AUTHPLANE_HTTP_ADDR": ":" + port}, want: 1,
+			output: "answered 400 Client sent an HTTP request to an HTTPS server."},
+		{name: "a URL verified with --ca-file", args: []string{"--url", byName, "--ca-file", ca.File}, want: 0, output: "healthy: " + byName},
+		{name: "a URL verified with AUTHPLANE_TLS_CA_FILE", args: []string{"--url", byName}, env: withCA, want: 0},
+		{name: "a URL whose certificate no trusted CA signed", args: []string{"--url", byName}, want: 1,
+			output: "certificate signed by unknown authority"},
+		{name: "a loopback URL given, which the certificate does not hold", args: []string{"--url", env.HTTPURL + "/readyz"}, env: withCA, want: 1,
+			output: "doesn't contain any IP SANs"},
+		{name: "a CA file that holds no CA", args: []string{"--url", byName, "--ca-file", keyFile}, want: 1,
+			output: "unhealthy: --ca-file: CA file " + keyFile + ": block 1 is a PRIVATE KEY"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			got := healthcheck(tc.args, func(k string) string { return tc.env[k] }, &stdout, &stderr)
+			if got != tc.want {
+				t.Fatalf("exit %d, want %d (stdout %q, stderr %q)", got, tc.want, stdout.String(), stderr.String())
+			}
+			if out := stdout.String() + stderr.String(); !strings.Contains(out, tc.output) || strings.Count(out, "\n") != 1 {
+				t.Errorf("output %q, want a short message containing %q", out, tc.output)
+			}
+		})
+	}
+}
+
+func merge(maps ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range maps {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
 }

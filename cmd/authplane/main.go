@@ -31,7 +31,8 @@ Usage:
   authplane master-key check [flags]    check that the master key opens the keys the database stores
   authplane master-key rotate [flags]   re-wrap every stored key under AUTHPLANE_MASTER_KEY, after starting
                                         with the previous key in AUTHPLANE_PREVIOUS_MASTER_KEYS
-  authplane healthcheck                 exit 0 when the server's /readyz answers 200, else 1 (for container health checks)
+  authplane healthcheck                 exit 0 when the server's /readyz answers 200, else 1 (for container health checks;
+                                        https when AUTHPLANE_TLS_CERT_FILE is set)
   authplane backup --to F               copy the database to F while the server runs (SQLite: VACUUM INTO; PostgreSQL: pg_dump)
   authplane services                    list the service names --services accepts
   authplane help                        show this text

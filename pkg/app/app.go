@@ -19,6 +19,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -43,6 +44,7 @@ import (
 	"github.com/authplane/authplane/pkg/secrets"
 	"github.com/authplane/authplane/pkg/svc"
 	"github.com/authplane/authplane/pkg/telemetry"
+	"github.com/authplane/authplane/pkg/tlsfiles"
 	"github.com/authplane/authplane/services/client"
 	"github.com/authplane/authplane/services/gateway"
 	"github.com/authplane/authplane/services/pool"
@@ -65,6 +67,9 @@ type App struct {
 	remotes  []*grpc.ClientConn
 	cancel   context.CancelFunc
 	services []string
+
+	// tlsCert is the certificate both listeners serve when AUTHPLANE_TLS_CERT_FILE is set (nil otherwise).
+	tlsCert *tlsfiles.Certificate
 
 	// metricsHTTP serves /metrics on metricsLn when AUTHPLANE_METRICS_ADDR is set (nil otherwise).
 	metricsHTTP *http.Server
@@ -118,6 +123,24 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			a.close()
 		}
 	}()
+
+	// The certificate and the CA bundle are read first: a deployment that asked for TLS and cannot have it
+	// must not start, and says so before anything else is opened.
+	if cfg.ServesTLS() {
+		var err error
+		if a.tlsCert, err = tlsfiles.Load(cfg.TLSCertFile, cfg.TLSKeyFile, log); err != nil {
+			return nil, fmt.Errorf("--tls-cert-file and --tls-key-file (AUTHPLANE_TLS_CERT_FILE, AUTHPLANE_TLS_KEY_FILE): %w", err)
+		}
+		log.Info("TLS certificate loaded", tlsfiles.Attrs(a.tlsCert.Leaf())...)
+	}
+	transport := insecure.NewCredentials()
+	if cfg.TLSCAFile != "" {
+		pool, err := tlsfiles.Pool(cfg.TLSCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-ca-file (AUTHPLANE_TLS_CA_FILE): %w", err)
+		}
+		transport = credentials.NewTLS(tlsfiles.ClientConfig(pool, cfg.TLSServerName))
+	}
 
 	var grpcServices []string
 	for _, name := range cfg.Services {
@@ -197,7 +220,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	clientStats, serverStats := tracing.ClientHandler(), tracing.ServerHandler()
 	local := inproc.New(chain(interceptors...), inproc.WithClientInterceptor(requestid.UnaryClientInterceptor),
 		inproc.WithStatsHandlers(clientStats, serverStats))
-	dialOpts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
+	dialOpts := []grpc.DialOption{grpc.WithTransportCredentials(transport),
 		grpc.WithChainUnaryInterceptor(requestid.UnaryClientInterceptor)}
 	if clientStats != nil {
 		dialOpts = append(dialOpts, grpc.WithStatsHandler(clientStats))
@@ -211,7 +234,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		case cfg.Runs(name):
 			conns[name] = local
 		case cfg.Addrs[name] != "":
-			cc, err := grpc.NewClient(cfg.Addrs[name], dialOpts...)
+			cc, err := grpc.NewClient(cfg.Addrs[name], append(dialOpts,
+				grpc.WithChainUnaryInterceptor(reportUnavailable(log, name, cfg.Addrs[name])))...)
 			if err != nil {
 				return nil, fmt.Errorf("connect to the %s service at %s: %w", name, cfg.Addrs[name], err)
 			}
@@ -233,6 +257,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	serverOpts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(interceptors...), grpc.MaxRecvMsgSize(4 << 20)}
 	if serverStats != nil {
 		serverOpts = append(serverOpts, grpc.StatsHandler(serverStats))
+	}
+	if a.tlsCert != nil {
+		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(a.tlsCert.ServerConfig())))
 	}
 	a.grpc = grpc.NewServer(serverOpts...)
 	a.health = health.NewServer()
@@ -276,14 +303,21 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		}
 		mux.Handle("/", g.Handler(log, a.metrics, tracing))
 	}
+	var handler http.Handler = mux
+	if a.tlsCert != nil && cfg.HSTSMaxAge > 0 {
+		handler = strictTransportSecurity(mux, cfg.HSTSMaxAge)
+	}
 	a.http = &http.Server{
-		Handler:           mux,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if a.tlsCert != nil {
+		a.http.TLSConfig = a.tlsCert.ServerConfig() // ServeTLS offers HTTP/2 and HTTP/1.1 on it
 	}
 	ok = true
 	return a, nil
@@ -358,6 +392,17 @@ func (a *App) ready(w http.ResponseWriter, r *http.Request) {
 	writeStatus(w, http.StatusOK, "ready")
 }
 
+// strictTransportSecurity asks browsers to reach this host, and its subdomains, over HTTPS only for maxAge: on
+// every response of the HTTPS listener. Behind a proxy that terminates TLS the process serves plain HTTP and sends
+// no such header; the proxy, which owns the HTTPS connection, sets it.
+func strictTransportSecurity(next http.Handler, maxAge time.Duration) http.Handler {
+	value := fmt.Sprintf("max-age=%d; includeSubDomains", int64(maxAge/time.Second))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Strict-Transport-Security", value)
+		next.ServeHTTP(w, r)
+	})
+}
+
 func writeStatus(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
@@ -382,7 +427,11 @@ func (a *App) Serve(ctx context.Context, httpLn, grpcLn net.Listener) error {
 	a.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	errc := make(chan error, 3)
 	go func() {
-		if err := a.http.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := a.http.Serve
+		if a.tlsCert != nil {
+			serve = func(ln net.Listener) error { return a.http.ServeTLS(ln, "", "") } // the certificate is in TLSConfig
+		}
+		if err := serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http: %w", err)
 		}
 	}()
@@ -399,7 +448,8 @@ func (a *App) Serve(ctx context.Context, httpLn, grpcLn net.Listener) error {
 		}
 	}()
 	a.log.Info("serving", "http", httpLn.Addr().String(), "grpc", grpcLn.Addr().String(), "metrics", a.MetricsAddr(),
-		"services", strings.Join(a.services, ","), "issuer_url", a.cfg.IssuerURL)
+		"services", strings.Join(a.services, ","), "issuer_url", a.cfg.IssuerURL,
+		"tls", a.tlsCert != nil, "tls_to_services", a.cfg.TLSCAFile != "")
 	var err error
 	select {
 	case <-ctx.Done():

@@ -77,3 +77,17 @@ func chain(interceptors ...grpc.UnaryServerInterceptor) grpc.UnaryServerIntercep
 		return next(ctx, req)
 	}
 }
+
+// reportUnavailable logs a call to the service another process runs that ended Unavailable, with its cause: when
+// the connection cannot be made (nothing listens, the TLS handshake is refused for an unknown authority or another
+// name), the caller's answer is a bare 503 and this line is the only place that says why.
+func reportUnavailable(log *slog.Logger, service, addr string) grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		err := invoker(ctx, method, req, reply, cc, opts...)
+		if status.Code(err) == codes.Unavailable {
+			log.WarnContext(ctx, "call to another process unavailable", "service", service, "addr", addr, "method", method,
+				"error", status.Convert(err).Message())
+		}
+		return err
+	}
+}

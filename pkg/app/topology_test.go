@@ -247,3 +247,89 @@ func dockerfileBinary(t *testing.T) string {
 	}
 	return binary
 }
+
+// composeServices is what TestComposeTLSOverride reads of a compose file.
+type composeServices struct {
+	Services map[string]struct {
+		Command     []string          `yaml:"command"`
+		Environment map[string]string `yaml:"environment"`
+		Volumes     []string          `yaml:"volumes"`
+	} `yaml:"services"`
+}
+
+func readCompose(t *testing.T, path string) composeServices {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c composeServices
+	if err := yaml.Unmarshal(raw, &c); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return c
+}
+
+// composeDefault is the value Compose gives ${NAME:-default} when NAME is not set; other values are kept.
+func composeDefault(v string) string {
+	if inner, ok := strings.CutPrefix(v, "${"); ok && strings.HasSuffix(inner, "}") {
+		if _, def, ok := strings.Cut(strings.TrimSuffix(inner, "}"), ":-"); ok {
+			return def
+		}
+	}
+	return v
+}
+
+// TestComposeTLSOverride reads docker-compose.tls.yml over docker-compose.yml, merged as Compose merges an
+// override file (environment by name, volumes added), and checks that every authplane container then serves TLS
+// and verifies the others with the CA file, all three files in a directory it mounts read-only (so that renewed
+// files, renamed into place, are seen), and that the issuer is https. The health check is the binary's own, which
+// reads the same environment and so asks https.
+func TestComposeTLSOverride(t *testing.T) {
+	base, override := readCompose(t, "../../docker-compose.yml"), readCompose(t, "../../docker-compose.tls.yml")
+	for container := range override.Services {
+		if _, ok := base.Services[container]; !ok {
+			t.Errorf("docker-compose.tls.yml configures %s, which docker-compose.yml does not run", container)
+		}
+	}
+	for container, c := range base.Services {
+		if len(c.Command) == 0 || c.Command[0] != "serve" {
+			continue
+		}
+		o, ok := override.Services[container]
+		if !ok {
+			t.Errorf("container %s is left in plaintext by docker-compose.tls.yml", container)
+			continue
+		}
+		env := map[string]string{}
+		for k, v := range c.Environment {
+			env[k] = composeDefault(v)
+		}
+		for k, v := range o.Environment {
+			env[k] = composeDefault(v)
+		}
+		cfg, err := config.Parse(c.Command[1:], func(k string) string { return env[k] })
+		if err != nil {
+			t.Fatalf("container %s with TLS: %v", container, err)
+		}
+		if !cfg.ServesTLS() || cfg.TLSCAFile == "" {
+			t.Errorf("container %s: serves TLS %v, CA file %q", container, cfg.ServesTLS(), cfg.TLSCAFile)
+		}
+		if !strings.HasPrefix(cfg.IssuerURL, "https://") {
+			t.Errorf("container %s: issuer %s over TLS", container, cfg.IssuerURL)
+		}
+		mounts := map[string]string{} // directory in the container -> its options
+		for _, v := range append(slices.Clone(c.Volumes), o.Volumes...) {
+			parts := strings.Split(v, ":")
+			if len(parts) == 3 {
+				mounts[parts[1]] = parts[2]
+			}
+		}
+		for _, file := range []string{cfg.TLSCertFile, cfg.TLSKeyFile, cfg.TLSCAFile} {
+			dir := file[:strings.LastIndex(file, "/")]
+			if mounts[dir] != "ro" {
+				t.Errorf("container %s reads %s, not from a directory it mounts read-only (%v)", container, file, mounts)
+			}
+		}
+	}
+}

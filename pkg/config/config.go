@@ -60,7 +60,21 @@ type Config struct {
 	// MetricsTenantLabels keeps the tenant and workspace labels on the token counters; off, their series stay
 	// bounded by grant types and error codes whatever the number of tenants.
 	MetricsTenantLabels bool
+	// TLSCertFile and TLSKeyFile, when set, make the HTTP listener serve HTTPS and the gRPC listener TLS with the
+	// pair they hold, read again when the files change.
+	TLSCertFile, TLSKeyFile string
+	// TLSCAFile, when set, is the CA bundle that verifies the other services' certificates: connections to them
+	// use TLS. Without it they stay plaintext.
+	TLSCAFile string
+	// TLSServerName, when set, is the name the other services' certificates are checked for, instead of the
+	// host of each address dialed.
+	TLSServerName string
+	// HSTSMaxAge is the max-age of the Strict-Transport-Security header of HTTPS responses; 0 sends none.
+	HSTSMaxAge time.Duration
 }
+
+// ServesTLS reports whether the listeners serve TLS.
+func (c *Config) ServesTLS() bool { return c.TLSCertFile != "" }
 
 // Parse reads flags from args and the environment through getenv.
 func Parse(args []string, getenv func(string) string) (*Config, error) {
@@ -97,6 +111,11 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 		return nil, err
 	}
 	fs.BoolVar(&c.MetricsTenantLabels, "metrics-tenant-labels", tenantLabels, "label the token counters by tenant and workspace; false bounds their series for large fleets (AUTHPLANE_METRICS_TENANT_LABELS)")
+	fs.StringVar(&c.TLSCertFile, "tls-cert-file", env("AUTHPLANE_TLS_CERT_FILE", ""), "PEM certificate (chain) the HTTP and gRPC listeners serve TLS with, read again when it changes; with --tls-key-file (AUTHPLANE_TLS_CERT_FILE)")
+	fs.StringVar(&c.TLSKeyFile, "tls-key-file", env("AUTHPLANE_TLS_KEY_FILE", ""), "PEM private key of --tls-cert-file (AUTHPLANE_TLS_KEY_FILE)")
+	fs.StringVar(&c.TLSCAFile, "tls-ca-file", env("AUTHPLANE_TLS_CA_FILE", ""), "PEM CA bundle verifying the other services' certificates; set, calls to them use TLS (AUTHPLANE_TLS_CA_FILE)")
+	fs.StringVar(&c.TLSServerName, "tls-server-name", env("AUTHPLANE_TLS_SERVER_NAME", ""), "name the other services' certificates must hold, instead of each address's host (AUTHPLANE_TLS_SERVER_NAME)")
+	fs.DurationVar(&c.HSTSMaxAge, "hsts-max-age", envDuration(getenv, "AUTHPLANE_HSTS_MAX_AGE", 365*24*time.Hour), "max-age of Strict-Transport-Security on HTTPS responses; 0 sends none (AUTHPLANE_HSTS_MAX_AGE)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -111,6 +130,15 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 	}
 	if hashMB < 16 || hashConcurrency < 1 || c.PasswordHashing.MaxWait <= 0 {
 		return nil, errors.New("password hashing needs a memory budget of at least 16 MiB, a concurrency of at least 1 and a positive maximum wait")
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return nil, errors.New("TLS needs both --tls-cert-file (AUTHPLANE_TLS_CERT_FILE) and --tls-key-file (AUTHPLANE_TLS_KEY_FILE)")
+	}
+	if c.TLSServerName != "" && c.TLSCAFile == "" {
+		return nil, errors.New("--tls-server-name (AUTHPLANE_TLS_SERVER_NAME) names the certificates of TLS connections to the other services, which need --tls-ca-file (AUTHPLANE_TLS_CA_FILE)")
+	}
+	if c.HSTSMaxAge < 0 {
+		return nil, errors.New("--hsts-max-age (AUTHPLANE_HSTS_MAX_AGE) must be a duration of 0 or more, e.g. 8760h")
 	}
 	c.PasswordHashing.MemoryBudget, c.PasswordHashing.MaxConcurrent = int64(hashMB)<<20, hashConcurrency
 	c.IssuerURL = strings.TrimRight(c.IssuerURL, "/")

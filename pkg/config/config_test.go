@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParse(t *testing.T) {
@@ -101,6 +102,41 @@ func TestParse(t *testing.T) {
 				}
 			}},
 		{name: "malformed metrics tenant labels", env: map[string]string{"AUTHPLANE_METRICS_TENANT_LABELS": "sometimes"}, wantErr: true},
+		{name: "plaintext listeners and calls, a year of HSTS, by default", check: func(t *testing.T, c *Config) {
+			if c.ServesTLS() || c.TLSCertFile != "" || c.TLSKeyFile != "" || c.TLSCAFile != "" || c.TLSServerName != "" {
+				t.Errorf("TLS settings by default: %q %q %q %q", c.TLSCertFile, c.TLSKeyFile, c.TLSCAFile, c.TLSServerName)
+			}
+			if c.HSTSMaxAge != 365*24*time.Hour {
+				t.Errorf("HSTS max-age %s", c.HSTSMaxAge)
+			}
+		}},
+		{name: "TLS settings from the environment", env: map[string]string{
+			"AUTHPLANE_TLS_CERT_FILE": "/tls/tls.crt", "AUTHPLANE_TLS_KEY_FILE": "/tls/tls.key", "AUTHPLANE_TLS_CA_FILE": "/tls/ca.crt",
+			"AUTHPLANE_TLS_SERVER_NAME": "authplane.internal", "AUTHPLANE_HSTS_MAX_AGE": "0s",
+		}, check: func(t *testing.T, c *Config) {
+			if !c.ServesTLS() || c.TLSCertFile != "/tls/tls.crt" || c.TLSKeyFile != "/tls/tls.key" || c.TLSCAFile != "/tls/ca.crt" ||
+				c.TLSServerName != "authplane.internal" || c.HSTSMaxAge != 0 {
+				t.Errorf("%q %q %q %q %s", c.TLSCertFile, c.TLSKeyFile, c.TLSCAFile, c.TLSServerName, c.HSTSMaxAge)
+			}
+		}},
+		{name: "TLS flags win over the environment", args: []string{"--tls-cert-file=a.crt", "--tls-key-file=a.key", "--tls-ca-file=ca.pem", "--hsts-max-age=1h"},
+			env: map[string]string{"AUTHPLANE_TLS_CERT_FILE": "b.crt", "AUTHPLANE_TLS_KEY_FILE": "b.key", "AUTHPLANE_TLS_CA_FILE": "other.pem"},
+			check: func(t *testing.T, c *Config) {
+				if c.TLSCertFile != "a.crt" || c.TLSKeyFile != "a.key" || c.TLSCAFile != "ca.pem" || c.HSTSMaxAge != time.Hour {
+					t.Errorf("%q %q %q %s", c.TLSCertFile, c.TLSKeyFile, c.TLSCAFile, c.HSTSMaxAge)
+				}
+			}},
+		{name: "a CA file alone: plaintext listeners, TLS calls", env: map[string]string{"AUTHPLANE_TLS_CA_FILE": "/tls/ca.crt"},
+			check: func(t *testing.T, c *Config) {
+				if c.ServesTLS() || c.TLSCAFile != "/tls/ca.crt" {
+					t.Errorf("serves TLS %v, CA file %q", c.ServesTLS(), c.TLSCAFile)
+				}
+			}},
+		{name: "a certificate without its key", env: map[string]string{"AUTHPLANE_TLS_CERT_FILE": "/tls/tls.crt"}, wantErr: true},
+		{name: "a key without its certificate", args: []string{"--tls-key-file=/tls/tls.key"}, wantErr: true},
+		{name: "a server name without a CA file", env: map[string]string{"AUTHPLANE_TLS_SERVER_NAME": "authplane.internal"}, wantErr: true},
+		{name: "a negative HSTS max-age", args: []string{"--hsts-max-age=-1s"}, wantErr: true},
+		{name: "a malformed HSTS max-age", env: map[string]string{"AUTHPLANE_HSTS_MAX_AGE": "a year"}, wantErr: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

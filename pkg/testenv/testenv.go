@@ -5,6 +5,7 @@ package testenv
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/hex"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
@@ -30,6 +32,7 @@ import (
 	"github.com/authplane/authplane/pkg/keystore"
 	"github.com/authplane/authplane/pkg/secrets"
 	"github.com/authplane/authplane/pkg/testdb"
+	"github.com/authplane/authplane/pkg/tlsfiles"
 )
 
 // Backend is a database kind a test runs against.
@@ -99,6 +102,7 @@ type options struct {
 	resolver    *net.Resolver
 	keyBeside   bool
 	spans       sdktrace.SpanProcessor
+	tls         TLS
 }
 
 // Option configures Start.
@@ -142,6 +146,16 @@ func WithResolver(r *net.Resolver) Option { return func(o *options) { o.resolver
 // WithSpanProcessor traces the process into p (e.g. a tracetest.SpanRecorder shared by a test's processes).
 func WithSpanProcessor(p sdktrace.SpanProcessor) Option { return func(o *options) { o.spans = p } }
 
+// TLS is the TLS a process serves and trusts: AUTHPLANE_TLS_CERT_FILE, AUTHPLANE_TLS_KEY_FILE, AUTHPLANE_TLS_CA_FILE
+// and AUTHPLANE_TLS_SERVER_NAME. Empty fields are left unset.
+type TLS struct {
+	CertFile, KeyFile, CAFile, ServerName string
+}
+
+// WithTLS configures the process's TLS. When it serves TLS, Env.HTTPURL is https and the default issuer with it;
+// Env.HTTP and Env.GRPC trust the CA file, and expect the process's certificate to hold its loopback address.
+func WithTLS(c TLS) Option { return func(o *options) { o.tls = c } }
+
 // WithLog sends the server's JSON log to w (default: discarded unless AUTHPLANE_TEST_LOG is set).
 func WithLog(w io.Writer) Option { return func(o *options) { o.logOut = w } }
 
@@ -167,11 +181,26 @@ func Start(t testing.TB, opts ...Option) *Env {
 	if httpLn == nil {
 		httpLn, grpcLn = Listen(t), Listen(t)
 	}
+	scheme, clientTLS, grpcCreds := "http", (*tls.Config)(nil), insecure.NewCredentials()
+	if o.tls.CAFile != "" {
+		pool, err := tlsfiles.Pool(o.tls.CAFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clientTLS = tlsfiles.ClientConfig(pool, "") // the test reaches the process at its loopback address
+	}
+	if o.tls.CertFile != "" {
+		scheme = "https"
+		grpcCreds = credentials.NewTLS(clientTLS)
+	}
 	env := &Env{
-		HTTPURL: "http://" + httpLn.Addr().String(), GRPCAddr: grpcLn.Addr().String(),
+		HTTPURL: scheme + "://" + httpLn.Addr().String(), GRPCAddr: grpcLn.Addr().String(),
 		DatabaseURL: o.databaseURL, MasterKey: o.masterKey,
 		RootClientID: "root-operator", RootSecret: o.rootSecret,
 		HTTP: &http.Client{Timeout: 30 * time.Second},
+	}
+	if clientTLS != nil {
+		env.HTTP.Transport = &http.Transport{TLSClientConfig: clientTLS, ForceAttemptHTTP2: true}
 	}
 	if o.issuer == "" {
 		o.issuer = env.HTTPURL
@@ -190,6 +219,12 @@ func Start(t testing.TB, opts ...Option) *Env {
 	}
 	if len(o.services) > 0 {
 		vars["AUTHPLANE_SERVICES"] = strings.Join(o.services, ",")
+	}
+	for k, v := range map[string]string{"AUTHPLANE_TLS_CERT_FILE": o.tls.CertFile, "AUTHPLANE_TLS_KEY_FILE": o.tls.KeyFile,
+		"AUTHPLANE_TLS_CA_FILE": o.tls.CAFile, "AUTHPLANE_TLS_SERVER_NAME": o.tls.ServerName} {
+		if v != "" {
+			vars[k] = v
+		}
 	}
 	for k, v := range o.extraEnv {
 		vars[k] = v
@@ -213,7 +248,7 @@ func Start(t testing.TB, opts ...Option) *Env {
 	}
 	done := make(chan error, 1)
 	go func() { done <- a.Serve(ctx, httpLn, grpcLn) }()
-	env.GRPC, err = grpc.NewClient(env.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	env.GRPC, err = grpc.NewClient(env.GRPCAddr, grpc.WithTransportCredentials(grpcCreds))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,6 +259,7 @@ func Start(t testing.TB, opts ...Option) *Env {
 		}
 		stopped = true
 		_ = env.GRPC.Close()
+		env.HTTP.CloseIdleConnections() // an HTTP/2 connection left open holds the shutdown for a second
 		cancel()
 		<-done
 	}
