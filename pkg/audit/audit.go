@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/timestamppb"
 	"gorm.io/gorm"
 
 	"github.com/authplane/authplane/pkg/db"
@@ -184,6 +186,8 @@ func (l *Log) write(tx *gorm.DB, ev *Event) error {
 	if ev.Time.IsZero() {
 		ev.Time = l.now()
 	}
+	// Stored in microseconds: the streamed copy says the time the trail says.
+	ev.Time = ev.Time.Truncate(time.Microsecond)
 	if ev.ID == "" {
 		ev.ID = l.newID(ev.Time)
 	}
@@ -233,10 +237,20 @@ type JSON struct {
 
 func toJSON(ev *Event) JSON {
 	return JSON{
-		ID: ev.ID, Time: ev.Time.UTC().Format(time.RFC3339Nano), TenantID: ev.TenantID, Actor: ev.Actor, Action: ev.Action,
+		ID: ev.ID, Time: apiTime(ev.Time), TenantID: ev.TenantID, Actor: ev.Actor, Action: ev.Action,
 		Resource: ev.Resource, Outcome: ev.Outcome, RequestID: ev.RequestID, SourceAddress: ev.SourceAddress,
 		ChangedFields: nonNil(ev.ChangedFields),
 	}
+}
+
+// apiTime writes t as the API writes an event's time (protojson's Timestamp: UTC, with 0, 3, 6 or 9 fractional
+// digits), so that an event streamed and the same event listed are the same JSON.
+func apiTime(t time.Time) string {
+	b, err := protojson.Marshal(timestamppb.New(t))
+	if err != nil { // only for a time outside years 1 to 9999
+		return t.UTC().Format(time.RFC3339Nano)
+	}
+	return strings.Trim(string(b), `"`)
 }
 
 // Filter narrows a list of events.
