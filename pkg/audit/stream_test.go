@@ -66,3 +66,59 @@ func TestOutboxPayloadIsTheAPIsJSON(t *testing.T) {
 	}
 }
 
+// TestNoOutboxWithoutStreaming: a log opened without streaming writes its events and nothing to the outbox, and
+// has no relay.
+func TestNoOutboxWithoutStreaming(t *testing.T) {
+	l, d := openLog(t, false)
+	if err := l.Event(context.Background(), Event{TenantID: "acme", Action: "TokenService.PasswordLogin"}); err != nil {
+		t.Fatal(err)
+	}
+	var events, queued int64
+	d.Table("audit_events").Count(&events)
+	d.Table("audit_outbox").Count(&queued)
+	if events != 1 || queued != 0 {
+		t.Errorf("%d events, %d in the outbox", events, queued)
+	}
+	if _, err := l.NewRelay(RelayConfig{URL: "nats://127.0.0.1:4222"}); err == nil {
+		t.Error("a relay of a log that does not stream")
+	}
+}
+
+func TestSubjectOfATenant(t *testing.T) {
+	tests := []struct{ tenant, want string }{
+		{"root", "authplane.audit.root"},
+		{"acme-eu-2", "authplane.audit.acme-eu-2"},
+		{"", "authplane.audit._"},      // an event of no tenant
+		{"a.b", "authplane.audit._"},   // would be two tokens
+		{"a*", "authplane.audit._"},    // a wildcard cannot be published to
+		{"x y", "authplane.audit._"},   // nor a space
+		{"acme>", "authplane.audit._"}, // nor the tail wildcard
+	}
+	for _, tc := range tests {
+		if got := Subject(tc.tenant); got != tc.want {
+			t.Errorf("Subject(%q) = %q, want %q", tc.tenant, got, tc.want)
+		}
+	}
+}
+
+// TestNATSURLErrorsKeepCredentialsOut: a refused URL is named in the error without its password or token.
+func TestNATSURLErrorsKeepCredentialsOut(t *testing.T) {
+	for _, raw := range []string{"http://audit:s3cret-pw@nats:4222", "nats://s3cret-pw@", "ftp://s3cret-pw@nats:4222"} {
+		err := ValidateNATSURL(raw)
+		if err == nil {
+			t.Errorf("%s accepted", raw)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cret-pw") {
+			t.Errorf("the error shows the credential: %v", err)
+		}
+	}
+	for _, raw := range []string{"nats://127.0.0.1:4222", "127.0.0.1:4222", "tls://a:4222,nats://b:4222", "nats://user:pw@nats:4222"} {
+		if err := ValidateNATSURL(raw); err != nil {
+			t.Errorf("%s refused: %v", raw, err)
+		}
+	}
+	if got := redactURL("nats://user:pw@a:4222,nats://token@b:4222"); strings.Contains(got, "pw") || strings.Contains(got, "token") {
+		t.Errorf("redacted to %s", got)
+	}
+}
