@@ -70,6 +70,8 @@ type App struct {
 
 	// tlsCert is the certificate both listeners serve when AUTHPLANE_TLS_CERT_FILE is set (nil otherwise).
 	tlsCert *tlsfiles.Certificate
+	// relayDone is closed when the audit relay has stopped (nil when the process runs none).
+	relayDone chan struct{}
 
 	// metricsHTTP serves /metrics on metricsLn when AUTHPLANE_METRICS_ADDR is set (nil otherwise).
 	metricsHTTP *http.Server
@@ -202,6 +204,17 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		}
 		deps.AuditRetention = cfg.AuditRetention
 	}
+	// Every process with a database and the setting runs a relay of the audit outbox: it is woken by the events
+	// its own services write, and leases keep the relays of several processes from publishing a row twice.
+	var relay *audit.Relay
+	if deps.Audit != nil && cfg.AuditNATSURL != "" {
+		relay, err = deps.Audit.NewRelay(audit.RelayConfig{URL: cfg.AuditNATSURL, Stream: cfg.AuditNATSStream,
+			MaxAge: cfg.AuditRetention, Name: "authplane " + strings.Join(cfg.Services, ","), Logger: log, Metrics: a.metrics})
+		if err != nil {
+			return nil, err
+		}
+		a.metrics.AuditStream()
+	}
 
 	// Calls to a service run here stay in the process; the others go over gRPC. The same interceptors apply
 	// either way, so authorization cannot differ between them.
@@ -318,6 +331,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	}
 	if a.tlsCert != nil {
 		a.http.TLSConfig = a.tlsCert.ServerConfig() // ServeTLS offers HTTP/2 and HTTP/1.1 on it
+	}
+	if relay != nil {
+		a.relayDone = make(chan struct{})
+		go func() { defer close(a.relayDone); relay.Run(bgCtx) }()
 	}
 	ok = true
 	return a, nil
@@ -481,6 +498,9 @@ func (a *App) shutdown() {
 
 func (a *App) close() {
 	a.cancel()
+	if a.relayDone != nil {
+		<-a.relayDone // it settles the batch in flight with the database, closed below
+	}
 	if a.metricsLn != nil {
 		_ = a.metricsLn.Close() // already closed after Shutdown; not yet when New fails
 	}

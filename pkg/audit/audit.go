@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/timestamppb"
 	"gorm.io/gorm"
 
 	"github.com/authplane/authplane/pkg/db"
@@ -85,6 +87,8 @@ type outboxRow struct {
 	Payload   string
 	CreatedAt int64 `gorm:"autoCreateTime:false"`
 	Attempts  int
+	// LeasedUntil (µs) is when a relay's claim of the row lapses: until then no other relay publishes it.
+	LeasedUntil int64
 }
 
 func (outboxRow) TableName() string { return "audit_outbox" }
@@ -118,6 +122,9 @@ CREATE TABLE audit_outbox (
   created_at {{bigint}} NOT NULL,
   attempts INTEGER NOT NULL DEFAULT 0
 )`},
+	// A relay claims the rows it publishes for a while (Relay), so that relays of several processes share the
+	// outbox without holding a transaction open across a publish.
+	{Version: 2, Name: "outbox leases", SQL: `ALTER TABLE audit_outbox ADD COLUMN leased_until {{bigint}} NOT NULL DEFAULT 0`},
 }
 
 // Log writes events to the database the process shares with its services.
@@ -125,8 +132,10 @@ type Log struct {
 	db *db.DB
 	// stream: every event also goes to the outbox, for the relay to publish (AUTHPLANE_AUDIT_NATS_URL is set).
 	stream bool
-	now    func() time.Time
-	seq    atomic.Uint32
+	// wake tells this process's relay that an event entered the outbox (it polls for the other processes').
+	wake chan struct{}
+	now  func() time.Time
+	seq  atomic.Uint32
 }
 
 // Open migrates the audit tables and returns the log. stream puts every event in the outbox too; every process of
@@ -135,7 +144,7 @@ func Open(ctx context.Context, d *db.DB, stream bool) (*Log, error) {
 	if err := d.Migrate(ctx, "audit", migrations); err != nil {
 		return nil, err
 	}
-	return &Log{db: d, stream: stream, now: time.Now}, nil
+	return &Log{db: d, stream: stream, wake: make(chan struct{}, 1), now: time.Now}, nil
 }
 
 // newID is a sortable id: microseconds since the epoch, a per-process sequence and random bits, in hex, so ids
@@ -154,7 +163,12 @@ func (l *Log) Change(ctx context.Context, tx *gorm.DB, tenantID string, res Reso
 	ev := eventOf(ctx)
 	ev.TenantID, ev.Resource, ev.Outcome, ev.ChangedFields = tenantID, res, OK, changed
 	markRecorded(ctx)
-	return l.write(tx, &ev)
+	if err := l.write(tx, &ev); err != nil {
+		return err
+	}
+	// Before the caller's commit: the relay, woken early, finds the row at its next look (see Relay).
+	l.nudge()
+	return nil
 }
 
 // Event records an event that is no change of stored data (a refused login, a lockout noticed, a detected
@@ -177,13 +191,30 @@ func (l *Log) Event(ctx context.Context, ev Event) error {
 		ev.Outcome = OK
 	}
 	markRecorded(ctx)
-	return l.db.WithContext(context.WithoutCancel(ctx)).Transaction(func(tx *gorm.DB) error { return l.write(tx, &ev) })
+	if err := l.db.WithContext(context.WithoutCancel(ctx)).Transaction(func(tx *gorm.DB) error { return l.write(tx, &ev) }); err != nil {
+		return err
+	}
+	l.nudge()
+	return nil
+}
+
+// nudge wakes the relay of this process, if the log streams; it never waits.
+func (l *Log) nudge() {
+	if !l.stream {
+		return
+	}
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
 }
 
 func (l *Log) write(tx *gorm.DB, ev *Event) error {
 	if ev.Time.IsZero() {
 		ev.Time = l.now()
 	}
+	// Stored in microseconds: the streamed copy says the time the trail says.
+	ev.Time = ev.Time.Truncate(time.Microsecond)
 	if ev.ID == "" {
 		ev.ID = l.newID(ev.Time)
 	}
@@ -233,10 +264,20 @@ type JSON struct {
 
 func toJSON(ev *Event) JSON {
 	return JSON{
-		ID: ev.ID, Time: ev.Time.UTC().Format(time.RFC3339Nano), TenantID: ev.TenantID, Actor: ev.Actor, Action: ev.Action,
+		ID: ev.ID, Time: apiTime(ev.Time), TenantID: ev.TenantID, Actor: ev.Actor, Action: ev.Action,
 		Resource: ev.Resource, Outcome: ev.Outcome, RequestID: ev.RequestID, SourceAddress: ev.SourceAddress,
 		ChangedFields: nonNil(ev.ChangedFields),
 	}
+}
+
+// apiTime writes t as the API writes an event's time (protojson's Timestamp: UTC, with 0, 3, 6 or 9 fractional
+// digits), so that an event streamed and the same event listed are the same JSON.
+func apiTime(t time.Time) string {
+	b, err := protojson.Marshal(timestamppb.New(t))
+	if err != nil { // only for a time outside years 1 to 9999
+		return t.UTC().Format(time.RFC3339Nano)
+	}
+	return strings.Trim(string(b), `"`)
 }
 
 // Filter narrows a list of events.

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/authplane/authplane/pkg/audit"
 	"github.com/authplane/authplane/pkg/egress"
 	"github.com/authplane/authplane/pkg/password"
 	"github.com/authplane/authplane/pkg/svc"
@@ -47,6 +48,8 @@ type Config struct {
 	AuditRetention time.Duration
 	// AuditNATSURL, when set, streams every audit event to NATS JetStream.
 	AuditNATSURL string
+	// AuditNATSStream names the JetStream stream the audit relay creates when it is missing.
+	AuditNATSStream string
 	// JWKSMaxAge is how long clients may cache a workspace's key set; a new key is published that long before it
 	// signs.
 	JWKSMaxAge time.Duration
@@ -104,6 +107,7 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 	fs.StringVar(&egressDeny, "egress-deny-networks", env("AUTHPLANE_EGRESS_DENY_NETWORKS", ""), "comma list of CIDRs external verifiers may not be at, besides link-local, unspecified and cloud-metadata addresses (AUTHPLANE_EGRESS_DENY_NETWORKS)")
 	fs.DurationVar(&c.AuditRetention, "audit-retention", envDuration(getenv, "AUTHPLANE_AUDIT_RETENTION", 2160*time.Hour), "how long audit events are kept (AUTHPLANE_AUDIT_RETENTION)")
 	fs.StringVar(&c.AuditNATSURL, "audit-nats-url", env("AUTHPLANE_AUDIT_NATS_URL", ""), "stream every audit event to NATS JetStream at this URL, subject authplane.audit.<tenant> (AUTHPLANE_AUDIT_NATS_URL; off by default)")
+	fs.StringVar(&c.AuditNATSStream, "audit-nats-stream", env("AUTHPLANE_AUDIT_NATS_STREAM", audit.DefaultStream), "the JetStream stream of the audit events, created when missing (AUTHPLANE_AUDIT_NATS_STREAM)")
 	fs.DurationVar(&c.JWKSMaxAge, "jwks-max-age", envDuration(getenv, "AUTHPLANE_JWKS_MAX_AGE", 5*time.Minute), "how long clients may cache a key set; new keys are published that long before they sign (AUTHPLANE_JWKS_MAX_AGE)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("AUTHPLANE_METRICS_ADDR", ""), "serve /metrics on this address instead of the HTTP address, e.g. 127.0.0.1:9100 (AUTHPLANE_METRICS_ADDR)")
 	tenantLabels, err := envBool(getenv, "AUTHPLANE_METRICS_TENANT_LABELS", true)
@@ -124,6 +128,14 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 	}
 	if c.AuditRetention < time.Hour {
 		return nil, errors.New("--audit-retention (AUTHPLANE_AUDIT_RETENTION) must be at least 1h")
+	}
+	if c.AuditNATSURL != "" {
+		if err := audit.ValidateNATSURL(c.AuditNATSURL); err != nil {
+			return nil, fmt.Errorf("--audit-nats-url (AUTHPLANE_AUDIT_NATS_URL): %w", err)
+		}
+	}
+	if err := audit.ValidateStreamName(c.AuditNATSStream); err != nil {
+		return nil, fmt.Errorf("--audit-nats-stream (AUTHPLANE_AUDIT_NATS_STREAM): %w", err)
 	}
 	if c.JWKSMaxAge < time.Second || c.JWKSMaxAge > 24*time.Hour {
 		return nil, errors.New("--jwks-max-age (AUTHPLANE_JWKS_MAX_AGE) must be between 1s and 24h")

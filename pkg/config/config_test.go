@@ -137,6 +137,26 @@ func TestParse(t *testing.T) {
 		{name: "a server name without a CA file", env: map[string]string{"AUTHPLANE_TLS_SERVER_NAME": "authplane.internal"}, wantErr: true},
 		{name: "a negative HSTS max-age", args: []string{"--hsts-max-age=-1s"}, wantErr: true},
 		{name: "a malformed HSTS max-age", env: map[string]string{"AUTHPLANE_HSTS_MAX_AGE": "a year"}, wantErr: true},
+		{name: "no audit stream by default", check: func(t *testing.T, c *Config) {
+			if c.AuditNATSURL != "" || c.AuditNATSStream != "AUTHPLANE_AUDIT" {
+				t.Errorf("audit NATS URL %q, stream %q", c.AuditNATSURL, c.AuditNATSStream)
+			}
+		}},
+		{name: "audit stream settings from the environment", env: map[string]string{
+			"AUTHPLANE_AUDIT_NATS_URL": "nats://audit:secret@nats-1:4222, tls://nats-2:4222", "AUTHPLANE_AUDIT_NATS_STREAM": "AUDIT_EU",
+		}, check: func(t *testing.T, c *Config) {
+			if c.AuditNATSURL != "nats://audit:secret@nats-1:4222, tls://nats-2:4222" || c.AuditNATSStream != "AUDIT_EU" {
+				t.Errorf("audit NATS URL %q, stream %q", c.AuditNATSURL, c.AuditNATSStream)
+			}
+		}},
+		{name: "audit NATS address without a scheme", args: []string{"--audit-nats-url=127.0.0.1:4222"}, check: func(t *testing.T, c *Config) {
+			if c.AuditNATSURL != "127.0.0.1:4222" {
+				t.Errorf("audit NATS URL %q", c.AuditNATSURL)
+			}
+		}},
+		{name: "audit NATS URL of another scheme", env: map[string]string{"AUTHPLANE_AUDIT_NATS_URL": "http://nats:4222"}, wantErr: true},
+		{name: "audit NATS URL without a host", env: map[string]string{"AUTHPLANE_AUDIT_NATS_URL": "nats://"}, wantErr: true},
+		{name: "audit stream name with a dot", env: map[string]string{"AUTHPLANE_AUDIT_NATS_STREAM": "audit.events"}, wantErr: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

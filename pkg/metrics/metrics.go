@@ -19,7 +19,15 @@ type Metrics struct {
 	GRPCLatency  *prometheus.HistogramVec // method
 	TokensIssued *prometheus.CounterVec   // tenant, workspace, grant (grant alone WithoutTenantLabels); see TokenIssued
 	TokenErrors  *prometheus.CounterVec   // tenant, workspace, error (error alone WithoutTenantLabels); see TokenRefused
-	tenantLabels bool
+	// The audit stream's relay (package audit), registered by AuditStream in a process that runs one: events the
+	// stream acknowledged (outcome `stored`, or `duplicate` when its duplicate window already held the event),
+	// events whose publish failed (each retried), the events waiting in the outbox (of the whole database: every
+	// relay reports the same), and whether the relay holds a connection to NATS.
+	AuditPublished       *prometheus.CounterVec // outcome
+	AuditPublishFailures prometheus.Counter
+	AuditBacklog         prometheus.Gauge
+	AuditStreamConnected prometheus.Gauge
+	tenantLabels         bool
 }
 
 // Option adjusts New.
@@ -64,9 +72,26 @@ func New(opts ...Option) *Metrics {
 		TokenErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authplane_token_errors_total", Help: "Token requests refused, by " + by + "OAuth error.",
 		}, append(slices.Clone(scope), "error")),
+		AuditPublished: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authplane_audit_events_published_total", Help: "Audit events the stream acknowledged, by outcome (stored, or duplicate of one it held).",
+		}, []string{"outcome"}),
+		AuditPublishFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "authplane_audit_publish_failures_total", Help: "Audit events whose publish to the stream failed (each is retried).",
+		}),
+		AuditBacklog: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "authplane_audit_outbox_backlog", Help: "Audit events waiting in the outbox to be streamed (the whole database's).",
+		}),
+		AuditStreamConnected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "authplane_audit_stream_connected", Help: "1 while the audit relay is connected to NATS, else 0.",
+		}),
 	}
 	r.MustRegister(m.HTTPRequests, m.HTTPLatency, m.GRPCRequests, m.GRPCLatency, m.TokensIssued, m.TokenErrors)
 	return m
+}
+
+// AuditStream registers the audit relay's collectors: only a process that streams has them. Call it once.
+func (m *Metrics) AuditStream() {
+	m.Registry.MustRegister(m.AuditPublished, m.AuditPublishFailures, m.AuditBacklog, m.AuditStreamConnected)
 }
 
 // TokenIssued counts an access token a workspace of a tenant issued with a grant type.
