@@ -203,13 +203,9 @@ func init() {
 }
 
 func loginCmd(c *call) error {
-	p, path, err := loadProfile(c.env, *c.prof)
-	if err != nil {
-		return err
-	}
-	issuer := c.fs.String("issuer-url", orDefault(p.IssuerURL, "http://localhost:8080"), "the server's HTTP base URL, where {tenant}/{workspace}/oauth2/token is")
-	grpcAddr := c.fs.String("grpc-addr", orDefault(p.GRPCAddr, "localhost:9090"), "the server's gRPC address")
-	insecureFlag := c.fs.Bool("insecure", p.Insecure || p.IssuerURL == "", "plaintext gRPC (--insecure=false: TLS with the system's roots)")
+	issuer := c.fs.String("issuer-url", "", "the server's HTTP base URL, where {tenant}/{workspace}/oauth2/token is (default: the profile's, else http://localhost:8080)")
+	grpcAddr := c.fs.String("grpc-addr", "", "the server's gRPC address (default: the profile's, else localhost:9090)")
+	insecureFlag := c.fs.Bool("insecure", true, "plaintext gRPC; --insecure=false: TLS with the system's roots (default: the profile's, else plaintext)")
 	tenant := c.fs.String("tenant", c.env.getenv("AUTHPLANE_TENANT"), "the tenant: root for the operator (AUTHPLANE_TENANT)")
 	workspace := c.fs.String("workspace", "admin", "admin (the admin plane, or the operator's for tenant root) or system (the identity plane)")
 	clientID := c.fs.String("client-id", c.env.getenv("AUTHPLANE_CLIENT_ID"), "the client (AUTHPLANE_CLIENT_ID)")
@@ -219,6 +215,20 @@ func loginCmd(c *call) error {
 	remember := c.fs.Bool("remember-secret", false, "store the client secret in the profile file (mode 0600) to log in again by itself when the token expires")
 	if err := c.parse(0, 0); err != nil {
 		return err
+	}
+	p, path, err := loadProfile(c.env, *c.prof)
+	if err != nil {
+		return err
+	}
+	given := c.visited()
+	if !given["issuer-url"] {
+		*issuer = orDefault(p.IssuerURL, "http://localhost:8080")
+	}
+	if !given["grpc-addr"] {
+		*grpcAddr = orDefault(p.GRPCAddr, "localhost:9090")
+	}
+	if !given["insecure"] && p.IssuerURL != "" {
+		*insecureFlag = p.Insecure
 	}
 	if *tenant == "" || *clientID == "" {
 		return usageErrorf("--tenant and --client-id are required")
