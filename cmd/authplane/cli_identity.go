@@ -138,14 +138,20 @@ var userColumns = []column[*poolv1.User]{
 	{"CREATED", func(u *poolv1.User) string { return ts(u.CreatedAt) }},
 }
 
-// identityCall parses a command of a pool's user (--pool required) and opens the identity plane.
-func identityCall(c *call, args int, do func(conn *identityConn) error) error {
+// identityCall parses a command of a pool's user (--pool required), runs prepare (when not nil: what the command
+// reads before it calls, so that bad input is told before any connection) and opens the identity plane for do.
+func identityCall(c *call, args int, prepare func() error, do func(conn *identityConn) error) error {
 	pool := c.fs.String("pool", "", "the identity pool (required)")
 	if err := c.parse(args, args); err != nil {
 		return err
 	}
 	if err := requireFlag("pool", *pool); err != nil {
 		return err
+	}
+	if prepare != nil {
+		if err := prepare(); err != nil {
+			return err
+		}
 	}
 	conn, l, err := c.connect(planeIdentity)
 	if err != nil {
@@ -163,7 +169,7 @@ type identityConn struct {
 
 func userList(c *call) error {
 	limit := c.limitFlag(0)
-	return identityCall(c, 0, func(ic *identityConn) error {
+	return identityCall(c, 0, nil, func(ic *identityConn) error {
 		items, err := listAll(c.ctx, *limit, func(ctx context.Context, tok string, size int32) ([]*poolv1.User, string, error) {
 			r, err := ic.pools.ListUsers(ctx, &poolv1.ListUsersRequest{TenantId: ic.tenant, PoolId: ic.pool, PageSize: size, PageToken: tok})
 			return r.GetUsers(), r.GetNextPageToken(), err
@@ -176,7 +182,7 @@ func userList(c *call) error {
 }
 
 func userGet(c *call) error {
-	return identityCall(c, 1, func(ic *identityConn) error {
+	return identityCall(c, 1, nil, func(ic *identityConn) error {
 		u, err := ic.pools.GetUser(c.ctx, &poolv1.GetUserRequest{TenantId: ic.tenant, PoolId: ic.pool, UserId: c.arg(0)})
 		if err != nil {
 			return err
@@ -201,7 +207,10 @@ func userCreate(c *call) error {
 	b.object("metadata", "metadata", "the user's metadata", func(s *structpb.Struct) { u.Metadata = s })
 	ids := c.list("identifier", "identifiers as TYPE:VALUE, e.g. email:jane@example.com, mobile:+14155550100, uid:jane")
 	password, fromStdin := passwordFlags(c)
-	return identityCall(c, 0, func(ic *identityConn) error {
+	prepare := func() error {
+		if *fromStdin && *b.file == "-" {
+			return usageErrorf("standard input cannot hold both --file and the password")
+		}
 		if _, err := b.apply(); err != nil {
 			return err
 		}
@@ -213,15 +222,15 @@ func userCreate(c *call) error {
 			u.Identifiers = append(u.Identifiers, &poolv1.UserIdentifier{Type: typ, Identifier: value})
 		}
 		if *password != "" || *fromStdin { // a user may be created without a password: no prompt here
-			if *fromStdin && *b.file == "-" {
-				return usageErrorf("standard input cannot hold both --file and the password")
-			}
 			secret, err := readSecret(c, "password", *password, *fromStdin, "", false)
 			if err != nil {
 				return err
 			}
 			u.Credentials = append(u.Credentials, &poolv1.UserCredential{Type: "password", Password: secret})
 		}
+		return nil
+	}
+	return identityCall(c, 0, prepare, func(ic *identityConn) error {
 		out, err := ic.pools.CreateUser(c.ctx, &poolv1.CreateUserRequest{TenantId: ic.tenant, PoolId: ic.pool, User: u})
 		if err != nil {
 			return err
@@ -232,14 +241,18 @@ func userCreate(c *call) error {
 
 func userSetPassword(c *call) error {
 	password, fromStdin := passwordFlags(c)
-	return identityCall(c, 1, func(ic *identityConn) error {
-		secret, err := readSecret(c, "new password", *password, *fromStdin, "", true)
-		if err != nil {
+	var secret string
+	prepare := func() error {
+		var err error
+		if secret, err = readSecret(c, "new password", *password, *fromStdin, "", true); err != nil {
 			return err
 		}
 		if secret == "" {
 			return usageErrorf("no password: give --password-stdin (or run on a terminal to be asked)")
 		}
+		return nil
+	}
+	return identityCall(c, 1, prepare, func(ic *identityConn) error {
 		if _, err := ic.pools.SetUserPassword(c.ctx, &poolv1.SetUserPasswordRequest{TenantId: ic.tenant, PoolId: ic.pool, UserId: c.arg(0), Password: secret}); err != nil {
 			return err
 		}
@@ -248,7 +261,7 @@ func userSetPassword(c *call) error {
 }
 
 func userDelete(c *call) error {
-	return identityCall(c, 1, func(ic *identityConn) error {
+	return identityCall(c, 1, nil, func(ic *identityConn) error {
 		if _, err := ic.pools.DeleteUser(c.ctx, &poolv1.DeleteUserRequest{TenantId: ic.tenant, PoolId: ic.pool, UserId: c.arg(0)}); err != nil {
 			return err
 		}
@@ -270,7 +283,7 @@ var sessionColumns = []column[*tokenv1.Session]{
 
 func sessionList(c *call) error {
 	limit := c.limitFlag(0)
-	return identityCall(c, 1, func(ic *identityConn) error {
+	return identityCall(c, 1, nil, func(ic *identityConn) error {
 		items, err := listAll(c.ctx, *limit, func(ctx context.Context, tok string, size int32) ([]*tokenv1.Session, string, error) {
 			r, err := ic.tokens.ListUserSessions(ctx, &tokenv1.ListUserSessionsRequest{TenantId: ic.tenant, PoolId: ic.pool, UserId: c.arg(0), PageSize: size, PageToken: tok})
 			return r.GetSessions(), r.GetNextPageToken(), err
@@ -283,7 +296,7 @@ func sessionList(c *call) error {
 }
 
 func sessionEnd(c *call) error {
-	return identityCall(c, 2, func(ic *identityConn) error {
+	return identityCall(c, 2, nil, func(ic *identityConn) error {
 		if _, err := ic.tokens.DeleteUserSession(c.ctx, &tokenv1.DeleteUserSessionRequest{TenantId: ic.tenant, PoolId: ic.pool, UserId: c.arg(0), SessionId: c.arg(1)}); err != nil {
 			return err
 		}
@@ -292,7 +305,7 @@ func sessionEnd(c *call) error {
 }
 
 func sessionEndAll(c *call) error {
-	return identityCall(c, 1, func(ic *identityConn) error {
+	return identityCall(c, 1, nil, func(ic *identityConn) error {
 		if _, err := ic.tokens.DeleteUserSessions(c.ctx, &tokenv1.DeleteUserSessionsRequest{TenantId: ic.tenant, PoolId: ic.pool, UserId: c.arg(0)}); err != nil {
 			return err
 		}
