@@ -6,8 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -31,17 +31,16 @@ const (
 	exitConflict         = 6
 )
 
-// cliError is an error with its exit code. A usage error also prints the command's usage.
+// cliError is an error with its exit code. A usage error also prints the command's synopsis.
 type cliError struct {
-	code  int
-	msg   string
-	usage bool
+	code int
+	msg  string
 }
 
 func (e *cliError) Error() string { return e.msg }
 
 func usageErrorf(format string, args ...any) error {
-	return &cliError{code: exitUsage, msg: fmt.Sprintf(format, args...), usage: true}
+	return &cliError{code: exitUsage, msg: fmt.Sprintf(format, args...)}
 }
 
 func notLoggedInf(format string, args ...any) error {
@@ -152,7 +151,7 @@ func clientCommandList() string {
 		if g.group == "login" {
 			continue
 		}
-		verbs := slices.Sorted(mapKeys(commandGroups[g.group]))
+		verbs := slices.Sorted(maps.Keys(commandGroups[g.group]))
 		line := "  authplane " + g.group
 		if len(verbs) > 1 || (len(verbs) == 1 && verbs[0] != "") {
 			line += " " + strings.Join(verbs, "|")
@@ -163,16 +162,6 @@ func clientCommandList() string {
 		fmt.Fprintf(&b, "%-40s%s\n", line, g.summary)
 	}
 	return strings.TrimSuffix(b.String(), "\n")
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // cli runs one client command and returns its exit code.
@@ -212,7 +201,7 @@ func cli(ctx context.Context, args []string, env *cliEnv) int {
 func printGroupUsage(w io.Writer, group string) {
 	fmt.Fprintf(w, "Usage:\n")
 	cmds := commandGroups[group]
-	for _, verb := range slices.Sorted(mapKeys(cmds)) {
+	for _, verb := range slices.Sorted(maps.Keys(cmds)) {
 		cmd := cmds[verb]
 		line := strings.TrimSpace("authplane " + group + " " + verb + " " + cmd.args)
 		fmt.Fprintf(w, "  %-50s %s\n", line, cmd.summary)
@@ -222,7 +211,9 @@ func printGroupUsage(w io.Writer, group string) {
 
 func newCall(ctx context.Context, env *cliEnv, name string, cmd *clientCommand, args []string) *call {
 	fs := flag.NewFlagSet("authplane "+name, flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
+	// The flag package would print its error and the whole usage on any mistake; finish says it once instead.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	id := requestid.New()
 	c := &call{ctx: metadata.AppendToOutgoingContext(ctx, requestid.MetadataKey, id), env: env, name: name, cmd: cmd, fs: fs, args: args, requestID: id}
 	profile := env.getenv("AUTHPLANE_PROFILE")
@@ -236,11 +227,20 @@ func newCall(ctx context.Context, env *cliEnv, name string, cmd *clientCommand, 
 	}
 	c.output = fs.String("output", output, "table or json (AUTHPLANE_OUTPUT)")
 	fs.StringVar(c.output, "o", output, "shorthand for --output")
-	fs.Usage = func() {
-		fmt.Fprintf(env.stderr, "Usage: authplane %s [flags] %s\n  %s\n\nFlags:\n", name, cmd.args, cmd.summary)
-		fs.PrintDefaults()
-	}
 	return c
+}
+
+// usageLine is the command's synopsis.
+func (c *call) usageLine() string {
+	return strings.TrimSpace("authplane " + c.name + " [flags] " + c.cmd.args)
+}
+
+// printHelp is what -h prints: the synopsis, what the command does, and its flags.
+func (c *call) printHelp(w io.Writer) {
+	fmt.Fprintf(w, "Usage: %s\n  %s\n\nFlags:\n", c.usageLine(), c.cmd.summary)
+	c.fs.SetOutput(w)
+	c.fs.PrintDefaults()
+	c.fs.SetOutput(io.Discard)
 }
 
 // parse parses the flags, which may come before, between or after the positional arguments (the standard flag
@@ -254,7 +254,7 @@ func (c *call) parse(min, max int) error {
 			if errors.Is(err, flag.ErrHelp) {
 				return errHelp
 			}
-			return &cliError{code: exitUsage, msg: err.Error()}
+			return usageErrorf("%v", err)
 		}
 		rest := c.fs.Args()
 		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
@@ -301,17 +301,19 @@ func (c *call) finish(err error) int {
 		return exitOK
 	}
 	if errors.Is(err, errHelp) {
+		c.printHelp(c.env.stdout)
 		return exitOK
 	}
 	var ce *cliError
 	if errors.As(err, &ce) {
 		fmt.Fprintln(c.env.stderr, "authplane:", ce.msg)
-		if ce.usage {
-			c.fs.Usage()
+		if ce.code == exitUsage {
+			fmt.Fprintf(c.env.stderr, "Usage: %s (\"authplane %s -h\" lists the flags)\n", c.usageLine(), c.name)
 		}
 		return ce.code
 	}
-	if errors.Is(err, context.Canceled) && c.ctx.Err() != nil {
+	if c.ctx.Err() != nil {
+		fmt.Fprintln(c.env.stderr, "authplane: interrupted")
 		return exitError
 	}
 	d := apierr.Describe(err)
@@ -356,14 +358,4 @@ func (c *call) list(name, usage string) *listFlag {
 	l := &listFlag{}
 	c.fs.Var(l, name, usage+" (comma-separated or repeated)")
 	return l
-}
-
-// sortedKeys is for stable messages.
-func sortedKeys(m map[string]bool) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

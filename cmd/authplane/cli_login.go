@@ -264,7 +264,7 @@ func loginCmd(c *call) error {
 	}
 	// The token is tried on the gRPC address before it is saved: a wrong address or a token the plane refuses
 	// (a client without the plane's scope) is found now rather than at the next command.
-	s := &planeSession{env: c.env, path: path, prof: p, login: l, plane: pl, fresh: true}
+	s := &planeSession{env: c.env, path: path, name: *c.prof, prof: p, login: l, plane: pl, fresh: true}
 	conn, err := s.dial()
 	if err != nil {
 		return err
@@ -469,7 +469,13 @@ func logoutCmd(c *call) error {
 		return usageErrorf("--plane must be operator, admin or identity, not %q", *only)
 	}
 	// The tokens themselves stay valid until they expire: the CLI holds no credential to revoke them with.
-	return saveProfile(path, p)
+	if err := saveProfile(path, p); err != nil {
+		return err
+	}
+	if *only != "" {
+		return printDone(c, "forgot the %s login of profile %s", *only, *c.prof)
+	}
+	return printDone(c, "forgot the logins of profile %s", *c.prof)
 }
 
 func whoamiCmd(c *call) error {
