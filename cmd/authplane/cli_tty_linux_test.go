@@ -39,7 +39,7 @@ func openPTY(t *testing.T) (terminal, keyboard *os.File) {
 	t.Cleanup(func() { keyboard.Close() })
 	terminal, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
-		t.Fatal(err)
+		t.Skipf("the pseudo-terminal cannot be opened here: %v", err)
 	}
 	t.Cleanup(func() { terminal.Close() })
 	return terminal, keyboard
