@@ -39,6 +39,7 @@ Usage:
 
 Run "authplane serve -h" for the flags; each has an AUTHPLANE_ environment variable. The master-key commands
 take the same configuration as serve.
+
 `
 
 func main() {
@@ -48,7 +49,7 @@ func main() {
 // run runs the command in args with the environment getenv and returns the exit code.
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, fullUsage())
 		return 2
 	}
 	switch args[0] {
@@ -67,12 +68,22 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		defer stop()
 		return backup(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, fullUsage())
 		return 0
 	default:
-		fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], usage)
+		if isClientCommand(args[0]) {
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return cli(ctx, args, &cliEnv{getenv: getenv, stdin: os.Stdin, stdout: stdout, stderr: stderr})
+		}
+		fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], fullUsage())
 		return 2
 	}
+}
+
+// fullUsage is the server's commands and the client's.
+func fullUsage() string {
+	return usage + fmt.Sprintf(cliUsage, clientCommandList())
 }
 
 func serve(args []string, getenv func(string) string, stderr io.Writer) int {
