@@ -235,7 +235,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	deps.Verifier = verifier
 
 	serverOpts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(interceptors...), grpc.MaxRecvMsgSize(4 << 20),
-		grpc.KeepaliveEnforcementPolicy(serverKeepalive)}
+		grpc.KeepaliveEnforcementPolicy(serverKeepalive), grpc.KeepaliveParams(serverConnectionAge)}
 	if serverStats != nil {
 		serverOpts = append(serverOpts, grpc.StatsHandler(serverStats))
 	}

@@ -57,6 +57,11 @@ var (
 	serverKeepalive = keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}
 )
 
+// serverConnectionAge ends every connection to a replica gracefully after about two minutes (GOAWAY: calls in
+// flight finish, the next ones go on a new connection). A client resolves its dns:/// name again when a connection
+// ends, so replicas added by scaling out get their share within minutes rather than when some connection fails.
+var serverConnectionAge = keepalive.ServerParameters{MaxConnectionAge: 2 * time.Minute, MaxConnectionAgeGrace: 30 * time.Second}
+
 // serviceConfig is the gRPC service config of the connection to a service: round robin over every replica whose
 // health check (the grpc.health.v1 status of the service's name) answers SERVING, so that a replica stopping
 // (NOT_SERVING) or unreachable gets no new calls; reads sent again on Unavailable, within a budget.
