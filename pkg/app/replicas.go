@@ -84,7 +84,7 @@ func serviceConfig(name string) string {
 	cfg := map[string]any{
 		"loadBalancingConfig": []map[string]any{{"round_robin": map[string]any{}}},
 		"healthCheckConfig":   map[string]string{"serviceName": name},
-		// Retries stop when more than a tenth of a connection's calls would be retries: a service down on every
+		// Retries stop while more than about one call in ten fails on a connection: a service down on every
 		// replica then fails fast instead of tripling its load.
 		"retryThrottling": map[string]float64{"maxTokens": 10, "tokenRatio": 0.1},
 	}
