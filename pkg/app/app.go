@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -72,6 +73,8 @@ type App struct {
 	tlsCert *tlsfiles.Certificate
 	// relayDone is closed when the audit relay has stopped (nil when the process runs none).
 	relayDone chan struct{}
+	// draining is set once the process is told to stop: /readyz answers 503 while in-flight requests finish.
+	draining atomic.Bool
 
 	// metricsHTTP serves /metrics on metricsLn when AUTHPLANE_METRICS_ADDR is set (nil otherwise).
 	metricsHTTP *http.Server
@@ -247,8 +250,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		case cfg.Runs(name):
 			conns[name] = local
 		case cfg.Addrs[name] != "":
-			cc, err := grpc.NewClient(cfg.Addrs[name], append(dialOpts,
-				grpc.WithChainUnaryInterceptor(reportUnavailable(log, name, cfg.Addrs[name])))...)
+			cc, err := dialService(name, cfg.Addrs[name], append(dialOpts,
+				grpc.WithChainUnaryInterceptor(reportUnavailable(log, name, cfg.Addrs[name]))))
 			if err != nil {
 				return nil, fmt.Errorf("connect to the %s service at %s: %w", name, cfg.Addrs[name], err)
 			}
@@ -267,7 +270,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		authz.WithInternal(deps.Internal))
 	deps.Verifier = verifier
 
-	serverOpts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(interceptors...), grpc.MaxRecvMsgSize(4 << 20)}
+	serverOpts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(interceptors...), grpc.MaxRecvMsgSize(4 << 20),
+		grpc.KeepaliveEnforcementPolicy(serverKeepalive), grpc.KeepaliveParams(serverConnectionAge)}
 	if serverStats != nil {
 		serverOpts = append(serverOpts, grpc.StatsHandler(serverStats))
 	}
@@ -398,6 +402,10 @@ func clientSource(clients clientv1.ClientServiceClient, internal *internalcall.A
 }
 
 func (a *App) ready(w http.ResponseWriter, r *http.Request) {
+	if a.draining.Load() {
+		writeStatus(w, http.StatusServiceUnavailable, "shutting down")
+		return
+	}
 	if a.db != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
@@ -435,8 +443,10 @@ func (a *App) MetricsAddr() string {
 	return a.metricsLn.Addr().String()
 }
 
-// Serve serves HTTP and gRPC on the given listeners (and metrics on their own, when configured) until ctx ends, then shuts down gracefully: it stops
-// accepting, lets in-flight requests finish (up to 20 s), and closes the database.
+// Serve serves HTTP and gRPC on the given listeners (and metrics on their own, when configured) until ctx ends, then
+// shuts down gracefully: it reports itself not ready (gRPC health NOT_SERVING, /readyz 503) and keeps serving for
+// AUTHPLANE_SHUTDOWN_DRAIN, so that balancers move to other replicas, then stops accepting, lets in-flight
+// requests finish (up to 20 s), and closes the database.
 func (a *App) Serve(ctx context.Context, httpLn, grpcLn net.Listener) error {
 	for _, name := range a.services {
 		a.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
@@ -477,8 +487,15 @@ func (a *App) Serve(ctx context.Context, httpLn, grpcLn net.Listener) error {
 }
 
 func (a *App) shutdown() {
-	a.log.Info("shutting down: finishing in-flight requests")
+	// Not ready first: the other processes' health checks take this replica out of their rotation (gRPC clients
+	// move at once; HTTP load balancers at their next /readyz probe, which the drain waits for).
+	a.draining.Store(true)
 	a.health.Shutdown()
+	if d := a.cfg.ShutdownDrain; d > 0 {
+		a.log.Info("shutting down: reporting not ready, still serving", "drain", d.String())
+		time.Sleep(d)
+	}
+	a.log.Info("shutting down: finishing in-flight requests")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	done := make(chan struct{})

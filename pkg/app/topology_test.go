@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -157,8 +158,14 @@ func TestComposeFileRunsKnownServices(t *testing.T) {
 			if addr == "" {
 				continue
 			}
-			if host, _, _ := strings.Cut(addr, ":"); host != runs[s] {
-				t.Errorf("container %s reaches %s at %s, but %s runs it", container, s, addr, runs[s])
+			hosts, err := serviceHosts(addr)
+			if err != nil {
+				t.Errorf("container %s: AUTHPLANE_%s_ADDR: %v", container, strings.ToUpper(s), err)
+			}
+			for _, host := range hosts {
+				if host != runs[s] {
+					t.Errorf("container %s reaches %s at %s, but %s runs it", container, s, addr, runs[s])
+				}
 			}
 		}
 	}
@@ -226,6 +233,123 @@ func TestComposeFileRunsKnownServices(t *testing.T) {
 	}
 	for name := range compose.Services {
 		visit(name, nil)
+	}
+}
+
+// serviceHosts are the hosts an AUTHPLANE_<NAME>_ADDR value names: those of a list, or the name of a dns:/// target.
+func serviceHosts(value string) ([]string, error) {
+	addr, err := config.ParseServiceAddr(value)
+	if err != nil {
+		return nil, err
+	}
+	list := addr.Addrs
+	if addr.Target != "" {
+		target := addr.Target
+		if i := strings.LastIndex(target, "/"); i >= 0 {
+			target = target[i+1:]
+		}
+		list = []string{target}
+	}
+	hosts := make([]string, len(list))
+	for i, a := range list {
+		if hosts[i], _, err = net.SplitHostPort(a); err != nil {
+			return nil, err
+		}
+	}
+	return hosts, nil
+}
+
+// TestComposeFileRunsReplicasBehindAProxy reads docker-compose.yml and deploy/compose/haproxy.cfg: the token and
+// pool services and the gateway run two replicas or more, every address is a dns:/// name (Docker's DNS answers it
+// with every replica, so any service can be scaled), no replicated container publishes a port (two could not bind
+// it), the proxy publishes the public one and balances over the gateways by their /readyz, and a stopping
+// container is given the time to drain and finish its requests.
+func TestComposeFileRunsReplicasBehindAProxy(t *testing.T) {
+	raw, err := os.ReadFile("../../docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compose struct {
+		Services map[string]struct {
+			Image       string            `yaml:"image"`
+			Command     []string          `yaml:"command"`
+			Environment map[string]string `yaml:"environment"`
+			Ports       []string          `yaml:"ports"`
+			StopGrace   string            `yaml:"stop_grace_period"`
+			Deploy      struct {
+				Replicas int `yaml:"replicas"`
+			} `yaml:"deploy"`
+			Configs []struct {
+				Source string `yaml:"source"`
+				Target string `yaml:"target"`
+			} `yaml:"configs"`
+		} `yaml:"services"`
+		Configs map[string]struct {
+			File string `yaml:"file"`
+		} `yaml:"configs"`
+	}
+	if err := yaml.Unmarshal(raw, &compose); err != nil {
+		t.Fatalf("docker-compose.yml: %v", err)
+	}
+	for _, name := range []string{svc.Token, svc.Pool, svc.Gateway} {
+		if n := compose.Services[name].Deploy.Replicas; n < 2 {
+			t.Errorf("the %s container runs %d replicas, want 2 or more", name, n)
+		}
+	}
+	for container, c := range compose.Services {
+		if len(c.Command) == 0 || c.Command[0] != "serve" {
+			continue
+		}
+		cfg, err := config.Parse(c.Command[1:], func(k string) string { return c.Environment[k] })
+		if err != nil {
+			t.Fatalf("container %s: %v", container, err)
+		}
+		for s, addr := range cfg.Addrs {
+			if !strings.HasPrefix(addr, "dns:///") {
+				t.Errorf("container %s reaches %s at %q, want a dns:/// name resolving to every replica", container, s, addr)
+			}
+		}
+		if c.Deploy.Replicas > 1 && len(c.Ports) > 0 {
+			t.Errorf("container %s runs %d replicas and publishes %v: only one could bind it", container, c.Deploy.Replicas, c.Ports)
+		}
+		grace, err := time.ParseDuration(c.StopGrace)
+		if cfg.ShutdownDrain == 0 || err != nil || grace < cfg.ShutdownDrain+20*time.Second {
+			t.Errorf("container %s: drain %v, stop_grace_period %q: want a drain, and a grace period covering it plus 20 s of in-flight requests",
+				container, cfg.ShutdownDrain, c.StopGrace)
+		}
+	}
+
+	lb, ok := compose.Services["lb"]
+	if !ok || !strings.HasPrefix(lb.Image, "haproxy:") {
+		t.Fatalf("no HAProxy container lb in front of the gateways (%+v)", lb)
+	}
+	if !slices.Contains(lb.Ports, "8080:8080") {
+		t.Errorf("the proxy publishes %v, want 8080:8080", lb.Ports)
+	}
+	if len(lb.Configs) != 1 || lb.Configs[0].Target != "/usr/local/etc/haproxy/haproxy.cfg" {
+		t.Fatalf("the proxy's configuration is not mounted where HAProxy reads it: %+v", lb.Configs)
+	}
+	cfgFile := compose.Configs[lb.Configs[0].Source].File
+	haproxy, err := os.ReadFile(filepath.Join("../..", cfgFile))
+	if err != nil {
+		t.Fatalf("the proxy's configuration %q: %v", cfgFile, err)
+	}
+	directives := map[string][]string{} // first word → the rest of each line
+	for _, line := range strings.Split(string(haproxy), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && !strings.HasPrefix(f[0], "#") {
+			directives[f[0]] = append(directives[f[0]], strings.Join(f[1:], " "))
+		}
+	}
+	for _, want := range []struct{ directive, value string }{
+		{"bind", ":8080"},
+		{"balance", "roundrobin"},
+		{"option", "httpchk GET /readyz"},
+		{"retry-on", "conn-failure"},
+		{"server-template", "gateway 4 gateway:8080"},
+	} {
+		if !slices.Contains(directives[want.directive], want.value) {
+			t.Errorf("haproxy.cfg lacks %q %q (has %q)", want.directive, want.value, directives[want.directive])
+		}
 	}
 }
 

@@ -38,8 +38,12 @@ type Config struct {
 	PreviousMasterKeysB64, PreviousMasterKeysFile string
 	// Services this process runs.
 	Services []string
-	// Addrs maps a service name to the gRPC address where another process runs it.
+	// Addrs maps a service name to where other processes run it: one host:port, a comma-separated list of replicas,
+	// or a dns:/// target resolving to every replica (see ParseServiceAddr; Parse has checked each).
 	Addrs map[string]string
+	// ShutdownDrain is how long a process told to stop keeps serving while reporting itself not ready (gRPC health
+	// NOT_SERVING, /readyz 503), so that balancers move new requests to other replicas before it stops accepting.
+	ShutdownDrain time.Duration
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
 	// PprofAddr, when set, serves net/http/pprof there (keep it on a private interface).
@@ -109,6 +113,7 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 	fs.StringVar(&c.AuditNATSURL, "audit-nats-url", env("AUTHPLANE_AUDIT_NATS_URL", ""), "stream every audit event to NATS JetStream at this URL, subject authplane.audit.<tenant> (AUTHPLANE_AUDIT_NATS_URL; off by default)")
 	fs.StringVar(&c.AuditNATSStream, "audit-nats-stream", env("AUTHPLANE_AUDIT_NATS_STREAM", audit.DefaultStream), "the JetStream stream of the audit events, created when missing (AUTHPLANE_AUDIT_NATS_STREAM)")
 	fs.DurationVar(&c.JWKSMaxAge, "jwks-max-age", envDuration(getenv, "AUTHPLANE_JWKS_MAX_AGE", 5*time.Minute), "how long clients may cache a key set; new keys are published that long before they sign (AUTHPLANE_JWKS_MAX_AGE)")
+	fs.DurationVar(&c.ShutdownDrain, "shutdown-drain", envDuration(getenv, "AUTHPLANE_SHUTDOWN_DRAIN", 0), "on SIGTERM, report not ready and keep serving this long before stopping, for balancers to move away, e.g. 5s (AUTHPLANE_SHUTDOWN_DRAIN)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("AUTHPLANE_METRICS_ADDR", ""), "serve /metrics on this address instead of the HTTP address, e.g. 127.0.0.1:9100 (AUTHPLANE_METRICS_ADDR)")
 	tenantLabels, err := envBool(getenv, "AUTHPLANE_METRICS_TENANT_LABELS", true)
 	if err != nil {
@@ -139,6 +144,9 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 	}
 	if c.JWKSMaxAge < time.Second || c.JWKSMaxAge > 24*time.Hour {
 		return nil, errors.New("--jwks-max-age (AUTHPLANE_JWKS_MAX_AGE) must be between 1s and 24h")
+	}
+	if c.ShutdownDrain < 0 || c.ShutdownDrain > 5*time.Minute {
+		return nil, errors.New("--shutdown-drain (AUTHPLANE_SHUTDOWN_DRAIN) must be a duration between 0s and 5m")
 	}
 	if hashMB < 16 || hashConcurrency < 1 || c.PasswordHashing.MaxWait <= 0 {
 		return nil, errors.New("password hashing needs a memory budget of at least 16 MiB, a concurrency of at least 1 and a positive maximum wait")
@@ -174,7 +182,11 @@ func Parse(args []string, getenv func(string) string) (*Config, error) {
 		if name == svc.Gateway {
 			continue
 		}
-		if a := getenv("AUTHPLANE_" + strings.ToUpper(name) + "_ADDR"); a != "" {
+		variable := "AUTHPLANE_" + strings.ToUpper(name) + "_ADDR"
+		if a := strings.TrimSpace(getenv(variable)); a != "" {
+			if _, err := ParseServiceAddr(a); err != nil {
+				return nil, fmt.Errorf("%s: %w", variable, err)
+			}
 			c.Addrs[name] = a
 		}
 	}

@@ -101,6 +101,24 @@ func TestParse(t *testing.T) {
 					t.Errorf("metrics addr %q, tenant labels %v", c.MetricsAddr, c.MetricsTenantLabels)
 				}
 			}},
+		{name: "no shutdown drain by default", check: func(t *testing.T, c *Config) {
+			if c.ShutdownDrain != 0 {
+				t.Errorf("shutdown drain %v", c.ShutdownDrain)
+			}
+		}},
+		{name: "shutdown drain from the environment", env: map[string]string{"AUTHPLANE_SHUTDOWN_DRAIN": "5s"}, check: func(t *testing.T, c *Config) {
+			if c.ShutdownDrain != 5*time.Second {
+				t.Errorf("shutdown drain %v", c.ShutdownDrain)
+			}
+		}},
+		{name: "malformed shutdown drain", env: map[string]string{"AUTHPLANE_SHUTDOWN_DRAIN": "a while"}, wantErr: true},
+		{name: "negative shutdown drain", args: []string{"--shutdown-drain=-1s"}, wantErr: true},
+		{name: "replica lists kept as given", env: map[string]string{"AUTHPLANE_TOKEN_ADDR": "token-1:9090,token-2:9090", "AUTHPLANE_POOL_ADDR": "dns:///pool:9090"},
+			check: func(t *testing.T, c *Config) {
+				if c.Addrs["token"] != "token-1:9090,token-2:9090" || c.Addrs["pool"] != "dns:///pool:9090" {
+					t.Errorf("addrs %v", c.Addrs)
+				}
+			}},
 		{name: "malformed metrics tenant labels", env: map[string]string{"AUTHPLANE_METRICS_TENANT_LABELS": "sometimes"}, wantErr: true},
 		{name: "plaintext listeners and calls, a year of HSTS, by default", check: func(t *testing.T, c *Config) {
 			if c.ServesTLS() || c.TLSCertFile != "" || c.TLSKeyFile != "" || c.TLSCAFile != "" || c.TLSServerName != "" {

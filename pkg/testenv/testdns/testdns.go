@@ -48,9 +48,12 @@ func (s *Server) Set(name string, addrs ...netip.Addr) {
 	s.records[fqdn(name)] = addrs
 }
 
+// Addr is the server's UDP address, host:port (e.g. for a gRPC target dns://ADDR/name:port).
+func (s *Server) Addr() string { return s.conn.LocalAddr().String() }
+
 // Resolver is Go's resolver asking this server only (the hosts file is still read first, as always).
 func (s *Server) Resolver() *net.Resolver {
-	addr := s.conn.LocalAddr().String()
+	addr := s.Addr()
 	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "udp", addr)
